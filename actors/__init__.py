@@ -1,0 +1,1 @@
+"""Thin Ray actors around the ports in ``runtime``: CustomerActor, ArchiveActor, MeetingCoordinator."""

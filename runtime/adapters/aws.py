@@ -1,0 +1,127 @@
+"""boto3 plumbing: one place that builds clients and translates botocore errors."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Iterator
+
+import boto3
+import botocore.config
+import botocore.exceptions
+from botocore.exceptions import ClientError
+
+from ..errors import (AlreadyExists, NotFound, PermanentError, PreconditionFailed,
+                      RetryableError, TenantPaused, TtrError)
+
+# Codes that mean "try again later" whatever the service.
+RETRYABLE_CODES = {
+    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottled",
+    "TooManyRequestsException", "SlowDown", "RequestLimitExceeded", "ProvisionedThroughputExceededException",
+    "ServiceUnavailable", "ServiceUnavailableException", "InternalError", "InternalFailure",
+    "InternalServerError", "RequestTimeout", "RequestTimeoutException", "LimitExceededException",
+    "ConditionalRequestConflict", "OperationAborted", "IDPCommunicationError",
+    "KMS.ThrottlingException", "RequestExpired",
+}
+PAUSED_CODES = {"SendingPausedException", "AccountSuspendedException", "SendingPaused", "AccountSuspended"}
+NOT_FOUND_CODES = {"NoSuchKey", "NotFoundException", "NotFound", "404", "NoSuchBucket",
+                   "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
+ALREADY_EXISTS_CODES = {"AlreadyExistsException", "BucketAlreadyOwnedByYou", "QueueAlreadyExists"}
+
+
+def client_config(*, connect_timeout: float = 5, read_timeout: float = 30,
+                  max_attempts: int = 3) -> botocore.config.Config:
+    return botocore.config.Config(
+        connect_timeout=connect_timeout, read_timeout=read_timeout,
+        retries={"max_attempts": max_attempts, "mode": "standard"},
+        max_pool_connections=32)
+
+
+class AwsClients:
+    """Builds boto3 clients for the runtime's own account (bucket, queues) and for a tenant.
+
+    ``endpoint_url`` points every client at an emulator; None means real AWS. With an emulator
+    and no credentials in the environment, dummy ones are used (the emulator accepts any).
+    """
+
+    def __init__(self, region: str, endpoint_url: str | None = None, *,
+                 config: botocore.config.Config | None = None):
+        self.region = region
+        self.endpoint_url = endpoint_url
+        self.config = config or client_config()
+        self._session = boto3.session.Session(**self._default_credentials())
+        self._clients: dict[tuple, object] = {}
+
+    def _default_credentials(self) -> dict:
+        if self.endpoint_url and not (os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")):
+            return {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+        return {}
+
+    @property
+    def session(self) -> boto3.session.Session:
+        return self._session
+
+    def client(self, service: str, region: str | None = None):
+        key = (service, region or self.region)
+        if key not in self._clients:
+            self._clients[key] = self._session.client(
+                service, region_name=region or self.region, endpoint_url=self.endpoint_url,
+                config=self.config)
+        return self._clients[key]
+
+    def client_with(self, service: str, credentials: dict, region: str | None = None):
+        """A client with explicit (assumed-role) credentials, e.g. a tenant's SES client."""
+        session = boto3.session.Session(
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials.get("SessionToken"))
+        return session.client(service, region_name=region or self.region,
+                              endpoint_url=self.endpoint_url, config=self.config)
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def http_status(exc: ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+
+
+def translate(exc: Exception, operation: str) -> TtrError:
+    """Map a botocore/boto3 exception to our tree. Never returns a vendor type."""
+    if isinstance(exc, ClientError):
+        code, status = error_code(exc), http_status(exc)
+        msg = exc.response.get("Error", {}).get("Message") or code or str(exc)
+        text = f"{operation}: {code or status}: {msg}"
+        if code == "PreconditionFailed" or status == 412:
+            return PreconditionFailed(text, operation=operation, code=code or "PreconditionFailed")
+        if code in PAUSED_CODES:
+            return TenantPaused(text, operation=operation, code=code, retry_after=300)
+        if code in NOT_FOUND_CODES or status == 404:
+            return NotFound(text, code=code or "NotFound")
+        if code in ALREADY_EXISTS_CODES:
+            return AlreadyExists(text, code=code)
+        if code in RETRYABLE_CODES or status in (409, 429) or status >= 500:
+            return RetryableError(text, operation=operation, code=code or str(status))
+        return PermanentError(text, operation=operation, code=code or str(status))
+    if isinstance(exc, (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError,
+                        botocore.exceptions.ReadTimeoutError, botocore.exceptions.ConnectTimeoutError)):
+        return RetryableError(f"{operation}: connection problem: {exc}", operation=operation,
+                              code=type(exc).__name__)
+    if isinstance(exc, botocore.exceptions.NoCredentialsError):
+        return PermanentError(f"{operation}: no AWS credentials found", operation=operation,
+                              code="NoCredentials")
+    if isinstance(exc, botocore.exceptions.ParamValidationError):
+        return PermanentError(f"{operation}: {exc}", operation=operation, code="ParamValidation")
+    if isinstance(exc, botocore.exceptions.BotoCoreError):
+        return RetryableError(f"{operation}: {exc}", operation=operation, code=type(exc).__name__)
+    raise exc
+
+
+@contextlib.contextmanager
+def aws_errors(operation: str) -> Iterator[None]:
+    """``with aws_errors("s3.PutObject"): ...`` translates whatever botocore raises."""
+    try:
+        yield
+    except (ClientError, botocore.exceptions.BotoCoreError) as exc:
+        raise translate(exc, operation) from exc

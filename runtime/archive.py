@@ -1,0 +1,95 @@
+"""The archive store: ``archive/{changeId}.json``, the single source of truth.
+
+- Creates are create-only (``If-None-Match: *``).
+- Updates are read-modify-write with ``If-Match`` on the ETag and a bounded retry when another
+  writer won the race (412, or 409 for a concurrent conditional write). The mutation is
+  re-applied to the fresh copy, so nobody's write is overwritten.
+- Everything is kept as a dict: fields this code does not know survive every write.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from typing import Callable
+
+from .errors import AlreadyExists, ConflictError, InvalidInput, NotFound, PreconditionFailed, RetryableError
+from .model import archive_key, check_change_id
+from .ports import ObjectStore
+
+DEFAULT_ATTEMPTS = 8
+
+
+class ArchiveStore:
+    def __init__(self, store: ObjectStore, *, attempts: int = DEFAULT_ATTEMPTS,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.store = store
+        self.attempts = attempts
+        self.sleep = sleep
+
+    def exists(self, change_id: str) -> bool:
+        try:
+            self.store.get(archive_key(change_id))
+            return True
+        except NotFound:
+            return False
+
+    def load(self, change_id: str) -> tuple[dict, str]:
+        """(archive, etag). NotFound names the change."""
+        check_change_id(change_id)
+        try:
+            obj = self.store.get(archive_key(change_id))
+        except NotFound:
+            raise NotFound(f"change {change_id} not found (no archive/{change_id}.json)") from None
+        return decode_archive(obj.body, change_id), obj.etag
+
+    def create(self, change: dict) -> str:
+        change_id = change["changeId"]
+        try:
+            return self.store.put(archive_key(change_id), encode(change), if_none_match=True)
+        except (AlreadyExists, PreconditionFailed):
+            raise AlreadyExists(f"change {change_id} already exists") from None
+
+    def update(self, change_id: str, mutate: Callable[[dict], dict | None]) -> dict:
+        """Apply ``mutate`` to the current archive and write it with If-Match.
+
+        ``mutate`` returns the new archive, or None for "nothing to write" (then the current one
+        is returned). It may raise (e.g. IllegalTransition): nothing is written then. On a lost
+        race it runs again on the fresh copy, at most ``attempts`` times.
+        """
+        last: Exception | None = None
+        for attempt in range(self.attempts):
+            current, etag = self.load(change_id)
+            new = mutate(json.loads(json.dumps(current)))
+            if new is None:
+                return current
+            if new.get("changeId") != change_id:
+                raise InvalidInput("an archive write may not change the changeId")
+            try:
+                self.store.put(archive_key(change_id), encode(new), if_match=etag)
+                return new
+            except PreconditionFailed as exc:
+                last = exc
+                # Another writer won; back off a little (jittered) and re-read.
+                self.sleep(min(0.05 * (2 ** attempt), 1.0) * random.uniform(0.5, 1.0))
+        raise RetryableError(
+            f"archive/{change_id}.json: gave up after {self.attempts} conflicting concurrent writes",
+            operation="archive.update") from last
+
+
+def encode(change: dict) -> bytes:
+    return json.dumps(change, indent=2, ensure_ascii=False).encode("utf-8")
+
+
+def decode_archive(body: bytes, change_id: str) -> dict:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise InvalidInput(f"archive/{change_id}.json is not valid JSON") from None
+    if not isinstance(data, dict) or data.get("changeId") != change_id:
+        raise InvalidInput(f"archive/{change_id}.json is not a change archive for {change_id}")
+    return data
+
+
+__all__ = ["ArchiveStore", "ConflictError", "encode", "decode_archive"]

@@ -1,0 +1,302 @@
+"""``ttr``: the command line.
+
+Exit codes: 0 success; 1 failed (or failed in part); 2 invalid input; 3 conflict.
+Results go to stdout, logs and progress to stderr. Commands that do not run the runtime import
+no Ray (heavy imports happen inside the handlers that need them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from typing import Callable, Sequence
+
+from .errors import InvalidInput, TtrError
+
+EPILOG = """\
+exit codes: 0 success, 1 failed (or failed in part), 2 invalid input, 3 conflict
+configuration: --config F, else $TTR_CONFIG, else configs/local.yaml
+"""
+
+
+def _err(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _out(msg: str = "") -> None:
+    print(msg, flush=True)
+
+
+def actor_of(args: argparse.Namespace) -> str:
+    who = getattr(args, "as_user", None) or os.environ.get("TTR_ACTOR")
+    if not who:
+        try:
+            who = getpass.getuser()
+        except Exception:  # no passwd entry (containers)
+            who = "unknown"
+    return who
+
+
+def _config(args):
+    from .config import load_config
+
+    return load_config(getattr(args, "config", None))
+
+
+def _lifecycle(cfg):
+    from .adapters.aws import AwsClients
+    from .adapters.s3 import S3ObjectStore
+    from .lifecycle import Lifecycle
+
+    clients = AwsClients(cfg.region, cfg.aws_endpoint_url)
+    return Lifecycle(S3ObjectStore(clients, cfg.bucket), cfg.customer_codes)
+
+
+# ---------------------------------------------------------------------------------------------
+# change commands
+
+
+def _report_transition(result, verb: str) -> int:
+    change_id = result.change_id
+    _out(change_id)
+    written = ", ".join(result.triggers_written) or "none"
+    _err(f"{verb} {change_id}: version {result.seq}; triggers written for: {written}")
+    if result.triggers_failed:
+        for code, why in result.triggers_failed.items():
+            _err(f"trigger for customer {code} NOT written: {why}")
+        _err(f"the archive holds the transition; finish with: ttr change retrigger {change_id} "
+             + " ".join(f"--customer {c}" for c in result.triggers_failed))
+        return 1
+    return 0
+
+
+def cmd_change_draft(args) -> int:
+    from .files import load_document
+
+    cfg = _config(args)
+    content = load_document(args.file)
+    change_id = _lifecycle(cfg).save_draft(content, actor=actor_of(args))
+    _out(change_id)
+    _err(f"draft saved as drafts/{change_id}.json; submit it with: ttr change submit --draft {change_id}")
+    return 0
+
+
+def cmd_change_submit(args) -> int:
+    from .files import load_document
+
+    if bool(args.file) == bool(args.draft):
+        raise InvalidInput("change submit: give either FILE or --draft ID (not both, not neither)")
+    cfg = _config(args)
+    content = load_document(args.file) if args.file else {}
+    result = _lifecycle(cfg).submit(content, actor=actor_of(args), draft_id=args.draft)
+    return _report_transition(result, "submitted")
+
+
+def _transition(action: str, verb: str):
+    def run(args) -> int:
+        cfg = _config(args)
+        params: dict = {}
+        if getattr(args, "reason", None):
+            params["reason"] = args.reason
+        if action == "reschedule":
+            params.update(start=args.start, end=args.end)
+            if args.timezone:
+                params["timezone"] = args.timezone
+        if action == "update":
+            from .files import load_document
+
+            params.update(load_document(args.file))
+            for f in ("changeId", "status", "version", "modifications"):
+                if f in params and f != "changeId":
+                    raise InvalidInput(f"update: {f} is managed by ttr and cannot be set")
+            if params.get("changeId") not in (None, args.id):
+                raise InvalidInput(f"update: the file is for change {params['changeId']}, not {args.id}")
+            params.pop("changeId", None)
+        result = _lifecycle(cfg).transition(args.id, action, actor=actor_of(args), params=params,
+                                            expected_version=args.expect_version)
+        return _report_transition(result, verb)
+    return run
+
+
+def cmd_change_show(args) -> int:
+    cfg = _config(args)
+    _out(json.dumps(_lifecycle(cfg).show(args.id), indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_change_list(args) -> int:
+    cfg = _config(args)
+    if args.customer and args.customer not in cfg.customer_codes:
+        raise InvalidInput(f"--customer: unknown customer {args.customer!r} "
+                           f"(configured: {', '.join(cfg.customer_codes)})")
+    changes = _lifecycle(cfg).list(status=args.status, customer=args.customer)
+    if args.json:
+        _out(json.dumps([_summary(c) for c in changes], indent=2, ensure_ascii=False))
+        return 0
+    if not changes:
+        _err("no changes")
+        return 0
+    _out(f"{'CHANGE':<42} {'STATUS':<10} {'VER':>3}  {'START':<25} {'CUSTOMERS':<20} TITLE")
+    for c in changes:
+        s = _summary(c)
+        _out(f"{s['changeId']:<42} {s['status']:<10} {s['version']:>3}  {s['start']:<25} "
+             f"{','.join(s['customers']):<20} {s['title']}")
+    return 0
+
+
+def _summary(c: dict) -> dict:
+    return {"changeId": c.get("changeId"), "status": c.get("status"), "version": c.get("version"),
+            "title": c.get("title", ""), "customers": c.get("customers", []),
+            "start": (c.get("schedule") or {}).get("implementationStart", "")}
+
+
+def cmd_change_retrigger(args) -> int:
+    cfg = _config(args)
+    result = _lifecycle(cfg).retrigger(args.id, args.customer or None)
+    return _report_transition(result, "retriggered")
+
+
+# ---------------------------------------------------------------------------------------------
+# local stack
+
+
+def cmd_local_up(args) -> int:
+    from .local.stack import run_local_up
+
+    return run_local_up(_config(args), emulators_only=args.emulators_only)
+
+
+def cmd_demo(args) -> int:
+    from .local.demo import run_demo
+
+    return run_demo(_config(args), actor=actor_of(args))
+
+
+# ---------------------------------------------------------------------------------------------
+# parser
+
+
+def _common(p: argparse.ArgumentParser, *, acting: bool = False) -> None:
+    p.add_argument("--config", metavar="F", help="configuration file (default: $TTR_CONFIG, else configs/local.yaml)")
+    if acting:
+        p.add_argument("--as", dest="as_user", metavar="USER",
+                       help="who is acting (default: $TTR_ACTOR, else the OS user)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="ttr", formatter_class=fmt, epilog=EPILOG,
+        description="Transient Trigger Runtime: multi-customer change notifications on Ray.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    change = sub.add_parser("change", help="draft, submit and move changes through their lifecycle",
+                            description="Write changes: the archive first, then one trigger per customer.",
+                            formatter_class=fmt, epilog=EPILOG)
+    csub = change.add_subparsers(dest="change_command", metavar="ACTION", required=True)
+
+    p = csub.add_parser("draft", help="save drafts/{id}.json and print the id", formatter_class=fmt)
+    p.add_argument("file", metavar="FILE", help="JSON or YAML with the change's fields ('-' for stdin)")
+    _common(p, acting=True)
+    p.set_defaults(func=cmd_change_draft)
+
+    p = csub.add_parser("submit", help="submit a new change (prints its changeId)", formatter_class=fmt,
+                        description="Submit a change: writes archive/{id}.json (create-only), then "
+                                    "customers/{code}/{id}.json for each customer.\n"
+                                    "Required fields: title, customers, schedule{implementationStart, "
+                                    "implementationEnd, timezone}.")
+    p.add_argument("file", metavar="FILE", nargs="?", help="JSON or YAML with the change's fields ('-' for stdin)")
+    p.add_argument("--draft", metavar="ID", help="submit a saved draft instead of a file")
+    _common(p, acting=True)
+    p.set_defaults(func=cmd_change_submit)
+
+    for action, verb, help_ in (("approve", "approved", "approve a submitted change"),
+                                ("complete", "completed", "mark an approved change completed"),
+                                ("cancel", "cancelled", "cancel a submitted or approved change")):
+        p = csub.add_parser(action, help=help_, formatter_class=fmt)
+        p.add_argument("id", metavar="ID", help="the changeId")
+        p.add_argument("--reason", help="a note recorded with the transition")
+        p.add_argument("--expect-version", type=int, metavar="N",
+                       help="refuse (exit 3) unless the archive is at version N")
+        _common(p, acting=True)
+        p.set_defaults(func=_transition(action, verb))
+
+    p = csub.add_parser("reschedule", help="move a submitted or approved change", formatter_class=fmt)
+    p.add_argument("id", metavar="ID", help="the changeId")
+    p.add_argument("--start", required=True, metavar="T", help="new implementationStart (RFC 3339 with offset)")
+    p.add_argument("--end", required=True, metavar="T", help="new implementationEnd (RFC 3339 with offset)")
+    p.add_argument("--timezone", metavar="TZ", help="new IANA time zone (default: unchanged)")
+    p.add_argument("--reason", help="a note recorded with the transition")
+    p.add_argument("--expect-version", type=int, metavar="N", help="refuse (exit 3) unless at version N")
+    _common(p, acting=True)
+    p.set_defaults(func=_transition("reschedule", "rescheduled"))
+
+    p = csub.add_parser("update", help="change the content, schedule or customers of a submitted change",
+                        formatter_class=fmt)
+    p.add_argument("id", metavar="ID", help="the changeId")
+    p.add_argument("file", metavar="FILE", help="JSON or YAML with the fields to change ('-' for stdin)")
+    p.add_argument("--reason", help="a note recorded with the transition")
+    p.add_argument("--expect-version", type=int, metavar="N", help="refuse (exit 3) unless at version N")
+    _common(p, acting=True)
+    p.set_defaults(func=_transition("update", "updated"))
+
+    p = csub.add_parser("show", help="print the archive JSON of a change", formatter_class=fmt)
+    p.add_argument("id", metavar="ID", help="the changeId")
+    _common(p)
+    p.set_defaults(func=cmd_change_show)
+
+    p = csub.add_parser("list", help="list changes", formatter_class=fmt)
+    p.add_argument("--status", choices=("submitted", "approved", "completed", "cancelled"))
+    p.add_argument("--customer", metavar="C", help="only changes for this customer code")
+    p.add_argument("--json", action="store_true", help="JSON instead of a table")
+    _common(p)
+    p.set_defaults(func=cmd_change_list)
+
+    p = csub.add_parser("retrigger", help="write the triggers of a change again (safe: processing is idempotent)",
+                        formatter_class=fmt)
+    p.add_argument("id", metavar="ID", help="the changeId")
+    p.add_argument("--customer", metavar="C", action="append",
+                   help="only this customer (repeatable; default: every customer on the change)")
+    _common(p)
+    p.set_defaults(func=cmd_change_retrigger)
+
+    local = sub.add_parser("local", help="the embedded stack (emulators, and the runtime)", formatter_class=fmt)
+    lsub = local.add_subparsers(dest="local_command", metavar="ACTION", required=True)
+    p = lsub.add_parser("up", help="start and bootstrap the emulators (and the runtime); Ctrl-C stops",
+                        formatter_class=fmt,
+                        description="Start moto's server on local.aws_port, bootstrap the bucket, queues, "
+                                    "notifications and each customer's SES, then print a line starting "
+                                    "with 'ready'. Runs in the foreground; SIGINT/SIGTERM stop it.")
+    p.add_argument("--emulators-only", action="store_true",
+                   help="start the emulators without the runtime (run `ttr run` beside them)")
+    _common(p)
+    p.set_defaults(func=cmd_local_up)
+
+    p = sub.add_parser("demo", help="run the sample scenario on the embedded stack and print a report",
+                       formatter_class=fmt)
+    _common(p, acting=True)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except TtrError as exc:
+        _err(f"ttr: error: {exc}")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _err("ttr: interrupted")
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,231 @@
+"""Notification emails: one HTML and one plain-text part per transition, rendered with jinja2.
+
+Pure: the caller passes the archive object and the lifecycle modification being notified. Every
+value taken from the change is user free text, so the HTML template autoescapes and this module
+hands it plain strings (never ``None``: a missing optional field is simply left out).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import quote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
+
+__all__ = ["KIND_FOR_TRANSITION", "KINDS", "RenderedEmail", "UNSUBSCRIBE_PLACEHOLDER",
+           "format_schedule", "portal_url", "render_email"]
+
+KIND_FOR_TRANSITION = {"submitted": "approval_request", "updated": "approval_request",
+                       "approved": "approved", "completed": "completed",
+                       "cancelled": "cancelled", "rescheduled": "rescheduled"}
+# SES substitutes this in messages sent with ListManagementOptions; it must reach SES verbatim.
+UNSUBSCRIBE_PLACEHOLDER = "{{amazonSESUnsubscribeUrl}}"
+MAX_SUBJECT = 200
+
+
+@dataclass(frozen=True)
+class _Kind:
+    subject: str   # subject prefix
+    heading: str   # the header bar
+    accent: str    # header bar colour
+    intro: str     # first sentence; {customer} is the tenant's name
+
+
+KINDS: dict[str, _Kind] = {
+    "approval_request": _Kind("Approval required", "Approval required", "#b26a00",
+                              "A change affecting {customer} is waiting for approval."),
+    "approved": _Kind("Approved", "Change approved", "#1e7e34",
+                      "This change affecting {customer} has been approved and will go ahead as scheduled."),
+    "completed": _Kind("Completed", "Change completed", "#2f5f8f",
+                       "This change affecting {customer} has been completed."),
+    "cancelled": _Kind("Cancelled", "Change cancelled", "#a71d2a",
+                       "This change affecting {customer} has been cancelled and will not take place."),
+    "rescheduled": _Kind("Rescheduled", "Change rescheduled", "#5a3d99",
+                         "This change affecting {customer} has a new schedule."),
+}
+_UPDATED = _Kind("Updated \u2014 approval required", "Updated \u2014 approval required", "#b26a00",
+                 "This change affecting {customer} was updated while waiting for approval. "
+                 "Please review it again.")
+
+_SECTIONS = (("reason", "Reason"), ("implementationPlan", "Implementation plan"),
+             ("customerImpact", "Customer impact"), ("rollbackPlan", "Rollback plan"),
+             ("testPlan", "Test plan"))
+_FIELD_LABELS = {"title": "Title", "customers": "Affected customers", "schedule": "Schedule",
+                 "meeting": "Meeting", "tickets": "Tickets", **dict(_SECTIONS)}
+_TICKETS = (("snow", "ServiceNow"), ("jira", "Jira"))
+_VERBS = {"submitted": "Submitted", "updated": "Updated", "approved": "Approved",
+          "completed": "Completed", "cancelled": "Cancelled", "rescheduled": "Rescheduled"}
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    html: str
+    text: str
+
+
+def _nl2br(value: str) -> Markup:
+    """Escape, then keep the author's line breaks (pre-wrap is ignored by some mail clients)."""
+    return Markup("<br>\n").join(escape(line) for line in str(value).splitlines())
+
+
+_ENV = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    # Only the .html template is escaped; the text part must show "<" as "<", not "&lt;".
+    autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
+    undefined=StrictUndefined,  # a typo in a template fails the tests instead of rendering blank
+    trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+)
+_ENV.filters["nl2br"] = _nl2br
+
+
+# ---------------------------------------------------------------------------------------------
+# Small formatting helpers (all tolerate missing or malformed values)
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value.strip() if isinstance(value, str) else str(value)
+
+
+def _one_line(value: str) -> str:
+    """Control characters (CR, LF, tabs, U+2028 ...) become spaces, runs of spaces collapse."""
+    cleaned = "".join(" " if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in value)
+    return re.sub(r"\s+", " ", cleaned).strip()
+
+
+def _zone(name: Any) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(name) if isinstance(name, str) and name else None
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # unknown, malformed, or a directory name
+        return None
+
+
+def _parse(value: Any, zone: ZoneInfo | timezone) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    # The archive always has offsets; a naive value is read as wall time in the change's zone.
+    return (dt if dt.tzinfo else dt.replace(tzinfo=zone)).astimezone(zone)
+
+
+def _day(dt: datetime) -> str:
+    # Own names rather than strftime("%a %b"): the output must not depend on the process locale.
+    return f"{_DAYS[dt.weekday()]} {dt.day} {_MONTHS[dt.month - 1]} {dt.year}"
+
+
+def _hm(dt: datetime) -> str:
+    return f"{dt.hour:02d}:{dt.minute:02d}"
+
+
+def _zone_label(schedule: Mapping) -> tuple[ZoneInfo | timezone, str]:
+    zone = _zone(schedule.get("timezone"))
+    return (zone, str(schedule.get("timezone"))) if zone else (timezone.utc, "UTC")
+
+
+def format_schedule(schedule: Any) -> str:
+    """``Tue 8 Dec 2026 02:00 – 04:00 EST (America/New_York)`` in the change's own time zone.
+
+    Spans over midnight repeat the date; a span over a DST switch names both abbreviations.
+    Unparsable values are shown as given rather than hidden.
+    """
+    if not isinstance(schedule, Mapping):
+        return ""
+    zone, label = _zone_label(schedule)
+    start = _parse(schedule.get("implementationStart"), zone)
+    end = _parse(schedule.get("implementationEnd"), zone)
+    if start is None or end is None:
+        raw = [_text(schedule.get(k)) for k in ("implementationStart", "implementationEnd")]
+        return " \u2013 ".join(r for r in raw if r)
+    same_zone_name = start.tzname() == end.tzname()
+    left = f"{_day(start)} {_hm(start)}" + ("" if same_zone_name else f" {start.tzname()}")
+    right = _hm(end) if start.date() == end.date() else f"{_day(end)} {_hm(end)}"
+    return f"{left} \u2013 {right} {end.tzname()} ({label})"
+
+
+def _format_instant(value: Any, schedule: Any) -> str:
+    zone, _ = _zone_label(schedule if isinstance(schedule, Mapping) else {})
+    dt = _parse(value, zone)
+    return f"{_day(dt)} {_hm(dt)} {dt.tzname()}" if dt else _text(value)
+
+
+def portal_url(portal_base_url: str, change_id: str) -> str:
+    return f"{portal_base_url.rstrip('/')}/changes/{quote(change_id, safe='')}"
+
+
+def _subject(prefix: str, title: str) -> str:
+    subject = _one_line(f"{prefix}: {title}")
+    return subject if len(subject) <= MAX_SUBJECT else subject[: MAX_SUBJECT - 1].rstrip() + "\u2026"
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def render_email(kind: str, change: Mapping, *, customer_code: str, customer_name: str,
+                 portal_base_url: str, transition: Mapping, first_request: bool = True) -> RenderedEmail:
+    """Render the email for ``kind`` (see ``KIND_FOR_TRANSITION``) about ``change``.
+
+    ``transition`` is the lifecycle modification being notified (actor, timestamp, and for
+    updates ``fields``, for reschedules ``previousSchedule``/``schedule``). ``first_request``
+    is False for an ``approval_request`` re-sent after an update.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown email kind {kind!r}; known: {', '.join(KINDS)}")
+    updated = kind == "approval_request" and not first_request
+    spec = _UPDATED if updated else KINDS[kind]
+    change_id = _text(change.get("changeId"))
+    title = _one_line(_text(change.get("title"))) or change_id or "(untitled change)"
+    customer = _text(customer_name) or _text(customer_code)
+
+    schedule = change.get("schedule")
+    previous = ""
+    if kind == "rescheduled":
+        # The transition carries the schedule it set; the archive may have moved on since.
+        schedule = transition.get("schedule") or schedule
+        previous = format_schedule(transition.get("previousSchedule"))
+    tickets = change.get("tickets") if isinstance(change.get("tickets"), Mapping) else {}
+    fields = transition.get("fields") if updated else None
+    customers = change.get("customers")
+
+    verb = _VERBS.get(_text(transition.get("type")), KINDS[kind].subject)
+    actor = _text(transition.get("actor"))
+    when = _format_instant(transition.get("timestamp"), schedule)
+    acted = " ".join(p for p in (verb, f"by {actor}" if actor else "", f"on {when}" if when else "") if p)
+
+    ctx = {
+        "kind": kind,
+        "heading": spec.heading,
+        "accent": spec.accent,
+        "intro": spec.intro.format(customer=customer),
+        "title": title,
+        "change_id": change_id,
+        "customer_name": customer,
+        "customers": [_text(c) for c in customers] if isinstance(customers, list) else [],
+        "schedule": format_schedule(schedule),
+        "previous_schedule": previous,
+        "tickets": [(label, _text(tickets.get(k))) for k, label in _TICKETS if _text(tickets.get(k))],
+        "changed_fields": [_FIELD_LABELS.get(str(f), str(f)) for f in fields]
+        if isinstance(fields, list) else [],
+        "sections": [(label, _text(change.get(k))) for k, label in _SECTIONS if _text(change.get(k))],
+        "acted": acted if (actor or when) else "",
+        "note": _text(transition.get("note")),
+        "portal_url": portal_url(portal_base_url, change_id) if change_id else portal_base_url,
+        "button": "Review and approve" if kind == "approval_request" else "View the change",
+        "unsubscribe_url": UNSUBSCRIBE_PLACEHOLDER,
+    }
+    return RenderedEmail(subject=_subject(spec.subject, title),
+                         html=_ENV.get_template("change.html").render(ctx),
+                         text=_ENV.get_template("change.txt").render(ctx))

@@ -1,0 +1,283 @@
+"""The change lifecycle: the transition table (pure) and the submission sequence.
+
+Every transition bumps ``version`` and appends one lifecycle modification whose ``seq`` is the
+version it created. The writer stores the archive first (create-only for a submit, compare-and-swap
+for the rest), then writes one trigger per customer. A trigger write that fails is reported, not
+hidden: the archive already holds the transition, so ``retrigger`` finishes the job safely.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+from .archive import ArchiveStore
+from .errors import IllegalTransition, InvalidInput, NotFound, StaleVersion, TtrError
+from .model import (SYSTEM_FIELDS, USER_FIELDS, Trigger, append_modifications, check_change_id,
+                    draft_key, latest_lifecycle, lifecycle_entries, new_change_id, now_iso,
+                    parse_rfc3339, validate_change, validate_schedule)
+from .ports import ObjectStore
+
+ACTIONS = ("submit", "update", "approve", "reschedule", "complete", "cancel")
+
+# action -> (statuses it may start from, status after, modification type)
+TRANSITIONS: dict[str, tuple[tuple[str, ...], str | None, str]] = {
+    "submit": (("draft", "new"), "submitted", "submitted"),
+    "update": (("submitted",), "submitted", "updated"),
+    "approve": (("submitted",), "approved", "approved"),
+    "reschedule": (("submitted", "approved"), None, "rescheduled"),  # None: status unchanged
+    "complete": (("approved",), "completed", "completed"),
+    "cancel": (("submitted", "approved"), "cancelled", "cancelled"),
+}
+
+
+def allowed_actions(status: str) -> list[str]:
+    return [a for a, (sources, _, _) in TRANSITIONS.items() if status in sources]
+
+
+def check_transition(status: str, action: str) -> None:
+    if action not in TRANSITIONS:
+        raise InvalidInput(f"unknown action {action!r}; known: {', '.join(ACTIONS)}")
+    sources, _, _ = TRANSITIONS[action]
+    if status not in sources:
+        can = allowed_actions(status)
+        hint = f"; from {status} the change can: {', '.join(can)}" if can else f"; {status} is final"
+        raise IllegalTransition(f"cannot {action} a change that is {status}{hint}")
+
+
+def ever_approved(change: Mapping, before_seq: int | None = None) -> bool:
+    return any(m["type"] == "approved" and (before_seq is None or m["seq"] < before_seq)
+               for m in lifecycle_entries(change))
+
+
+def apply_transition(change: Mapping, action: str, *, actor: str, now: str,
+                     params: Mapping[str, Any] | None = None,
+                     known_customers: Iterable[str] = (),
+                     expected_version: int | None = None) -> dict:
+    """Return the archive after ``action`` (pure: no I/O). Raises ConflictError or InvalidInput.
+
+    ``params``: for ``update`` the new content fields; for ``reschedule`` ``start``/``end`` (and
+    optionally ``timezone``); for any action an optional ``reason`` note.
+    """
+    params = dict(params or {})
+    status = change.get("status", "new") if change else "new"
+    check_transition(status, action)
+    version = int(change.get("version", 0) or 0)
+    if expected_version is not None and expected_version != version:
+        raise StaleVersion(f"change {change.get('changeId')} is at version {version}, not {expected_version}")
+    sources, new_status, mod_type = TRANSITIONS[action]
+    out = json.loads(json.dumps(change))  # deep copy, unknown fields included
+    out.setdefault("modifications", [])
+    extra: dict[str, Any] = {}
+
+    if action == "update":
+        content = {k: v for k, v in params.items() if k in USER_FIELDS}
+        if not content:
+            raise InvalidInput(f"update: nothing to change (updatable fields: {', '.join(USER_FIELDS)})")
+        candidate = {**out, **content}
+        candidate = validate_change(candidate, known_customers)
+        changed = sorted(k for k in content if out.get(k) != candidate.get(k))
+        if not changed:
+            raise InvalidInput("update: the new content is identical to the current change")
+        before = list(out.get("customers", []))
+        out.update({k: candidate[k] for k in content})
+        extra["fields"] = changed
+        added = [c for c in out["customers"] if c not in before]
+        removed = [c for c in before if c not in out["customers"]]
+        if added:
+            extra["addedCustomers"] = added
+        if removed:
+            extra["removedCustomers"] = removed
+    elif action == "reschedule":
+        sched = dict(out.get("schedule") or {})
+        if "start" not in params or "end" not in params:
+            raise InvalidInput("reschedule: both --start and --end are required")
+        previous = dict(sched)
+        sched["implementationStart"] = params["start"]
+        sched["implementationEnd"] = params["end"]
+        if params.get("timezone"):
+            sched["timezone"] = params["timezone"]
+        out["schedule"] = validate_schedule(sched)
+        if (out["schedule"]["implementationStart"], out["schedule"]["implementationEnd"],
+                out["schedule"]["timezone"]) == (previous.get("implementationStart"),
+                                                 previous.get("implementationEnd"), previous.get("timezone")):
+            raise InvalidInput("reschedule: the new schedule is the same as the current one")
+        extra["previousSchedule"] = previous
+        extra["schedule"] = dict(out["schedule"])
+    elif action == "cancel":
+        extra["wasApproved"] = ever_approved(out)
+
+    seq = version + 1
+    out["version"] = seq
+    if new_status is not None:
+        out["status"] = new_status
+    entry = {"type": mod_type, "timestamp": now, "actor": actor, "seq": seq,
+             "customers": list(out.get("customers", [])), **extra}
+    if params.get("reason"):
+        entry["note"] = str(params["reason"])
+    append_modifications(out, [entry])
+    return out
+
+
+def new_archive(content: Mapping, *, change_id: str, actor: str, now: str,
+                known_customers: Iterable[str]) -> dict:
+    """The archive of a newly submitted change (version 1, one ``submitted`` record)."""
+    data = validate_change(content, known_customers)
+    for f in SYSTEM_FIELDS:
+        if f in data and f not in ("changeId",):
+            data.pop(f)
+    base = {"changeId": change_id, **{k: v for k, v in data.items() if k != "changeId"},
+            "status": "new", "version": 0, "createdAt": now, "createdBy": actor, "modifications": []}
+    base.setdefault("meeting", {"required": False})
+    out = apply_transition(base, "submit", actor=actor, now=now, known_customers=known_customers)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The submission sequence (archive first, then triggers)
+
+
+@dataclass
+class TransitionResult:
+    change: dict
+    action: str
+    seq: int
+    triggers_written: list[str] = field(default_factory=list)
+    triggers_failed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def change_id(self) -> str:
+        return self.change["changeId"]
+
+    @property
+    def complete(self) -> bool:
+        return not self.triggers_failed
+
+
+class Lifecycle:
+    """The writer side used by the CLI and the web API."""
+
+    def __init__(self, store: ObjectStore, customers: Iterable[str], *,
+                 clock: Callable[[], str] = now_iso):
+        self.store = store
+        self.archive = ArchiveStore(store)
+        self.customers = tuple(customers)
+        self.clock = clock
+
+    # drafts ------------------------------------------------------------------------------
+    def save_draft(self, content: Mapping, *, actor: str) -> str:
+        data = validate_change(content, self.customers, partial=True)
+        change_id = data.get("changeId") or new_change_id()
+        check_change_id(change_id)
+        if self.archive.exists(change_id):
+            from .errors import AlreadyExists
+            raise AlreadyExists(f"change {change_id} is already submitted; drafts are for new changes")
+        now = self.clock()
+        data.update({"changeId": change_id, "status": "draft", "modifiedAt": now, "modifiedBy": actor})
+        data.setdefault("createdAt", now)
+        data.setdefault("createdBy", actor)
+        self.store.put(draft_key(change_id), _dump(data))
+        return change_id
+
+    def load_draft(self, change_id: str) -> dict:
+        obj = self.store.get(draft_key(change_id))
+        try:
+            return json.loads(obj.body)
+        except ValueError:
+            raise InvalidInput(f"draft {change_id} is not valid JSON") from None
+
+    # transitions -------------------------------------------------------------------------
+    def submit(self, content: Mapping, *, actor: str, draft_id: str | None = None) -> TransitionResult:
+        if draft_id is not None:
+            content = {**self.load_draft(draft_id), **{k: v for k, v in content.items()}}
+            content["changeId"] = draft_id
+        change_id = content.get("changeId") or new_change_id()
+        check_change_id(change_id)
+        change = new_archive(content, change_id=change_id, actor=actor, now=self.clock(),
+                             known_customers=self.customers)
+        self.archive.create(change)  # create-only: AlreadyExists if the id is taken
+        if draft_id is not None:
+            try:
+                self.store.delete(draft_key(draft_id))
+            except TtrError:
+                pass  # the archive is the truth now; a stale draft is harmless
+        return self._trigger(change, "submit")
+
+    def transition(self, change_id: str, action: str, *, actor: str,
+                   params: Mapping[str, Any] | None = None,
+                   expected_version: int | None = None) -> TransitionResult:
+        if action == "submit":
+            raise InvalidInput("use submit() for new changes")
+        check_change_id(change_id)
+        now = self.clock()
+
+        def mutate(current: dict) -> dict:
+            return apply_transition(current, action, actor=actor, now=now, params=params,
+                                    known_customers=self.customers,
+                                    expected_version=expected_version)
+
+        change = self.archive.update(change_id, mutate)
+        return self._trigger(change, action)
+
+    def retrigger(self, change_id: str, customers: Iterable[str] | None = None) -> TransitionResult:
+        change, _ = self.archive.load(change_id)
+        latest = latest_lifecycle(change)
+        if latest is None:
+            raise InvalidInput(f"change {change_id} has no lifecycle transitions to process")
+        on_change = list(change.get("customers", []))
+        wanted = list(customers) if customers else on_change
+        for c in wanted:
+            if c not in on_change:
+                raise InvalidInput(f"customer {c!r} is not on change {change_id} "
+                                   f"(its customers: {', '.join(on_change)})")
+        action = _action_of(latest["type"])
+        return self._trigger(change, action, only=wanted)
+
+    def _trigger(self, change: dict, action: str, only: Iterable[str] | None = None) -> TransitionResult:
+        seq = int(change["version"])
+        result = TransitionResult(change=change, action=action, seq=seq)
+        now = self.clock()
+        for code in (list(only) if only is not None else change.get("customers", [])):
+            trig = Trigger(change["changeId"], code, seq, action, now)
+            try:
+                self.store.put(trig.key, _dump(trig.to_json()))
+                result.triggers_written.append(code)
+            except TtrError as exc:
+                result.triggers_failed[code] = str(exc)
+        return result
+
+    # reads -------------------------------------------------------------------------------
+    def show(self, change_id: str) -> dict:
+        change, _ = self.archive.load(change_id)
+        return change
+
+    def list(self, status: str | None = None, customer: str | None = None) -> list[dict]:
+        out = []
+        for info in self.store.list("archive/"):
+            if not info.key.endswith(".json"):
+                continue
+            try:
+                change = json.loads(self.store.get(info.key).body)
+            except (NotFound, ValueError):
+                continue  # deleted meanwhile, or not ours to judge here
+            if status and change.get("status") != status:
+                continue
+            if customer and customer not in change.get("customers", []):
+                continue
+            out.append(change)
+        out.sort(key=lambda c: c.get("createdAt", ""), reverse=True)
+        return out
+
+
+def _action_of(mod_type: str) -> str:
+    return {"submitted": "submit", "updated": "update", "approved": "approve",
+            "rescheduled": "reschedule", "completed": "complete", "cancelled": "cancel"}[mod_type]
+
+
+def _dump(data: Any) -> bytes:
+    return json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False).encode("utf-8")
+
+
+__all__ = ["ACTIONS", "TRANSITIONS", "Lifecycle", "TransitionResult", "apply_transition",
+           "allowed_actions", "check_transition", "ever_approved", "new_archive", "parse_rfc3339"]

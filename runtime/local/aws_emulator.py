@@ -1,0 +1,107 @@
+"""moto's server, in this process, on real HTTP: boto3 talks to it exactly as to AWS.
+
+It runs in the process that starts it (``ttr local up``, ``ttr demo``, the test session), so that
+process can also look at what moto keeps but does not serve over HTTP, such as the emails SES
+"sent". Everything else (Ray workers, ``ttr`` commands) reaches it over HTTP only.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((LOOPBACK, 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return  # it answered
+        except OSError as exc:
+            last = exc
+            time.sleep(0.05)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f}s: {last}")
+
+
+@dataclass
+class SentEmail:
+    account: str
+    region: str
+    source: str
+    to: tuple[str, ...]
+    subject: str
+    body: str
+
+
+class AwsEmulator:
+    """moto's ThreadedMotoServer bound to loopback."""
+
+    def __init__(self, port: int = 0, host: str = LOOPBACK):
+        if host not in (LOOPBACK, "localhost", "::1"):
+            raise ValueError("the AWS emulator only binds to loopback")
+        self.host = host
+        self.port = port or free_port()
+        self._server = None
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> "AwsEmulator":
+        import logging
+
+        from moto.server import ThreadedMotoServer
+
+        # One line per request on stderr drowns everything else; keep warnings and errors.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind((self.host, self.port))
+        except OSError as exc:
+            raise OSError(f"cannot start the AWS emulator on {self.host}:{self.port}: {exc} "
+                          "(is another `ttr local up` running? change local.aws_port)") from None
+        self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
+        self._server.start()
+        wait_http(self.endpoint_url + "/moto-api/data.json")
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def __enter__(self) -> "AwsEmulator":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # inspection (in-process only; moto does not serve these over HTTP) ------------------------
+    @staticmethod
+    def sent_emails() -> list[SentEmail]:
+        from moto.ses.models import ses_backends
+
+        out = []
+        for account, regions in ses_backends.items():
+            for region, backend in regions.items():
+                for m in list(backend.sent_messages):
+                    dest = getattr(m, "destinations", {}) or {}
+                    to = tuple(dest.get("ToAddresses", [])) if isinstance(dest, dict) else tuple(dest)
+                    out.append(SentEmail(account=account, region=region, source=m.source, to=to,
+                                         subject=getattr(m, "subject", ""), body=getattr(m, "body", "")))
+        return out

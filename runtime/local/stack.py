@@ -1,0 +1,93 @@
+"""``ttr local up``: the embedded stack in the foreground."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from contextlib import ExitStack
+
+from ..config import Config
+from .aws_emulator import LOOPBACK, AwsEmulator
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+class LocalStack:
+    """The emulators, bootstrapped; usable as a context manager (tests, demo) or in the foreground."""
+
+    def __init__(self, cfg: Config, *, aws_port: int | None = None):
+        self.source_cfg = cfg
+        self.aws = AwsEmulator(port=cfg.local.aws_port if aws_port is None else aws_port)
+        self.cfg = cfg
+        self._stack = ExitStack()
+
+    def start(self, *, quiet: bool = False) -> "LocalStack":
+        from ..adapters.aws import AwsClients
+        from .bootstrap import ensure_management, seed_customer_ses
+
+        self._stack.enter_context(self.aws)
+        self.cfg = self.source_cfg.with_overrides(aws_endpoint_url=self.aws.endpoint_url)
+        clients = AwsClients(self.cfg.region, self.cfg.aws_endpoint_url)
+        report = None if quiet else (lambda step: _log(f"  {step}"))
+        if not quiet:
+            _log(f"AWS emulator (moto) listening on {self.aws.endpoint_url}; bootstrapping:")
+        ensure_management(self.cfg, clients, report=report)
+        seed_customer_ses(self.cfg, clients, report=report)
+        return self
+
+    def stop(self) -> None:
+        self._stack.close()
+
+    def __enter__(self) -> "LocalStack":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def wait_for_signal() -> None:
+    stop = threading.Event()
+
+    def handler(signum, frame):  # noqa: ARG001
+        _log(f"received {signal.Signals(signum).name}, stopping")
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    while not stop.wait(0.5):
+        pass
+
+
+def run_local_up(cfg: Config, *, emulators_only: bool) -> int:
+    stack = LocalStack(cfg)
+    try:
+        stack.start()
+    except OSError as exc:
+        _log(f"ttr: error: {exc}")
+        return 1
+    try:
+        if cfg.aws_endpoint_url and cfg.aws_endpoint_url.rstrip("/") != stack.aws.endpoint_url:
+            _log(f"warning: {cfg.source} points aws_endpoint_url at {cfg.aws_endpoint_url}, but the "
+                 f"emulator listens on {stack.aws.endpoint_url}; other ttr commands will not reach it")
+        parts = [f"aws={stack.aws.endpoint_url}", f"bucket={cfg.bucket}",
+                 f"customers={','.join(cfg.customer_codes)}"]
+        runtime = None
+        if not emulators_only:
+            from .runtime_host import start_runtime
+
+            runtime = start_runtime(stack.cfg)
+            parts.append("runtime=local-ray")
+        print("ready " + " ".join(parts), flush=True)
+        wait_for_signal()
+        if runtime is not None:
+            runtime.shutdown()
+    finally:
+        stack.stop()
+    _log("stopped")
+    return 0
+
+
+__all__ = ["LocalStack", "run_local_up", "LOOPBACK"]

@@ -1,0 +1,181 @@
+"""Shared fixtures: a real moto server over HTTP, configs pointing at it, a loopback guard.
+
+The moto server runs in this (the test) process so tests can look at what SES "sent"; everything
+else (the CLI, Ray workers) reaches it over HTTP like real AWS.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.pop("AWS_PROFILE", None)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# ---------------------------------------------------------------------------------------------
+# Tests never talk to anything but loopback.
+
+_real_connect = socket.socket.connect
+
+
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost",):
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _guarded_connect(self, address):
+    if self.family in (socket.AF_INET, socket.AF_INET6):
+        host = address[0]
+        if not _is_loopback(host):
+            raise ConnectionRefusedError(f"test guard: refusing a connection to non-loopback {host!r}")
+    return _real_connect(self, address)
+
+
+socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+
+
+def assert_loopback_url(url: str | None) -> None:
+    from urllib.parse import urlparse
+
+    if url is None:
+        raise AssertionError("a test config without an endpoint would reach real AWS")
+    host = urlparse(url).hostname or ""
+    assert _is_loopback(host), f"test endpoint {url} is not on loopback"
+
+
+# ---------------------------------------------------------------------------------------------
+# The AWS emulator
+
+
+@pytest.fixture(scope="session")
+def aws_emulator():
+    from runtime.local.aws_emulator import AwsEmulator
+
+    with AwsEmulator(port=0) as emu:
+        yield emu
+
+
+BASE_CONFIG = yaml.safe_load((ROOT / "configs" / "local.yaml").read_text())
+
+
+def make_config_dict(endpoint: str, bucket: str, **overrides) -> dict:
+    data = yaml.safe_load(yaml.safe_dump(BASE_CONFIG))
+    data["bucket"] = bucket
+    data["aws_endpoint_url"] = endpoint
+    data.update(overrides)
+    return data
+
+
+@pytest.fixture()
+def stack(aws_emulator, tmp_path):
+    """A freshly bootstrapped bucket (unique per test) and its config file."""
+    from runtime.adapters.aws import AwsClients
+    from runtime.config import parse_config
+    from runtime.local.bootstrap import ensure_management, seed_customer_ses
+
+    bucket = f"ttr-test-{uuid.uuid4().hex[:12]}"
+    suffix = bucket[-6:]
+    data = make_config_dict(aws_emulator.endpoint_url, bucket)
+    for c in data["customers"]:
+        c["queue"] = f"ttr-{c['code']}-{suffix}"  # queues are per account: keep tests apart
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    cfg = parse_config(data, str(path))
+    assert_loopback_url(cfg.aws_endpoint_url)
+    clients = AwsClients(cfg.region, cfg.aws_endpoint_url)
+    ensure_management(cfg, clients)
+    seed_customer_ses(cfg, clients)
+    return Stack(cfg=cfg, path=path, clients=clients)
+
+
+class Stack:
+    def __init__(self, cfg, path, clients):
+        self.cfg, self.path, self.clients = cfg, path, clients
+        self.s3 = clients.client("s3")
+        self.sqs = clients.client("sqs")
+
+    def keys(self, prefix: str = "") -> list[str]:
+        out = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.cfg.bucket, Prefix=prefix):
+            out += [o["Key"] for o in page.get("Contents", [])]
+        return sorted(out)
+
+    def snapshot(self) -> dict[str, str]:
+        """key -> ETag of every object: compare before/after to prove nothing was written."""
+        out = {}
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.cfg.bucket):
+            out.update({o["Key"]: o["ETag"] for o in page.get("Contents", [])})
+        return out
+
+    def get_json(self, key: str) -> dict:
+        import json
+
+        return json.loads(self.s3.get_object(Bucket=self.cfg.bucket, Key=key)["Body"].read())
+
+    def queue_url(self, code: str) -> str:
+        return self.sqs.get_queue_url(QueueName=self.cfg.customer(code).queue_name)["QueueUrl"]
+
+    def drain_events(self, code: str, *, expect: int, timeout: float = 10.0) -> list[dict]:
+        """Receive (and delete) S3 records from the customer's queue until ``expect`` arrived."""
+        import json
+        import time
+        from urllib.parse import unquote_plus
+
+        url = self.queue_url(code)
+        records: list[dict] = []
+        deadline = time.monotonic() + timeout
+        while len(records) < expect and time.monotonic() < deadline:
+            resp = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+            for m in resp.get("Messages", []):
+                body = json.loads(m["Body"])
+                for r in body.get("Records", []):
+                    r["s3"]["object"]["key"] = unquote_plus(r["s3"]["object"]["key"])
+                    records.append(r)
+                self.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        return records
+
+
+@pytest.fixture()
+def run_cli(capsys):
+    """Run ``ttr`` in-process; returns (exit code, stdout, stderr)."""
+    from runtime.cli import main
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+SAMPLE_CHANGE = {
+    "title": "Patch the shared VPN gateways",
+    "customers": ["hts", "htsnonprod"],
+    "schedule": {"implementationStart": "2026-12-08T02:00:00-05:00",
+                 "implementationEnd": "2026-12-08T04:00:00-05:00",
+                 "timezone": "America/New_York"},
+    "reason": "Security fixes",
+    "meeting": {"required": True},
+}
+
+
+@pytest.fixture()
+def sample_change():
+    import copy
+
+    return copy.deepcopy(SAMPLE_CHANGE)

@@ -1,0 +1,228 @@
+"""The change CLI against a real moto server over HTTP."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+
+def write(tmp_path, data, name="change.yaml"):
+    p = tmp_path / name
+    p.write_text(yaml.safe_dump(data) if name.endswith(".yaml") else json.dumps(data))
+    return p
+
+
+def submit(run_cli, stack, tmp_path, change, *extra):
+    code, out, err = run_cli("change", "submit", write(tmp_path, change), "--config", stack.path, *extra)
+    assert code == 0, err
+    return out.strip()
+
+
+def test_submit_writes_archive_then_one_trigger_per_customer_and_events_queue(run_cli, stack, tmp_path,
+                                                                              sample_change):
+    change_id = submit(run_cli, stack, tmp_path, sample_change, "--as", "ann")
+    assert change_id.startswith("CHG-")
+    archive = stack.get_json(f"archive/{change_id}.json")
+    assert archive["status"] == "submitted" and archive["version"] == 1 and archive["createdBy"] == "ann"
+    assert archive["modifications"][0]["seq"] == 1
+    assert stack.keys("customers/") == [f"customers/hts/{change_id}.json", f"customers/htsnonprod/{change_id}.json"]
+    trig = stack.get_json(f"customers/hts/{change_id}.json")
+    assert trig == {"changeId": change_id, "customer": "hts", "seq": 1, "action": "submit",
+                    "requestedAt": trig["requestedAt"]}
+    for code in ("hts", "htsnonprod"):
+        events = stack.drain_events(code, expect=1)
+        assert [e["s3"]["object"]["key"] for e in events] == [f"customers/{code}/{change_id}.json"]
+
+
+def test_approve_bumps_version_and_writes_new_triggers(run_cli, stack, tmp_path, sample_change):
+    change_id = submit(run_cli, stack, tmp_path, sample_change)
+    for code in ("hts", "htsnonprod"):
+        stack.drain_events(code, expect=1)
+    code, out, err = run_cli("change", "approve", change_id, "--config", stack.path, "--as", "bob")
+    assert code == 0, err
+    archive = stack.get_json(f"archive/{change_id}.json")
+    assert archive["status"] == "approved" and archive["version"] == 2
+    assert [m["type"] for m in archive["modifications"]] == ["submitted", "approved"]
+    assert archive["modifications"][1]["actor"] == "bob"
+    assert stack.get_json(f"customers/hts/{change_id}.json")["seq"] == 2
+    for c in ("hts", "htsnonprod"):
+        assert len(stack.drain_events(c, expect=1)) == 1
+
+
+def test_actor_comes_from_env_then_os_user(run_cli, stack, tmp_path, sample_change, monkeypatch):
+    monkeypatch.setenv("TTR_ACTOR", "env-user")
+    change_id = submit(run_cli, stack, tmp_path, sample_change)
+    assert stack.get_json(f"archive/{change_id}.json")["createdBy"] == "env-user"
+    monkeypatch.delenv("TTR_ACTOR")
+    run_cli("change", "approve", change_id, "--config", stack.path)
+    import getpass
+
+    assert stack.get_json(f"archive/{change_id}.json")["modifications"][-1]["actor"] == getpass.getuser()
+
+
+def test_full_lifecycle_and_reads(run_cli, stack, tmp_path, sample_change):
+    change_id = submit(run_cli, stack, tmp_path, {**sample_change, "customers": ["hts"]})
+    upd = write(tmp_path, {"customers": ["hts", "htsnonprod"], "title": "Renamed"}, "upd.json")
+    assert run_cli("change", "update", change_id, upd, "--config", stack.path)[0] == 0
+    assert run_cli("change", "reschedule", change_id, "--start", "2026-12-09T02:00:00Z",
+                   "--end", "2026-12-09T03:00:00Z", "--config", stack.path)[0] == 0
+    assert run_cli("change", "approve", change_id, "--config", stack.path)[0] == 0
+    assert run_cli("change", "complete", change_id, "--config", stack.path)[0] == 0
+    code, out, _ = run_cli("change", "show", change_id, "--config", stack.path)
+    shown = json.loads(out)
+    assert shown["status"] == "completed" and shown["version"] == 5
+    assert [m["type"] for m in shown["modifications"]] == ["submitted", "updated", "rescheduled", "approved",
+                                                          "completed"]
+    assert stack.keys("customers/htsnonprod/") == [f"customers/htsnonprod/{change_id}.json"]
+    code, out, _ = run_cli("change", "list", "--status", "completed", "--json", "--config", stack.path)
+    assert [c["changeId"] for c in json.loads(out)] == [change_id]
+    code, out, _ = run_cli("change", "list", "--status", "submitted", "--json", "--config", stack.path)
+    assert json.loads(out) == []
+    code, out, _ = run_cli("change", "list", "--config", stack.path)
+    assert change_id in out and "Renamed" in out
+
+
+def test_illegal_transition_exits_3_and_writes_nothing(run_cli, stack, tmp_path, sample_change):
+    change_id = submit(run_cli, stack, tmp_path, sample_change)
+    before = stack.snapshot()
+    code, _, err = run_cli("change", "complete", change_id, "--config", stack.path)
+    assert code == 3 and "cannot complete a change that is submitted" in err
+    assert stack.snapshot() == before
+
+
+def test_stale_expected_version_exits_3(run_cli, stack, tmp_path, sample_change):
+    change_id = submit(run_cli, stack, tmp_path, sample_change)
+    before = stack.snapshot()
+    code, _, err = run_cli("change", "approve", change_id, "--expect-version", "4", "--config", stack.path)
+    assert code == 3 and "version 1, not 4" in err
+    assert stack.snapshot() == before
+
+
+def test_existing_id_exits_3_and_keeps_the_original(run_cli, stack, tmp_path, sample_change):
+    submit(run_cli, stack, tmp_path, {**sample_change, "changeId": "CHG-fixed-1"})
+    before = stack.snapshot()
+    code, _, err = run_cli("change", "submit", write(tmp_path, {**sample_change, "changeId": "CHG-fixed-1",
+                                                                 "title": "Other"}), "--config", stack.path)
+    assert code == 3 and "already exists" in err
+    assert stack.snapshot() == before
+
+
+def test_unknown_fields_survive_every_writer(run_cli, stack, tmp_path, sample_change):
+    change_id = submit(run_cli, stack, tmp_path, {**sample_change, "portalHints": {"color": "red"}})
+    key = f"archive/{change_id}.json"
+    archive = stack.get_json(key)
+    archive["addedByAnotherTool"] = [1, 2, 3]
+    stack.s3.put_object(Bucket=stack.cfg.bucket, Key=key, Body=json.dumps(archive).encode())
+    assert run_cli("change", "approve", change_id, "--config", stack.path)[0] == 0
+    after = stack.get_json(key)
+    assert after["portalHints"] == {"color": "red"} and after["addedByAnotherTool"] == [1, 2, 3]
+
+
+def test_drafts_then_submit_from_draft(run_cli, stack, tmp_path, sample_change):
+    code, out, err = run_cli("change", "draft", write(tmp_path, {"title": "WIP", "customers": ["hts"]}),
+                             "--config", stack.path)
+    assert code == 0, err
+    draft_id = out.strip()
+    assert stack.get_json(f"drafts/{draft_id}.json")["status"] == "draft"
+    assert stack.keys("customers/") == [] and stack.keys("archive/") == []
+    # incomplete: exits 2 and writes nothing
+    before = stack.snapshot()
+    code, _, err = run_cli("change", "submit", "--draft", draft_id, "--config", stack.path)
+    assert code == 2 and "schedule" in err and stack.snapshot() == before
+    # complete the draft, then submit it
+    run_cli("change", "draft", write(tmp_path, {**sample_change, "changeId": draft_id}), "--config", stack.path)
+    code, out, err = run_cli("change", "submit", "--draft", draft_id, "--config", stack.path)
+    assert code == 0, err and out.strip() == draft_id
+    assert stack.keys("drafts/") == []
+    assert stack.get_json(f"archive/{draft_id}.json")["status"] == "submitted"
+
+
+def test_retrigger_rewrites_triggers(run_cli, stack, tmp_path, sample_change):
+    change_id = submit(run_cli, stack, tmp_path, sample_change)
+    stack.s3.delete_object(Bucket=stack.cfg.bucket, Key=f"customers/hts/{change_id}.json")
+    stack.drain_events("hts", expect=1)
+    code, _, err = run_cli("change", "retrigger", change_id, "--customer", "hts", "--config", stack.path)
+    assert code == 0, err
+    assert stack.get_json(f"customers/hts/{change_id}.json")["seq"] == 1
+    assert len(stack.drain_events("hts", expect=1)) == 1
+    code, _, err = run_cli("change", "retrigger", change_id, "--customer", "zzz", "--config", stack.path)
+    assert code == 2 and "not on change" in err
+
+
+# --- bad input: exit 2, a message naming the problem, nothing written ---------------------------
+
+BAD_CHANGES = [
+    ({"customers": ["nobody"]}, "unknown customer 'nobody'"),
+    ({"changeId": "../../archive/evil"}, "changeId"),
+    ({"changeId": "x" * 129}, "changeId"),
+    ({"schedule": {"implementationStart": "2026-12-08T04:00:00Z", "implementationEnd": "2026-12-08T02:00:00Z",
+                   "timezone": "UTC"}}, "must be after"),
+    ({"schedule": {"implementationStart": "2026-12-08T02:00:00Z", "implementationEnd": "2026-12-08T04:00:00Z",
+                   "timezone": "Atlantis/Capital"}}, "unknown time zone"),
+    ({"schedule": {"implementationStart": "2026-12-08T02:00:00", "implementationEnd": "2026-12-08T04:00:00Z",
+                   "timezone": "UTC"}}, "offset"),
+    ({"title": ""}, "title"),
+]
+
+
+@pytest.mark.parametrize("over, fragment", BAD_CHANGES)
+def test_bad_change_exits_2_and_writes_nothing(run_cli, stack, tmp_path, sample_change, over, fragment):
+    before = stack.snapshot()
+    code, out, err = run_cli("change", "submit", write(tmp_path, {**sample_change, **over}), "--config", stack.path)
+    assert code == 2 and fragment in err and out == ""
+    assert stack.snapshot() == before
+
+
+@pytest.mark.parametrize("content, name, fragment", [
+    (None, "missing.yaml", "file not found"),
+    ("{not json", "bad.json", "malformed JSON"),
+    ("title: [unclosed\n", "bad.yaml", "malformed YAML"),
+    ("- a\n- list\n", "list.yaml", "expected a mapping"),
+    (b"\xff\xfe\x00garbage", "binary.yaml", "not UTF-8"),
+])
+def test_unreadable_or_malformed_files_exit_2(run_cli, stack, tmp_path, content, name, fragment):
+    p = tmp_path / name
+    if isinstance(content, bytes):
+        p.write_bytes(content)
+    elif content is not None:
+        p.write_text(content)
+    before = stack.snapshot()
+    code, _, err = run_cli("change", "submit", p, "--config", stack.path)
+    assert code == 2 and fragment in err and name in err
+    assert stack.snapshot() == before
+
+
+def test_directory_instead_of_file_exits_2(run_cli, stack, tmp_path):
+    code, _, err = run_cli("change", "submit", tmp_path, "--config", stack.path)
+    assert code == 2 and "is a directory" in err
+
+
+def test_bad_reschedule_and_update_exit_2_and_write_nothing(run_cli, stack, tmp_path, sample_change):
+    change_id = submit(run_cli, stack, tmp_path, sample_change)
+    before = stack.snapshot()
+    code, _, err = run_cli("change", "reschedule", change_id, "--start", "2026-12-09T05:00:00Z",
+                           "--end", "2026-12-09T01:00:00Z", "--config", stack.path)
+    assert code == 2 and "must be after" in err
+    code, _, err = run_cli("change", "update", change_id, write(tmp_path, {"customers": ["zzz"]}),
+                           "--config", stack.path)
+    assert code == 2 and "unknown customer" in err
+    code, _, err = run_cli("change", "update", change_id, write(tmp_path, {"status": "approved"}),
+                           "--config", stack.path)
+    assert code == 2 and "managed by ttr" in err
+    assert stack.snapshot() == before
+
+
+def test_unknown_change_and_bad_id_exit_2(run_cli, stack):
+    code, _, err = run_cli("change", "approve", "CHG-does-not-exist", "--config", stack.path)
+    assert code == 2 and "not found" in err
+    code, _, err = run_cli("change", "show", "../etc", "--config", stack.path)
+    assert code == 2 and "changeId" in err
+
+
+def test_bad_config_exits_2_naming_the_field(run_cli, tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("bucket: x-bucket\nemail: {sender: a@b.c}\ngraph: {organizer: o@b.c}\ncustomers: []\n")
+    code, _, err = run_cli("change", "list", "--config", p)
+    assert code == 2 and "customers" in err and str(p) in err
