@@ -93,3 +93,31 @@ def decode_archive(body: bytes, change_id: str) -> dict:
 
 
 __all__ = ["ArchiveStore", "ConflictError", "encode", "decode_archive"]
+
+
+class ArchiveRecorder:
+    """The backend's archive writes: idempotent appends (and top-level fields such as
+    ``meetingMetadata``), by If-Match read-modify-write. The ArchiveActor wraps exactly this."""
+
+    def __init__(self, store: ObjectStore, **kw):
+        self.archive = ArchiveStore(store, **kw)
+
+    def record(self, change_id: str, records: list[dict], set_fields: dict | None = None) -> int:
+        """Append the records not there yet (by their ``key``); returns how many were appended."""
+        from .model import append_modifications
+
+        appended = 0
+
+        def mutate(current: dict) -> dict | None:
+            nonlocal appended
+            added = append_modifications(current, records)
+            appended = len(added)
+            changed = False
+            for k, v in (set_fields or {}).items():
+                if current.get(k) != v:
+                    current[k] = v
+                    changed = True
+            return current if (added or changed) else None
+
+        self.archive.update(change_id, mutate)
+        return appended

@@ -169,6 +169,22 @@ def cmd_local_up(args) -> int:
     return run_local_up(_config(args), emulators_only=args.emulators_only)
 
 
+def cmd_run(args) -> int:
+    from .local.stack import wait_for_signal
+    from .local.runtime_host import start_runtime
+
+    cfg = _config(args)
+    _err(f"starting the runtime for {', '.join(cfg.customer_codes)} "
+         f"({'joining ' + args.address if args.address else 'local Ray'})")
+    rt = start_runtime(cfg, address=args.address, concurrency=args.concurrency)
+    print(f"ready runtime customers={','.join(cfg.customer_codes)} namespace={rt.namespace}", flush=True)
+    wait_for_signal()
+    _err("draining: no new messages; finishing or releasing the ones in flight")
+    rt.shutdown(timeout=args.drain_timeout)
+    _err("stopped")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .local.demo import run_demo
 
@@ -274,6 +290,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start the emulators without the runtime (run `ttr run` beside them)")
     _common(p)
     p.set_defaults(func=cmd_local_up)
+
+    p = sub.add_parser("run", help="run the runtime (a CustomerActor per tenant, the ArchiveActor) until signalled",
+                       formatter_class=fmt,
+                       description="Run the runtime against whatever the config points at. Without --address "
+                                   "(or $RAY_ADDRESS) it starts its own local Ray; --address auto joins the "
+                                   "cluster on this node. SIGTERM/SIGINT drain it: stop polling, finish or "
+                                   "release in-flight messages, exit 0.")
+    p.add_argument("--address", metavar="ADDR", help="Ray cluster address ('auto' joins the local node's cluster)")
+    p.add_argument("--concurrency", type=int, default=8, metavar="N",
+                   help="messages processed at once per tenant (default 8)")
+    p.add_argument("--drain-timeout", type=float, default=30.0, metavar="S",
+                   help="seconds to let in-flight work finish on shutdown (default 30)")
+    _common(p)
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("demo", help="run the sample scenario on the embedded stack and print a report",
                        formatter_class=fmt)

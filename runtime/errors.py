@@ -15,6 +15,7 @@ Callers catch at the level they care about:
         ├── RetryableError        ... in a way worth retrying (throttling, 5xx, timeouts)
         │   └── TenantPaused      ... the tenant's SES sending is paused/suspended
         └── PermanentError        ... and retrying will not help
+            └── RecipientRejected SES refused one recipient (recorded as failed, not retried)
 
 Retryability is data on the error (``retryable`` and ``retry_after``), so call sites never
 inspect vendor error codes; vendor exceptions are translated in ``runtime.adapters``.
@@ -94,3 +95,7 @@ class PermanentError(ExternalError):
 
 class PreconditionFailed(RetryableError):
     """A conditional write lost a race (S3 412 or 409). Re-read and try again."""
+
+
+class RecipientRejected(PermanentError):
+    """SES MessageRejected for one address: that recipient fails; the others go on."""

@@ -42,3 +42,68 @@ class ObjectStore(Protocol):
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         """Every object under the prefix, all pages."""
+
+
+@dataclass(frozen=True)
+class QueueMessage:
+    message_id: str
+    receipt: str
+    body: str
+    receive_count: int = 1
+    sent_at: float = 0.0  # epoch seconds, when SQS first received it
+
+
+class Queue(Protocol):
+    """One tenant's SQS queue."""
+
+    def receive(self, max_messages: int, wait_seconds: int) -> list[QueueMessage]: ...
+
+    def delete_batch(self, receipts: list[str]) -> list[str]:
+        """Delete; returns the receipts that could not be deleted (they will be redelivered)."""
+
+    def set_visibility(self, receipt: str, seconds: int) -> None: ...
+
+    def send(self, body: str) -> str: ...
+
+
+class Mailer(Protocol):
+    """One tenant's SES, inside the tenant's own account."""
+
+    def list_contacts(self, contact_list: str) -> list[dict]:
+        """Every contact of the list (all pages), as SES returns them."""
+
+    def topic_defaults(self, contact_list: str) -> dict[str, str]:
+        """topic -> OPT_IN / OPT_OUT, from the contact list's topic definitions."""
+
+    def send(self, *, sender: str, to: str, subject: str, html: str, text: str,
+             contact_list: str, topic: str) -> str:
+        """Send one email to one recipient; returns the SES message id."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Calendar (Microsoft Graph). The data types live with the pure meeting logic.
+
+from .meetings import CalendarEvent, MeetingRequest  # noqa: E402
+
+
+class Calendar(Protocol):
+    """The organizer mailbox's calendar. Async: the Graph SDK is asyncio-based.
+
+    Errors: NotFound for a missing event; RetryableError (with ``retry_after`` when Graph sent
+    Retry-After) for throttling, 5xx and timeouts; PermanentError otherwise.
+    """
+
+    async def find_by_change(self, change_id: str) -> CalendarEvent | None:
+        """The event tagged with this changeId (a live one before a cancelled one), or None."""
+
+    async def create(self, req: MeetingRequest) -> CalendarEvent:
+        """Create the Teams meeting, with ``req.transaction_id`` and the changeId tag."""
+
+    async def update(self, event_id: str, req: MeetingRequest) -> CalendarEvent:
+        """Move the event: new times, subject, body, attendees and location."""
+
+    async def cancel(self, event_id: str, comment: str) -> None:
+        """Cancel the event (Graph emails every attendee). Never retried blindly."""
+
+    async def get(self, event_id: str) -> CalendarEvent:
+        """Raises NotFound when the event does not exist."""

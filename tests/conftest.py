@@ -80,19 +80,18 @@ def make_config_dict(endpoint: str, bucket: str, **overrides) -> dict:
     return data
 
 
-@pytest.fixture()
-def stack(aws_emulator, tmp_path):
-    """A freshly bootstrapped bucket (unique per test) and its config file."""
+def make_stack(endpoint: str, directory: Path) -> "Stack":
+    """A freshly bootstrapped bucket and queues (unique names) and its config file."""
     from runtime.adapters.aws import AwsClients
     from runtime.config import parse_config
     from runtime.local.bootstrap import ensure_management, seed_customer_ses
 
     bucket = f"ttr-test-{uuid.uuid4().hex[:12]}"
     suffix = bucket[-6:]
-    data = make_config_dict(aws_emulator.endpoint_url, bucket)
+    data = make_config_dict(endpoint, bucket)
     for c in data["customers"]:
         c["queue"] = f"ttr-{c['code']}-{suffix}"  # queues are per account: keep tests apart
-    path = tmp_path / "config.yaml"
+    path = directory / "config.yaml"
     path.write_text(yaml.safe_dump(data))
     cfg = parse_config(data, str(path))
     assert_loopback_url(cfg.aws_endpoint_url)
@@ -100,6 +99,28 @@ def stack(aws_emulator, tmp_path):
     ensure_management(cfg, clients)
     seed_customer_ses(cfg, clients)
     return Stack(cfg=cfg, path=path, clients=clients)
+
+
+@pytest.fixture()
+def stack(aws_emulator, tmp_path):
+    return make_stack(aws_emulator.endpoint_url, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def module_stack(aws_emulator, tmp_path_factory):
+    return make_stack(aws_emulator.endpoint_url, tmp_path_factory.mktemp("stack"))
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray for the whole test session."""
+    from actors.supervisor import init_ray
+
+    init_ray(None, namespace="ttr-tests")
+    import ray
+
+    yield ray
+    ray.shutdown()
 
 
 class Stack:

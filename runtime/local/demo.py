@@ -1,55 +1,134 @@
-"""``ttr demo``: the sample scenario on the embedded stack, with a readable report."""
+"""``ttr demo``: the sample scenario on the embedded stack, with a readable report.
+
+Starts the emulators on free ports and the runtime on a local Ray, submits and approves the
+sample change for two customers, waits (with a deadline) until every customer has processed
+every transition, then prints what was sent, to whom, and the archive's modifications.
+"""
 
 from __future__ import annotations
 
-import json
 import sys
+import time
+from collections import defaultdict
 from pathlib import Path
 
 from ..config import Config
 from ..files import load_document
 
 SAMPLE = Path(__file__).resolve().parents[2] / "configs" / "examples" / "change.yaml"
+DEADLINE = 120.0
 
 
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def _sample_change(cfg: Config) -> dict:
+    content = load_document(SAMPLE) if SAMPLE.exists() else {
+        "title": "Sample change", "schedule": {"implementationStart": "2026-12-08T07:00:00Z",
+                                               "implementationEnd": "2026-12-08T09:00:00Z", "timezone": "UTC"}}
+    content["customers"] = list(cfg.customer_codes[:2])
+    return content
+
+
+def wait_processed(lc, change_id: str, deadline: float) -> dict:
+    """Poll the archive until every (customer, transition) has its processed record."""
+    from ..processing import plan
+
+    last = None
+    while time.monotonic() < deadline:
+        change = lc.show(change_id)
+        pending = {c: [s.seq for s in plan(change, c).steps] for c in change["customers"]}
+        pending = {c: p for c, p in pending.items() if p}
+        if not pending:
+            return change
+        if pending != last:
+            _log(f"  waiting for: {', '.join(f'{c} seq {p}' for c, p in pending.items())}")
+            last = pending
+        time.sleep(0.25)
+    raise TimeoutError(f"not processed within the deadline; still pending: {last}")
+
+
 def run_demo(cfg: Config, *, actor: str) -> int:
-    from ..adapters.s3 import S3ObjectStore
     from ..adapters.aws import AwsClients
+    from ..adapters.s3 import S3ObjectStore
     from ..lifecycle import Lifecycle
+    from .aws_emulator import AwsEmulator
+    from .runtime_host import start_runtime
     from .stack import LocalStack
 
+    started = time.monotonic()
     # Free ports: the demo never collides with a `ttr local up` already running.
-    stack = LocalStack(cfg, aws_port=0)
-    with stack:
+    with LocalStack(cfg, aws_port=0) as stack:
         cfg = stack.cfg
-        clients = AwsClients(cfg.region, cfg.aws_endpoint_url)
-        lc = Lifecycle(S3ObjectStore(clients, cfg.bucket), cfg.customer_codes)
-        content = load_document(SAMPLE) if SAMPLE.exists() else {}
-        content["customers"] = list(cfg.customer_codes[:2])
-        submitted = lc.submit(content, actor=actor)
-        change_id = submitted.change_id
-        _log(f"submitted {change_id} for {', '.join(content['customers'])}")
-        approved = lc.transition(change_id, "approve", actor="demo-approver")
-        _log(f"approved {change_id} (version {approved.seq})")
-
-        s3, sqs = clients.client("s3"), clients.client("sqs")
-        print(f"\n== Change {change_id}: {approved.change['title']}")
-        print(f"status {approved.change['status']}, version {approved.change['version']}")
-        print("\n== Archive modifications")
-        for m in approved.change["modifications"]:
-            print(f"  seq {m.get('seq', '-'):>2}  {m['type']:<10} by {m['actor']:<15} at {m['timestamp']}")
-        print("\n== Triggers in S3")
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=cfg.bucket, Prefix="customers/"):
-            for o in page.get("Contents", []):
-                body = json.loads(s3.get_object(Bucket=cfg.bucket, Key=o["Key"])["Body"].read())
-                print(f"  {o['Key']}  seq={body['seq']} action={body['action']}")
-        print("\n== S3 events waiting per customer queue")
-        for c in cfg.customers:
-            url = sqs.get_queue_url(QueueName=c.queue_name)["QueueUrl"]
-            attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
-            print(f"  {c.code:<12} {c.queue_name:<24} {attrs['Attributes']['ApproximateNumberOfMessages']} message(s)")
+        _log("starting the runtime on a local Ray ...")
+        rt = start_runtime(cfg, namespace="ttr-demo", poll_wait=2)
+        try:
+            lc = Lifecycle(S3ObjectStore(AwsClients(cfg.region, cfg.aws_endpoint_url), cfg.bucket),
+                           cfg.customer_codes)
+            sub = lc.submit(_sample_change(cfg), actor=actor)
+            change_id = sub.change_id
+            _log(f"submitted {change_id} for {', '.join(sub.change['customers'])}")
+            lc.transition(change_id, "approve", actor="demo-approver")
+            _log(f"approved {change_id}; waiting for every customer to process both transitions")
+            try:
+                change = wait_processed(lc, change_id, time.monotonic() + DEADLINE)
+            except TimeoutError as exc:
+                _log(f"ttr demo: {exc}")
+                for code, h in rt.health().items():
+                    _log(f"  {code}: {h}")
+                return 1
+            health = rt.health()
+        finally:
+            rt.shutdown(timeout=10)
+        emails = [m for m in AwsEmulator.sent_emails() if change_id in m.body]
+    _report(cfg, change, emails, health, time.monotonic() - started)
     return 0
+
+
+def _report(cfg: Config, change: dict, emails, health: dict, elapsed: float) -> None:
+    accounts = {c.account_id: c.code for c in cfg.customers}
+    print(f"\n== Change {change['changeId']}")
+    print(f"   {change['title']}")
+    sched = change["schedule"]
+    print(f"   {change['status']}, version {change['version']}; "
+          f"{sched['implementationStart']} .. {sched['implementationEnd']} ({sched['timezone']})")
+
+    print("\n== Emails, per customer (sent from the customer's own SES account, one recipient each)")
+    by: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for m in emails:
+        by[accounts.get(m.account, m.account)][m.subject].extend(m.to)
+    for code in change["customers"]:
+        c = cfg.customer(code)
+        print(f"   {code} ({c.name}, account {c.account_id}, from {cfg.sender_of(c)})")
+        for rec in (m for m in change["modifications"] if m["type"] == "processed" and m["customer"] == code):
+            print(f"     seq {rec['transition']} {rec['transitionType']:<10} topic {rec['topic']:<13} "
+                  f"{rec['emailsSent']} sent, {rec['emailsFailed']} failed")
+        for subject, to in by.get(code, {}).items():
+            print(f"       {subject!r} -> {', '.join(sorted(to))}")
+    if not emails:
+        print("   (no emails were sent)")
+
+    print("\n== Meeting")
+    if (change.get("meeting") or {}).get("required"):
+        md = change.get("meetingMetadata")
+        if md:
+            print(f"   {md['subject']}: {md['startTime']} .. {md['endTime']}, {md['attendeeCount']} attendee(s)")
+            print(f"   join: {md['joinUrl']}")
+        else:
+            print("   required, not created: the MeetingCoordinator is not part of this build yet")
+    else:
+        print("   not required")
+
+    print("\n== Archive modifications")
+    for m in change["modifications"]:
+        extra = ""
+        if m["type"] == "processed":
+            extra = f"{m['customer']} handled seq {m['transition']} ({m['topic']}, {m['emailsSent']} sent)"
+        print(f"   {str(m.get('seq', '')):>3} {m['type']:<10} {m['actor']:<14} {m['timestamp']}  {extra}")
+
+    print("\n== Runtime")
+    for code, h in health.items():
+        print(f"   {code}: received {h.get('received', '?')}, acked {h.get('acked', '?')}, "
+              f"emails {h.get('emails_sent', '?')}, AssumeRole calls {h.get('assume_role_calls', '?')}")
+    print(f"\ndone in {elapsed:.1f}s")

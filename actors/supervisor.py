@@ -1,0 +1,160 @@
+"""The supervisor (the ``ttr run`` process): creates the actors from config, keeps them running,
+drains them on shutdown.
+
+Ray restarts a crashed actor (``max_restarts=-1``); the supervisor notices the new incarnation
+(or an actor that is not polling) and starts it again, and recreates an actor that is gone for
+good. Restarts are counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+
+import ray
+from ray.exceptions import GetTimeoutError, RayActorError, RayError
+
+from runtime.config import Config
+
+from .archive import ARCHIVE_ACTOR_NAME, ArchiveActor
+from .customer import CustomerActor, customer_actor_name
+
+log = logging.getLogger("ttr.supervisor")
+
+DEFAULT_NAMESPACE = "ttr"
+CHECK_EVERY = 2.0
+
+
+def init_ray(address: str | None = None, namespace: str = DEFAULT_NAMESPACE) -> None:
+    """Join ``address`` (``auto`` = the cluster on this node) or start a local Ray."""
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if not address:
+        # A private local Ray for the embedded stack and tests: token auth adds nothing there.
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    kwargs: dict = {"namespace": namespace, "logging_level": logging.WARNING, "log_to_driver": True}
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(include_dashboard=False, **kwargs)
+
+
+class Runtime:
+    def __init__(self, cfg: Config, *, namespace: str = DEFAULT_NAMESPACE, concurrency: int = 8,
+                 poll_wait: int = 10):
+        self.cfg = cfg
+        self.namespace = namespace
+        self.concurrency = concurrency
+        self.poll_wait = poll_wait
+        self.cfg_data = cfg.model_dump(mode="json")
+        self.cfg_data["source"] = cfg.source
+        self.archive = None
+        self.customers: dict[str, ray.actor.ActorHandle] = {}
+        self.incarnations: dict[str, str] = {}
+        self.restarts: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- actors --------------------------------------------------------------------------------
+    def _opts(self, name: str) -> dict:
+        return {"name": name, "namespace": self.namespace, "get_if_exists": True, "lifetime": None}
+
+    def _create_customer(self, code: str):
+        return CustomerActor.options(**self._opts(customer_actor_name(code))).remote(
+            self.cfg_data, code, self.namespace, concurrency=self.concurrency, poll_wait=self.poll_wait)
+
+    def start(self) -> "Runtime":
+        self.archive = ArchiveActor.options(**self._opts(ARCHIVE_ACTOR_NAME)).remote(self.cfg_data)
+        for c in self.cfg.customers:
+            self.customers[c.code] = self._create_customer(c.code)
+        ray.get(self.archive.health.remote(), timeout=120)
+        incs = ray.get([a.start.remote() for a in self.customers.values()], timeout=120)
+        self.incarnations = dict(zip(self.customers, incs))
+        self.restarts = {code: 0 for code in self.customers}
+        log.info("runtime started: %d tenant actor(s) in namespace %s", len(self.customers), self.namespace)
+        return self
+
+    def check(self) -> dict[str, dict]:
+        """One supervision pass: health of every tenant actor; restart what needs it."""
+        report: dict[str, dict] = {}
+        for code, actor in list(self.customers.items()):
+            try:
+                h = ray.get(actor.health.remote(), timeout=10)
+            except (RayActorError, GetTimeoutError, RayError) as exc:
+                report[code] = {"ok": False, "error": type(exc).__name__}
+                if isinstance(exc, RayActorError) and not self._alive(code):
+                    log.error("tenant %s: actor is gone; recreating it", code)
+                    self.customers[code] = self._create_customer(code)
+                    self.restarts[code] += 1
+                continue
+            if h["incarnation"] != self.incarnations.get(code) or not h["running"]:
+                if h["incarnation"] != self.incarnations.get(code):
+                    self.restarts[code] += 1
+                    log.warning("tenant %s: actor restarted (incarnation %s)", code, h["incarnation"])
+                if not self._stop.is_set():
+                    self.incarnations[code] = ray.get(actor.start.remote(), timeout=30)
+                    h["running"] = True
+            report[code] = {"ok": True, **h, "restarts": self.restarts[code]}
+        return report
+
+    def _alive(self, code: str) -> bool:
+        try:
+            ray.get_actor(customer_actor_name(code), namespace=self.namespace)
+            return True
+        except ValueError:
+            return False
+
+    def health(self) -> dict[str, dict]:
+        out = {}
+        for code, actor in self.customers.items():
+            try:
+                out[code] = {"ok": True, **ray.get(actor.health.remote(), timeout=10),
+                             "restarts": self.restarts.get(code, 0)}
+            except RayError as exc:
+                out[code] = {"ok": False, "error": type(exc).__name__, "restarts": self.restarts.get(code, 0)}
+        return out
+
+    # -- running -------------------------------------------------------------------------------
+    def supervise_in_background(self) -> None:
+        def loop():
+            while not self._stop.wait(CHECK_EVERY):
+                try:
+                    self.check()
+                except Exception:  # keep supervising whatever one pass did
+                    log.exception("supervision pass failed")
+
+        self._thread = threading.Thread(target=loop, name="ttr-supervisor", daemon=True)
+        self._thread.start()
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Drain: stop polling, finish or release in-flight messages, then stop the actors."""
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+        drains = {code: a.drain.remote(timeout) for code, a in self.customers.items()}
+        for code, ref in drains.items():
+            try:
+                result = ray.get(ref, timeout=timeout + 15)
+                log.info("tenant %s drained: %s", code, result)
+            except RayError as exc:
+                log.warning("tenant %s: drain failed: %s", code, type(exc).__name__)
+        for a in [*self.customers.values(), self.archive]:
+            if a is not None:
+                try:
+                    ray.kill(a, no_restart=True)
+                except RayError:
+                    pass
+        self.customers.clear()
+        self.archive = None
+
+
+def start_runtime(cfg: Config, *, address: str | None = None, namespace: str = DEFAULT_NAMESPACE,
+                  **kw) -> Runtime:
+    """Ray (local or joined), the actors, and the supervision loop in a background thread."""
+    init_ray(address, namespace)
+    rt = Runtime(cfg, namespace=namespace, **kw).start()
+    rt.supervise_in_background()
+    return rt

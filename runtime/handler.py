@@ -1,0 +1,230 @@
+"""What happens to a trigger: one queue message of one tenant, from receipt to ack.
+
+    message -> S3 records -> per change (serialised): load archive -> plan (pure) ->
+    for each pending transition: recipients -> emails (ledger) -> [meeting] -> processed record
+    -> delete trigger -> ack
+
+Failures keep the trigger: anything retryable (or unexpected) leaves the message unacked with a
+backoff, and SQS moves it to the DLQ after maxReceiveCount. Bad input that can never succeed is
+rejected: the reason is recorded (on the change, when there is one), the trigger bytes are kept
+under ``rejected/``, the trigger is removed and the message acked, so the queue keeps flowing.
+
+This module does I/O only through ports; the CustomerActor is a thin shell around it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+from . import processing
+from .archive import ArchiveStore
+from .config import Config, CustomerConfig
+from .emails import render_email
+from .errors import (InvalidInput, NotFound, RecipientRejected, RejectedInput, TenantPaused,
+                     TtrError)
+from .ledger import FLUSH_EVERY, Ledger
+from .model import REJECTED_PREFIX, now_iso
+from .pacing import RateLimiter
+from .ports import Mailer, ObjectStore, QueueMessage
+from .recipients import Contact, select_recipients
+
+log = logging.getLogger("ttr.handler")
+
+CONTACTS_TTL = 30.0          # seconds a tenant's contact list is reused across messages
+MAX_BACKOFF = 900            # seconds
+BASE_BACKOFF = 10
+
+
+class ArchiveWriter(Protocol):
+    def record(self, change_id: str, records: list[dict], set_fields: dict | None = None) -> int: ...
+
+
+class Meetings(Protocol):
+    def handle(self, change_id: str, step: processing.Step) -> None: ...
+
+
+@dataclass
+class Outcome:
+    """What to do with the message: ack it, or leave it for a retry after ``retry_after`` s."""
+
+    ack: bool
+    retry_after: float = 0.0
+    pause_tenant: float = 0.0
+    error: str = ""
+    steps_done: list[tuple[str, int]] = field(default_factory=list)  # (changeId, seq)
+    rejected: list[str] = field(default_factory=list)
+    emails_sent: int = 0
+    emails_failed: int = 0
+
+
+def backoff(receive_count: int, hint: float | None = None) -> float:
+    if hint:
+        return min(MAX_BACKOFF, float(hint))
+    base = min(MAX_BACKOFF, BASE_BACKOFF * (2 ** max(0, receive_count - 1)))
+    return base * random.uniform(0.75, 1.0)
+
+
+class TriggerHandler:
+    def __init__(self, *, cfg: Config, customer: CustomerConfig, store: ObjectStore, mailer: Mailer,
+                 archive: ArchiveWriter, limiter: RateLimiter | None = None,
+                 meetings: Meetings | None = None, clock: Callable[[], str] = now_iso):
+        self.cfg = cfg
+        self.customer = customer
+        self.code = customer.code
+        self.store = store
+        self.reader = ArchiveStore(store)
+        self.mailer = mailer
+        self.archive = archive
+        self.limiter = limiter or RateLimiter(customer.max_send_rate)
+        self.meetings = meetings
+        self.clock = clock
+        self._change_locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._contacts: tuple[float, list[Contact], dict[str, str]] | None = None
+        self._contacts_lock = threading.Lock()
+
+    # -----------------------------------------------------------------------------------------
+    def handle(self, msg: QueueMessage) -> Outcome:
+        out = Outcome(ack=True)
+        parsed = processing.parse_message(msg.body, self.code)
+        if parsed.test_event:
+            return out
+        if parsed.foreign:
+            return out
+        for what, why in parsed.rejected:
+            self._reject(what, why, msg, out)
+        for event in parsed.events:
+            try:
+                self._process_change(event, msg, out)
+            except TenantPaused as exc:
+                log.error("TENANT %s PAUSED BY SES: %s — sending stops, messages retry later", self.code, exc)
+                return Outcome(ack=False, retry_after=backoff(msg.receive_count, exc.retry_after),
+                               pause_tenant=exc.retry_after or 300, error=str(exc),
+                               steps_done=out.steps_done, emails_sent=out.emails_sent)
+            except TtrError as exc:
+                log.warning("tenant %s: %s on %s (attempt %d): %s", self.code, type(exc).__name__,
+                            event.change_id, msg.receive_count, exc)
+                return Outcome(ack=False, retry_after=backoff(msg.receive_count, exc.retry_after),
+                               error=f"{type(exc).__name__}: {exc}", steps_done=out.steps_done,
+                               emails_sent=out.emails_sent, emails_failed=out.emails_failed)
+            except Exception as exc:  # a bug: keep the trigger, let the DLQ catch a poison message
+                log.exception("tenant %s: unexpected error on %s", self.code, event.change_id)
+                return Outcome(ack=False, retry_after=backoff(msg.receive_count),
+                               error=f"unexpected {type(exc).__name__}: {exc}", steps_done=out.steps_done,
+                               emails_sent=out.emails_sent, emails_failed=out.emails_failed)
+        return out
+
+    # -----------------------------------------------------------------------------------------
+    def _lock_for(self, change_id: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._change_locks.setdefault(change_id, threading.Lock())
+
+    def _process_change(self, event: processing.TriggerEvent, msg: QueueMessage, out: Outcome) -> None:
+        # One change at a time in this tenant: concurrent duplicates must not both send.
+        with self._lock_for(event.change_id):
+            try:
+                change, _ = self.reader.load(event.change_id)
+            except NotFound:
+                self._reject(event.key, f"unknown change {event.change_id} (no archive)", msg, out)
+                return
+            except InvalidInput as exc:
+                self._reject(event.key, f"unreadable archive: {exc}", msg, out)
+                return
+            try:
+                plan = processing.plan(change, self.code)
+            except RejectedInput as exc:
+                self._reject(event.key, str(exc), msg, out, change_id=event.change_id)
+                return
+            for step in plan.steps:
+                sent, failed, skipped = self._deliver(change, step)
+                if step.meeting and self.meetings is not None:
+                    self.meetings.handle(event.change_id, step)
+                self.archive.record(event.change_id, [step.processed_record(
+                    self.code, sent=sent, failed=failed, skipped=skipped, now=self.clock())])
+                out.steps_done.append((event.change_id, step.seq))
+                out.emails_sent += sent
+                out.emails_failed += failed
+            self.store.delete(event.key)
+
+    # -----------------------------------------------------------------------------------------
+    def contacts(self) -> tuple[list[Contact], dict[str, str]]:
+        """Every contact of the tenant's list (all pages) and the topics' defaults, briefly cached."""
+        with self._contacts_lock:
+            now = time.monotonic()
+            if self._contacts is None or now - self._contacts[0] > CONTACTS_TTL:
+                items = self.mailer.list_contacts(self.customer.contact_list)
+                defaults = self.mailer.topic_defaults(self.customer.contact_list)
+                self._contacts = (now, [Contact.from_ses(i) for i in items], defaults)
+            return self._contacts[1], self._contacts[2]
+
+    def recipients(self, topic: str) -> list[str]:
+        contacts, defaults = self.contacts()
+        return select_recipients(contacts, topic, defaults, self.customer.allows)
+
+    def _deliver(self, change: dict, step: processing.Step) -> tuple[int, int, int]:
+        """Send the step's email to every recipient not in the ledger yet; (sent, failed, skipped)."""
+        recipients = self.recipients(step.topic)
+        if not recipients:
+            return 0, 0, 0
+        email = render_email(step.kind, change, customer_code=self.code, customer_name=self.customer.name,
+                             portal_base_url=self.cfg.email.portal_base_url, transition=step.transition,
+                             first_request=step.first_request)
+        ledger = Ledger.open(self.store, change["changeId"], self.code, step.seq)
+        sender = self.cfg.sender_of(self.customer)
+        sent = failed = skipped = 0
+        try:
+            for address in recipients:
+                if ledger.done(address):
+                    skipped += 1
+                    continue
+                self.limiter.acquire()
+                try:
+                    mid = self.mailer.send(sender=sender, to=address, subject=email.subject, html=email.html,
+                                           text=email.text, contact_list=self.customer.contact_list,
+                                           topic=step.topic)
+                    ledger.mark(address, "sent", message_id=mid)
+                    sent += 1
+                except RecipientRejected as exc:
+                    ledger.mark(address, "failed", error=str(exc))
+                    failed += 1
+                if ledger.unflushed >= FLUSH_EVERY:
+                    ledger.flush()
+        finally:
+            # Whatever happens, record what did go out, so a retry does not repeat it.
+            try:
+                ledger.flush()
+            except TtrError:
+                log.warning("tenant %s: ledger flush failed for %s", self.code, ledger.key)
+        return sent, failed, skipped
+
+    # -----------------------------------------------------------------------------------------
+    def _reject(self, what: str, why: str, msg: QueueMessage, out: Outcome, change_id: str | None = None) -> None:
+        """Keep the refused input under rejected/, note it on the change, remove our own trigger."""
+        log.warning("tenant %s: rejected %s: %s", self.code, what, why)
+        own_trigger = what.startswith(f"customers/{self.code}/")
+        trigger_body = None
+        if own_trigger:
+            try:
+                trigger_body = self.store.get(what).body.decode("utf-8", "replace")
+            except NotFound:
+                trigger_body = None
+        stamp = self.clock()
+        record = {"customer": self.code, "key": what, "reason": why, "rejectedAt": stamp,
+                  "messageId": msg.message_id, "message": msg.body[:256 * 1024],
+                  "trigger": trigger_body, "changeId": change_id}
+        safe_stamp = stamp.replace(":", "").replace(".", "")
+        rkey = f"{REJECTED_PREFIX}{self.code}/{safe_stamp}-{msg.message_id}-{len(out.rejected)}.json"
+        self.store.put(rkey, json.dumps(record, indent=1).encode())
+        if change_id:
+            self.archive.record(change_id, [{
+                "type": "rejected", "key": f"rejected:{self.code}:{msg.message_id}", "timestamp": stamp,
+                "actor": processing.BACKEND_ACTOR, "customer": self.code, "reason": why, "rejectedKey": rkey}])
+        if own_trigger:
+            self.store.delete(what)
+        out.rejected.append(rkey)

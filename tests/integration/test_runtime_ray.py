@@ -1,0 +1,157 @@
+"""End to end on a real local Ray: the supervisor, a CustomerActor per tenant, the ArchiveActor."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+
+from runtime.adapters.s3 import S3ObjectStore
+from runtime.archive import ArchiveStore
+from runtime.lifecycle import Lifecycle
+from runtime.local.aws_emulator import AwsEmulator
+from runtime.processing import plan
+
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def runtime(ray_session, module_stack):
+    from actors.supervisor import Runtime
+
+    rt = Runtime(module_stack.cfg, namespace=f"ttr-test-{uuid.uuid4().hex[:8]}", poll_wait=1).start()
+    rt.supervise_in_background()
+    yield rt
+    rt.shutdown(timeout=5)
+
+
+@pytest.fixture()
+def lc(module_stack):
+    return Lifecycle(S3ObjectStore(module_stack.clients, module_stack.cfg.bucket), module_stack.cfg.customer_codes)
+
+
+def wait_for(predicate, timeout=30.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+def all_processed(lc, change_id):
+    def check():
+        ch = lc.show(change_id)
+        return ch if all(not plan(ch, c).steps for c in ch["customers"]) else None
+    return check
+
+
+def emails(title):
+    out: dict[str, list[str]] = {}
+    for m in AwsEmulator.sent_emails():
+        if title in m.subject:
+            for to in m.to:
+                out.setdefault(to, []).append(m.subject)
+    return out
+
+
+def new_change(sample_change, **over):
+    title = f"Ray change {uuid.uuid4().hex[:8]}"
+    return {**sample_change, "title": title, **over}, title
+
+
+def test_submit_then_approve_both_notifications_delivered(runtime, lc, module_stack, sample_change):
+    content, title = new_change(sample_change)
+    cid = lc.submit(content, actor="ann").change_id
+    lc.transition(cid, "approve", actor="bob")
+    ch = wait_for(all_processed(lc, cid), what="processing")
+    for code in ("hts", "htsnonprod"):
+        assert sorted(m["transition"] for m in ch["modifications"]
+                      if m["type"] == "processed" and m["customer"] == code) == [1, 2]
+    got = emails(title)
+    assert got["alice@example.com"] == [f"Approval required: {title}", f"Approved: {title}"]
+    assert got["dana@example.com"] == [f"Approval required: {title}", f"Approved: {title}"]
+    assert got["chris@example.com"] == [f"Approved: {title}"] and got["erin@example.com"] == [f"Approved: {title}"]
+    wait_for(lambda: not [k for k in module_stack.keys("customers/") if cid in k], what="triggers deleted")
+
+
+def test_duplicate_events_and_reput_triggers_send_nothing_twice(runtime, lc, module_stack, sample_change):
+    content, title = new_change(sample_change, customers=["hts"])
+    cid = lc.submit(content, actor="ann").change_id
+    wait_for(all_processed(lc, cid), what="processing")
+    # The same S3 event delivered three more times, and the trigger put again twice.
+    event = {"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+                          "s3": {"bucket": {"name": module_stack.cfg.bucket},
+                                 "object": {"key": f"customers%2Fhts%2F{cid}.json"}}}]}
+    url = module_stack.queue_url("hts")
+    for _ in range(3):
+        module_stack.sqs.send_message(QueueUrl=url, MessageBody=json.dumps(event))
+    lc.retrigger(cid)
+    lc.retrigger(cid)
+    wait_for(lambda: runtime.health()["hts"]["in_flight"] == 0 and module_stack.sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"]
+        == "0", what="queue drained")
+    wait_for(lambda: not [k for k in module_stack.keys("customers/") if cid in k], what="trigger deleted")
+    assert emails(title) == {"alice@example.com": [f"Approval required: {title}"]}
+    processed = [m for m in lc.show(cid)["modifications"] if m["type"] == "processed"]
+    assert len(processed) == 1
+
+
+def test_trigger_for_a_customer_not_on_the_change_is_refused(runtime, lc, module_stack, sample_change):
+    content, title = new_change(sample_change, customers=["hts"])
+    cid = lc.submit(content, actor="ann").change_id
+    module_stack.s3.put_object(Bucket=module_stack.cfg.bucket, Key=f"customers/htsnonprod/{cid}.json", Body=b"{}")
+    ch = wait_for(lambda: (c := lc.show(cid)) and any(m["type"] == "rejected" for m in c["modifications"]) and c,
+                  what="rejection recorded")
+    wait_for(all_processed(lc, cid), what="hts processed")
+    assert [m["customer"] for m in ch["modifications"] if m["type"] == "rejected"] == ["htsnonprod"]
+    assert set(emails(title)) == {"alice@example.com"}      # nothing from htsnonprod's account
+    assert all(m.account != "222222222222" for m in AwsEmulator.sent_emails() if title in m.subject)
+
+
+def test_garbage_dangling_and_non_s3_messages_do_not_stop_the_runtime(runtime, lc, module_stack, sample_change):
+    s3, bucket = module_stack.s3, module_stack.cfg.bucket
+    s3.put_object(Bucket=bucket, Key="customers/hts/CHG-dangling-ray.json", Body=b"not json at all")
+    s3.put_object(Bucket=bucket, Key="customers/hts/a/b.json", Body=b"{}")
+    module_stack.sqs.send_message(QueueUrl=module_stack.queue_url("hts"), MessageBody="<xml>not an event</xml>")
+    wait_for(lambda: not module_stack.keys("customers/hts/CHG-dangling") and not module_stack.keys("customers/hts/a/"),
+             what="garbage triggers removed")
+    reasons = [module_stack.get_json(k)["reason"] for k in module_stack.keys("rejected/hts/")]
+    assert any("unknown change CHG-dangling-ray" in r for r in reasons)
+    content, title = new_change(sample_change, customers=["hts"])
+    cid = lc.submit(content, actor="ann").change_id
+    wait_for(all_processed(lc, cid), what="later work processed")
+    assert set(emails(title)) == {"alice@example.com"}
+    wait_for(lambda: any("not JSON" in module_stack.get_json(k)["reason"]
+                         for k in module_stack.keys("rejected/hts/")), what="non-S3 message kept")
+
+
+def test_concurrent_writer_loses_nothing(runtime, lc, module_stack, sample_change):
+    content, title = new_change(sample_change)
+    cid = lc.submit(content, actor="ann").change_id
+    other = ArchiveStore(S3ObjectStore(module_stack.clients, module_stack.cfg.bucket))
+    for i in range(8):  # another writer (e.g. the web API) edits while the runtime records
+        other.update(cid, lambda c, i=i: {**c, f"note{i}": i})
+    lc.transition(cid, "approve", actor="bob")
+    ch = wait_for(all_processed(lc, cid), what="processing")
+    assert all(ch[f"note{i}"] == i for i in range(8))
+    assert len([m for m in ch["modifications"] if m["type"] == "processed"]) == 4
+    assert ch["version"] == 2
+
+
+def test_a_killed_customer_actor_is_restarted_and_keeps_working(runtime, lc, sample_change):
+    import ray
+
+    from actors.customer import customer_actor_name
+
+    before = runtime.restarts["hts"]
+    ray.kill(ray.get_actor(customer_actor_name("hts"), namespace=runtime.namespace), no_restart=False)
+    wait_for(lambda: runtime.restarts["hts"] > before, timeout=60, what="supervisor noticing the restart")
+    content, title = new_change(sample_change, customers=["hts"])
+    cid = lc.submit(content, actor="ann").change_id
+    wait_for(all_processed(lc, cid), timeout=60, what="processing after restart")
+    assert set(emails(title)) == {"alice@example.com"}
