@@ -47,4 +47,6 @@ class ArchiveActor:
                         "retry_after": exc.retry_after}
 
     async def health(self) -> dict:
-        return {"ok": True, "writes": self.writes, "failures": self.failures}
+        from runtime.adapters.aws import call_counts
+
+        return {"ok": True, "writes": self.writes, "failures": self.failures, "aws_calls": call_counts()}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,15 @@ log = logging.getLogger("ttr.customer")
 VISIBILITY = 60            # the queue's visibility timeout (bootstrap sets the same)
 HEARTBEAT_EVERY = 20       # extend in-flight messages this often
 DELETE_EVERY = 0.25        # seconds between batched deletes
+
+
+def _rss() -> int:
+    try:
+        import psutil
+
+        return psutil.Process().memory_info().rss
+    except Exception:  # psutil comes with ray[default]; without it, report nothing
+        return 0
 
 
 def customer_actor_name(code: str) -> str:
@@ -98,7 +108,9 @@ class CustomerActor:
         return {"released": released, "unfinished": len(self.inflight)}
 
     async def health(self) -> dict:
-        return {"code": self.code, "incarnation": self.incarnation, "running": self.running,
+        from runtime.adapters.aws import call_counts
+
+        return {"code": self.code, "pid": os.getpid(), "rss": _rss(), "aws_calls": call_counts(), "incarnation": self.incarnation, "running": self.running,
                 "in_flight": len(self.inflight), "paused_until": self.paused_until,
                 "started_at": self.started_at, "assume_role_calls": self.ses.assume_role_calls,
                 "last_error": self.last_error, "last_error_at": self.last_error_at, **self.stats}

@@ -176,7 +176,7 @@ def cmd_run(args) -> int:
     cfg = _config(args)
     _err(f"starting the runtime for {', '.join(cfg.customer_codes)} "
          f"({'joining ' + args.address if args.address else 'local Ray'})")
-    rt = start_runtime(cfg, address=args.address, concurrency=args.concurrency)
+    rt = start_runtime(cfg, address=args.address, concurrency=args.concurrency, namespace=args.namespace)
     print(f"ready runtime customers={','.join(cfg.customer_codes)} namespace={rt.namespace}", flush=True)
     wait_for_signal()
     _err("draining: no new messages; finishing or releasing the ones in flight")
@@ -298,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "cluster on this node. SIGTERM/SIGINT drain it: stop polling, finish or "
                                    "release in-flight messages, exit 0.")
     p.add_argument("--address", metavar="ADDR", help="Ray cluster address ('auto' joins the local node's cluster)")
+    p.add_argument("--namespace", default="ttr", metavar="NS",
+                   help="Ray namespace of the actors (default ttr; one runtime per namespace)")
     p.add_argument("--concurrency", type=int, default=8, metavar="N",
                    help="messages processed at once per tenant (default 8)")
     p.add_argument("--drain-timeout", type=float, default=30.0, metavar="S",

@@ -80,8 +80,10 @@ def make_config_dict(endpoint: str, bucket: str, **overrides) -> dict:
     return data
 
 
-def make_stack(endpoint: str, directory: Path) -> "Stack":
-    """A freshly bootstrapped bucket and queues (unique names) and its config file."""
+def make_stack(endpoint: str, directory: Path, mutate=None) -> "Stack":
+    """A freshly bootstrapped bucket and queues (unique names) and its config file.
+
+    ``mutate(data)`` may adjust the config dict (customers, seed contacts) before bootstrap."""
     from runtime.adapters.aws import AwsClients
     from runtime.config import parse_config
     from runtime.local.bootstrap import ensure_management, seed_customer_ses
@@ -91,6 +93,8 @@ def make_stack(endpoint: str, directory: Path) -> "Stack":
     data = make_config_dict(endpoint, bucket)
     for c in data["customers"]:
         c["queue"] = f"ttr-{c['code']}-{suffix}"  # queues are per account: keep tests apart
+    if mutate:
+        mutate(data)
     path = directory / "config.yaml"
     path.write_text(yaml.safe_dump(data))
     cfg = parse_config(data, str(path))

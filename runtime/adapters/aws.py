@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
+from collections import Counter
 from typing import Iterator
 
 import boto3
@@ -37,6 +39,24 @@ def client_config(*, connect_timeout: float = 5, read_timeout: float = 30,
         max_pool_connections=32)
 
 
+# Every AWS call this process made, by "service.Operation" (read by health(), metrics, the bench).
+CALL_COUNTS: Counter[str] = Counter()
+_counts_lock = threading.Lock()
+
+
+def _count_call(event_name: str = "", **_kw) -> None:
+    # event_name: "after-call.<service>.<Operation>"
+    parts = event_name.split(".")
+    if len(parts) >= 3:
+        with _counts_lock:
+            CALL_COUNTS[f"{parts[1]}.{parts[2]}"] += 1
+
+
+def call_counts() -> dict[str, int]:
+    with _counts_lock:
+        return dict(CALL_COUNTS)
+
+
 class AwsClients:
     """Builds boto3 clients for the runtime's own account (bucket, queues) and for a tenant.
 
@@ -50,6 +70,7 @@ class AwsClients:
         self.endpoint_url = endpoint_url
         self.config = config or client_config()
         self._session = boto3.session.Session(**self._default_credentials())
+        self._session.events.register("after-call.*.*", _count_call)
         self._clients: dict[tuple, object] = {}
 
     def _default_credentials(self) -> dict:
@@ -75,6 +96,7 @@ class AwsClients:
             aws_access_key_id=credentials["AccessKeyId"],
             aws_secret_access_key=credentials["SecretAccessKey"],
             aws_session_token=credentials.get("SessionToken"))
+        session.events.register("after-call.*.*", _count_call)
         return session.client(service, region_name=region or self.region,
                               endpoint_url=self.endpoint_url, config=self.config)
 
