@@ -92,7 +92,9 @@ def make_stack(endpoint: str, directory: Path, mutate=None) -> "Stack":
     suffix = bucket[-6:]
     data = make_config_dict(endpoint, bucket)
     for c in data["customers"]:
-        c["queue"] = f"ttr-{c['code']}-{suffix}"  # queues are per account: keep tests apart
+        # queues and contact lists live per account, shared by every test: keep tests apart
+        c["queue"] = f"ttr-{c['code']}-{suffix}"
+        c["contact_list"] = f"contacts-{suffix}"
     if mutate:
         mutate(data)
     path = directory / "config.yaml"
