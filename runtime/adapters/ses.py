@@ -11,7 +11,7 @@ import time
 from datetime import datetime, timezone
 
 from ..config import Config, CustomerConfig
-from ..errors import PermanentError, RecipientRejected
+from ..errors import PermanentError, RecipientRejected, RetryableError
 from .aws import AwsClients, aws_errors
 
 REFRESH_MARGIN = 300          # seconds before expiry we assume the role again
@@ -56,6 +56,7 @@ class TenantSes:
         ses = self._ses()
         out: list[dict] = []
         token = None
+        seen: set[str] = set()
         while True:
             kwargs = {"ContactListName": contact_list, "PageSize": 1000}
             if token:
@@ -66,6 +67,10 @@ class TenantSes:
             token = resp.get("NextToken")
             if not token:
                 return out
+            if token in seen:  # a server repeating itself would loop us forever
+                raise RetryableError(f"sesv2.ListContacts: NextToken {token[:20]!r} came back twice",
+                                     operation="sesv2.ListContacts")
+            seen.add(token)
 
     def topic_defaults(self, contact_list: str) -> dict[str, str]:
         with aws_errors("sesv2.GetContactList"):

@@ -283,3 +283,66 @@ def test_assume_role_once_per_credential_lifetime(env, sample_change):
         [m] = env.messages("hts", 1)
         env.handler("hts").handle(m)
     assert mailer.assume_role_calls == 1
+
+
+def test_retryable_failures_end_in_the_dlq_with_the_trigger_kept(env, stack, sample_change):
+    """Backoff is SQS visibility; after maxReceiveCount (5) SQS moves the message to the DLQ."""
+    content, _ = unique_change(sample_change, customers=["hts"])
+    cid = env.lc.submit(content, actor="ann").change_id
+    queue = SqsQueue(stack.clients, stack.cfg.customer("hts").queue_name)
+    dlq = SqsQueue(stack.clients, stack.cfg.customer("hts").dlq_name)
+    broken = FlakyMailer(env.mailers["hts"], fail_after=0,
+                         error=RetryableError("sesv2.SendEmail: 503", code="ServiceUnavailable"))
+    h = env.handler("hts", broken)
+    attempts = 0
+    import time
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        msgs = [m for m in queue.receive(10, 1) if "TestEvent" not in m.body]
+        if not msgs and attempts >= 5:
+            break
+        for m in msgs:
+            out = h.handle(m)
+            assert not out.ack
+            attempts += 1
+            queue.set_visibility(m.receipt, 0)   # instead of out.retry_after: the test cannot wait
+    assert attempts == 5
+    [dead] = dlq.receive(10, 1)
+    assert cid in dead.body
+    assert f"customers/hts/{cid}.json" in stack.keys("customers/")   # the orphan stays visible
+    assert processed(env.archive(cid), "hts") == []
+
+
+def test_every_page_of_contacts_is_read(env, stack):
+    """moto ignores ListContacts paging; a botocore hook serves a first page with a NextToken."""
+    from botocore.awsrequest import AWSResponse
+
+    mailer = env.mailers["hts"]
+    client = mailer._ses()
+    calls = []
+
+    class Raw:
+        def __init__(self, body):
+            self.body = body
+
+        def stream(self, **_):
+            yield self.body
+
+    def first_page(request, **_):
+        body = request.body.decode() if isinstance(request.body, bytes) else str(request.body or "")
+        calls.append(body)
+        if "NextToken" in body:
+            return None  # the second page: the real server
+        body = b'{"Contacts": [{"EmailAddress": "page1@example.com", "TopicPreferences": [], ' \
+               b'"UnsubscribeAll": false}], "NextToken": "page-2"}'
+        return AWSResponse(request.url, 200, {"Content-Type": "application/json"}, Raw(body))
+
+    client.meta.events.register("before-send.sesv2.ListContacts", first_page)
+    try:
+        contacts = mailer.list_contacts(stack.cfg.customer("hts").contact_list)
+    finally:
+        client.meta.events.unregister("before-send.sesv2.ListContacts", first_page)
+    emails = [c["EmailAddress"] for c in contacts]
+    assert emails[0] == "page1@example.com" and "alice@example.com" in emails
+    assert len(calls) == 2 and '"NextToken": "page-2"' in calls[1]
