@@ -117,6 +117,32 @@ def module_stack(aws_emulator, tmp_path_factory):
     return make_stack(aws_emulator.endpoint_url, tmp_path_factory.mktemp("stack"))
 
 
+GRAPH_ORGANIZER = "change-calendar@ccoe.example.com"  # configs/local.yaml's graph.organizer
+
+
+@pytest.fixture(scope="session")
+def graph_emulator():
+    """Our Graph emulator over real HTTP, once per session; tests reset it as they need."""
+    from runtime.local.graph_emulator import GraphEmulator
+
+    with GraphEmulator(organizer=GRAPH_ORGANIZER) as emu:
+        yield emu
+
+
+def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
+    """Poll ``predicate`` until it returns something truthy, or fail at the deadline."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
+
+
 @pytest.fixture(scope="session")
 def ray_session():
     """One local Ray for the whole test session."""

@@ -19,19 +19,14 @@ from runtime.errors import NotFound, PermanentError, RetryableError
 from runtime.local.graph_emulator import GraphEmulator
 from runtime.meetings import EXTENDED_PROPERTY_ID, build_meeting_request, meeting_metadata
 
-ORGANIZER = "change-calendar@example.com"
+from tests.conftest import GRAPH_ORGANIZER as ORGANIZER
 PORTAL = "http://127.0.0.1:8080"
 
 
-@pytest.fixture(scope="module")
-def emu():
-    with GraphEmulator(organizer=ORGANIZER) as emulator:
-        yield emulator
-
-
-@pytest.fixture(autouse=True)
-def _reset(emu):
-    emu.reset()
+@pytest.fixture()
+def emu(graph_emulator):
+    graph_emulator.reset()
+    return graph_emulator
 
 
 def change(change_id="CHG-1", **overrides):

@@ -17,21 +17,16 @@ import pytest
 
 from runtime.local.graph_emulator import GraphEmulator
 
-ORGANIZER = "organizer@example.com"
+from tests.conftest import GRAPH_ORGANIZER as ORGANIZER
 PROP_ID = "String {66f5a359-4659-4830-9070-00047ec6ac6e} Name ChangeId"
 TOKEN = "local-token"
 
 
-@pytest.fixture(scope="module")
-def emu():
-    with GraphEmulator(organizer=ORGANIZER) as emulator:
-        yield emulator
-
-
-@pytest.fixture(autouse=True)
-def _reset(emu):
-    status, _, _ = call(emu, "POST", "/_emulator/reset", token=None)
+@pytest.fixture()
+def emu(graph_emulator):
+    status, _, _ = call(graph_emulator, "POST", "/_emulator/reset", token=None)
     assert status == 200
+    return graph_emulator
 
 
 def call(emu, method, path, body=None, token=TOKEN, timeout=5.0, raw=None):

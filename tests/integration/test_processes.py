@@ -20,7 +20,7 @@ from runtime.config import load_config
 from runtime.lifecycle import Lifecycle
 from runtime.local.aws_emulator import AwsEmulator, free_port
 from runtime.processing import plan
-from tests.conftest import BASE_CONFIG, make_stack
+from tests.conftest import BASE_CONFIG, make_stack, wait_for
 
 pytestmark = pytest.mark.ray
 
@@ -67,13 +67,6 @@ class Proc:
             self.p.wait(10)
 
 
-def wait_for(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (v := pred()):
-            return v
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def done(lc, cid):

@@ -13,6 +13,7 @@ from runtime.archive import ArchiveStore
 from runtime.lifecycle import Lifecycle
 from runtime.local.aws_emulator import AwsEmulator
 from runtime.processing import plan
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.ray
 
@@ -32,15 +33,6 @@ def lc(module_stack):
     return Lifecycle(S3ObjectStore(module_stack.clients, module_stack.cfg.bucket), module_stack.cfg.customer_codes)
 
 
-def wait_for(predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
 def all_processed(lc, change_id):
