@@ -22,6 +22,7 @@ demo: $(STAMP)
 	$(VENV)/bin/ttr demo
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check runtime actors tests scripts
 	$(PY) -m pytest -q
 
 clean:

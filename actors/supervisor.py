@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayError

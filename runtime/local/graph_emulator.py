@@ -401,9 +401,12 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             try:
                 raw = self._read_body()
-            except (ValueError, GraphError) as exc:
+            except GraphError:
                 self.close_connection = True  # the framing is unknown: do not reuse the socket
-                raise exc if isinstance(exc, GraphError) else _bad("malformed request body")
+                raise
+            except ValueError:
+                self.close_connection = True
+                raise _bad("malformed request body") from None
             if emulator_route:
                 status, payload = self._emulator(method, path.rstrip("/"), raw)
                 self._send(status, payload)

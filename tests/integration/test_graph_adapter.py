@@ -16,7 +16,6 @@ import runtime.adapters.graph as graph_adapter
 from runtime.adapters.graph import GraphCalendar
 from runtime.config import GraphConfig
 from runtime.errors import NotFound, PermanentError, RetryableError
-from runtime.local.graph_emulator import GraphEmulator
 from runtime.meetings import EXTENDED_PROPERTY_ID, build_meeting_request, meeting_metadata
 
 from tests.conftest import GRAPH_ORGANIZER as ORGANIZER
