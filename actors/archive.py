@@ -14,6 +14,8 @@ import ray
 
 from runtime.errors import TtrError
 
+from .proxies import error_data
+
 ARCHIVE_ACTOR_NAME = "archive"
 
 
@@ -43,8 +45,7 @@ class ArchiveActor:
                 return {"appended": n}
             except TtrError as exc:
                 self.failures += 1
-                return {"error": str(exc), "kind": type(exc).__name__, "retryable": exc.retryable,
-                        "retry_after": exc.retry_after}
+                return error_data(exc)
 
     async def health(self) -> dict:
         from runtime.adapters.aws import call_counts

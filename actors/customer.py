@@ -43,7 +43,7 @@ def customer_actor_name(code: str) -> str:
 class CustomerActor:
     def __init__(self, cfg_data: dict, code: str, namespace: str, *, concurrency: int = 8,
                  poll_wait: int = 10):
-        from actors.proxies import ActorArchiveWriter
+        from actors.proxies import ActorArchiveWriter, ActorMeetings
         from runtime.adapters.aws import AwsClients
         from runtime.adapters.s3 import S3ObjectStore
         from runtime.adapters.ses import TenantSes
@@ -61,7 +61,8 @@ class CustomerActor:
         self.queue = SqsQueue(clients, self.customer.queue_name)
         self.ses = TenantSes(clients, self.cfg, self.customer)
         self.handler = TriggerHandler(cfg=self.cfg, customer=self.customer, store=self.store, mailer=self.ses,
-                                      archive=ActorArchiveWriter(namespace))
+                                      archive=ActorArchiveWriter(namespace),
+                                      meetings=ActorMeetings(namespace))
         self.concurrency = max(1, concurrency)
         self.poll_wait = poll_wait
         self.pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix=f"ttr-{code}")

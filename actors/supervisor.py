@@ -19,6 +19,7 @@ from runtime.config import Config
 
 from .archive import ARCHIVE_ACTOR_NAME, ArchiveActor
 from .customer import CustomerActor, customer_actor_name
+from .meetings import MEETINGS_ACTOR_NAME, MeetingCoordinator
 
 log = logging.getLogger("ttr.supervisor")
 
@@ -51,6 +52,7 @@ class Runtime:
         self.cfg_data = cfg.model_dump(mode="json")
         self.cfg_data["source"] = cfg.source
         self.archive = None
+        self.meetings = None
         self.customers: dict[str, ray.actor.ActorHandle] = {}
         self.incarnations: dict[str, str] = {}
         self.restarts: dict[str, int] = {}
@@ -67,9 +69,11 @@ class Runtime:
 
     def start(self) -> "Runtime":
         self.archive = ArchiveActor.options(**self._opts(ARCHIVE_ACTOR_NAME)).remote(self.cfg_data)
+        self.meetings = MeetingCoordinator.options(**self._opts(MEETINGS_ACTOR_NAME)).remote(
+            self.cfg_data, self.namespace)
         for c in self.cfg.customers:
             self.customers[c.code] = self._create_customer(c.code)
-        ray.get(self.archive.health.remote(), timeout=120)
+        ray.get([self.archive.health.remote(), self.meetings.health.remote()], timeout=120)
         incs = ray.get([a.start.remote() for a in self.customers.values()], timeout=120)
         self.incarnations = dict(zip(self.customers, incs))
         self.restarts = {code: 0 for code in self.customers}
@@ -140,14 +144,14 @@ class Runtime:
                 log.info("tenant %s drained: %s", code, result)
             except RayError as exc:
                 log.warning("tenant %s: drain failed: %s", code, type(exc).__name__)
-        for a in [*self.customers.values(), self.archive]:
+        for a in [*self.customers.values(), self.meetings, self.archive]:
             if a is not None:
                 try:
                     ray.kill(a, no_restart=True)
                 except RayError:
                     pass
         self.customers.clear()
-        self.archive = None
+        self.archive = self.meetings = None
 
 
 def start_runtime(cfg: Config, *, address: str | None = None, namespace: str = DEFAULT_NAMESPACE,

@@ -66,7 +66,7 @@ def run_once(args) -> dict:
     from runtime.processing import plan
 
     cfg = parse_config(bench_config(args.tenants, args.recipients), "<bench>")
-    with LocalStack(cfg, aws_port=0) as stack:
+    with LocalStack(cfg, aws_port=0, graph_port=0) as stack:
         cfg = stack.cfg
         init_ray(None, namespace="ttr-bench")
         rt = Runtime(cfg, namespace=f"ttr-bench-{uuid.uuid4().hex[:6]}", concurrency=args.concurrency,

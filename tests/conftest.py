@@ -80,7 +80,7 @@ def make_config_dict(endpoint: str, bucket: str, **overrides) -> dict:
     return data
 
 
-def make_stack(endpoint: str, directory: Path, mutate=None) -> "Stack":
+def make_stack(endpoint: str, directory: Path, mutate=None, graph_url: str | None = None) -> "Stack":
     """A freshly bootstrapped bucket and queues (unique names) and its config file.
 
     ``mutate(data)`` may adjust the config dict (customers, seed contacts) before bootstrap."""
@@ -91,6 +91,8 @@ def make_stack(endpoint: str, directory: Path, mutate=None) -> "Stack":
     bucket = f"ttr-test-{uuid.uuid4().hex[:12]}"
     suffix = bucket[-6:]
     data = make_config_dict(endpoint, bucket)
+    if graph_url:
+        data["graph"]["base_url"] = graph_url
     for c in data["customers"]:
         # queues and contact lists live per account, shared by every test: keep tests apart
         c["queue"] = f"ttr-{c['code']}-{suffix}"
@@ -113,8 +115,9 @@ def stack(aws_emulator, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def module_stack(aws_emulator, tmp_path_factory):
-    return make_stack(aws_emulator.endpoint_url, tmp_path_factory.mktemp("stack"))
+def module_stack(aws_emulator, graph_emulator, tmp_path_factory):
+    return make_stack(aws_emulator.endpoint_url, tmp_path_factory.mktemp("stack"),
+                      graph_url=graph_emulator.base_url)
 
 
 GRAPH_ORGANIZER = "change-calendar@ccoe.example.com"  # configs/local.yaml's graph.organizer

@@ -59,7 +59,7 @@ def run_demo(cfg: Config, *, actor: str) -> int:
 
     started = time.monotonic()
     # Free ports: the demo never collides with a `ttr local up` already running.
-    with LocalStack(cfg, aws_port=0) as stack:
+    with LocalStack(cfg, aws_port=0, graph_port=0) as stack:
         cfg = stack.cfg
         _log("starting the runtime on a local Ray ...")
         rt = start_runtime(cfg, namespace="ttr-demo", poll_wait=2)
@@ -78,6 +78,10 @@ def run_demo(cfg: Config, *, actor: str) -> int:
                 for code, h in rt.health().items():
                     _log(f"  {code}: {h}")
                 return 1
+            # let the last acks land, so the counters below are final
+            settle = time.monotonic() + 10
+            while any(h.get("in_flight") for h in rt.health().values()) and time.monotonic() < settle:
+                time.sleep(0.2)
             health = rt.health()
         finally:
             rt.shutdown(timeout=10)
@@ -125,7 +129,9 @@ def _report(cfg: Config, change: dict, emails, health: dict, elapsed: float) -> 
         extra = ""
         if m["type"] == "processed":
             extra = f"{m['customer']} handled seq {m['transition']} ({m['topic']}, {m['emailsSent']} sent)"
-        print(f"   {str(m.get('seq', '')):>3} {m['type']:<10} {m['actor']:<14} {m['timestamp']}  {extra}")
+        elif m["type"].startswith("meeting_"):
+            extra = f"event {m.get('meetingId', '')[:24]}... {m.get('reason', '')}".rstrip()
+        print(f"   {str(m.get('seq', '')):>3} {m['type']:<17} {m['actor']:<14} {m['timestamp']}  {extra}")
 
     print("\n== Runtime")
     for code, h in health.items():

@@ -9,6 +9,7 @@ from contextlib import ExitStack
 
 from ..config import Config
 from .aws_emulator import LOOPBACK, AwsEmulator
+from .graph_emulator import GraphEmulator
 
 
 def _log(msg: str) -> None:
@@ -18,9 +19,11 @@ def _log(msg: str) -> None:
 class LocalStack:
     """The emulators, bootstrapped; usable as a context manager (tests, demo) or in the foreground."""
 
-    def __init__(self, cfg: Config, *, aws_port: int | None = None):
+    def __init__(self, cfg: Config, *, aws_port: int | None = None, graph_port: int | None = None):
         self.source_cfg = cfg
         self.aws = AwsEmulator(port=cfg.local.aws_port if aws_port is None else aws_port)
+        self.graph = GraphEmulator(port=cfg.local.graph_port if graph_port is None else graph_port,
+                                   organizer=cfg.graph.organizer)
         self.cfg = cfg
         self._stack = ExitStack()
 
@@ -29,11 +32,15 @@ class LocalStack:
         from .bootstrap import ensure_management, seed_customer_ses
 
         self._stack.enter_context(self.aws)
-        self.cfg = self.source_cfg.with_overrides(aws_endpoint_url=self.aws.endpoint_url)
+        self._stack.enter_context(self.graph)
+        self.cfg = self.source_cfg.with_overrides(
+            aws_endpoint_url=self.aws.endpoint_url,
+            graph=self.source_cfg.graph.model_copy(update={"base_url": self.graph.base_url}))
         clients = AwsClients(self.cfg.region, self.cfg.aws_endpoint_url)
         report = None if quiet else (lambda step: _log(f"  {step}"))
         if not quiet:
-            _log(f"AWS emulator (moto) listening on {self.aws.endpoint_url}; bootstrapping:")
+            _log(f"AWS emulator (moto) on {self.aws.endpoint_url}, Graph emulator on {self.graph.base_url}; "
+                 "bootstrapping:")
         ensure_management(self.cfg, clients, report=report)
         seed_customer_ses(self.cfg, clients, report=report)
         return self
@@ -72,7 +79,10 @@ def run_local_up(cfg: Config, *, emulators_only: bool) -> int:
         if cfg.aws_endpoint_url and cfg.aws_endpoint_url.rstrip("/") != stack.aws.endpoint_url:
             _log(f"warning: {cfg.source} points aws_endpoint_url at {cfg.aws_endpoint_url}, but the "
                  f"emulator listens on {stack.aws.endpoint_url}; other ttr commands will not reach it")
-        parts = [f"aws={stack.aws.endpoint_url}", f"bucket={cfg.bucket}",
+        if cfg.graph.base_url.rstrip("/") != stack.graph.base_url:
+            _log(f"warning: {cfg.source} points graph.base_url at {cfg.graph.base_url}, but the "
+                 f"Graph emulator listens on {stack.graph.base_url}; `ttr run` beside it will not reach it")
+        parts = [f"aws={stack.aws.endpoint_url}", f"graph={stack.graph.base_url}", f"bucket={cfg.bucket}",
                  f"customers={','.join(cfg.customer_codes)}"]
         runtime = None
         if not emulators_only:

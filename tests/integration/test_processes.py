@@ -104,12 +104,16 @@ def test_local_up_prints_ready_once_the_runtime_accepts_work(tmp_path, sample_ch
     port = free_port()
     data["local"]["aws_port"] = port
     data["aws_endpoint_url"] = f"http://127.0.0.1:{port}"
+    gport = free_port()
+    data["local"]["graph_port"] = gport
+    data["graph"]["base_url"] = f"http://127.0.0.1:{gport}/v1.0"
     path = tmp_path / "local.yaml"
     path.write_text(yaml.safe_dump(data))
     proc = Proc("local", "up", "--config", path)
     try:
         ready = proc.wait_line("ready", 180)
-        assert f"aws=http://127.0.0.1:{port}" in ready and "runtime=" in ready
+        assert f"aws=http://127.0.0.1:{port}" in ready and f"graph=http://127.0.0.1:{gport}/v1.0" in ready
+        assert "runtime=" in ready
         cfg = load_config(path)
         lc = Lifecycle(S3ObjectStore(AwsClients(cfg.region, cfg.aws_endpoint_url), cfg.bucket), cfg.customer_codes)
         cid = lc.submit(sample_change, actor="ann").change_id
@@ -118,6 +122,7 @@ def test_local_up_prints_ready_once_the_runtime_accepts_work(tmp_path, sample_ch
         sent = {(m["customer"], m["transition"]): m["emailsSent"] for m in change["modifications"]
                 if m["type"] == "processed"}
         assert sent == {("hts", 1): 1, ("hts", 2): 2, ("htsnonprod", 1): 1, ("htsnonprod", 2): 2}
+        assert change["meetingMetadata"]["joinUrl"]   # the embedded Graph emulator made the meeting
         rc = proc.stop()
     finally:
         proc.kill()

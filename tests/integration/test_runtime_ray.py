@@ -146,3 +146,16 @@ def test_a_killed_customer_actor_is_restarted_and_keeps_working(runtime, lc, sam
     cid = lc.submit(content, actor="ann").change_id
     wait_for(all_processed(lc, cid), timeout=60, what="processing after restart")
     assert set(emails(title)) == {"alice@example.com"}
+
+
+def test_one_meeting_for_a_change_of_two_customers_through_the_actors(runtime, lc, graph_emulator, sample_change):
+    content, title = new_change(sample_change)
+    cid = lc.submit(content, actor="ann").change_id
+    lc.transition(cid, "approve", actor="bob")
+    ch = wait_for(all_processed(lc, cid), timeout=60, what="processing with the meeting")
+    events = [e for e in graph_emulator.events() if title in e["subject"]]
+    assert len(events) == 1
+    assert {a["emailAddress"]["address"] for a in events[0]["attendees"]} == {
+        "alice@example.com", "carol@example.com", "dana@example.com"}
+    assert ch["meetingMetadata"]["meetingId"] == events[0]["id"] and ch["meetingMetadata"]["joinUrl"]
+    assert len([m for m in ch["modifications"] if m["type"] == "meeting_scheduled"]) == 1
