@@ -16,6 +16,9 @@ from typing import Callable, Sequence
 
 from .errors import InvalidInput, TtrError
 
+# Modules with ``register(subparsers, common, formatter_class)``; see build_parser.
+COMMAND_MODULES: tuple[str, ...] = ()
+
 EPILOG = """\
 exit codes: 0 success, 1 failed (or failed in part), 2 invalid input, 3 conflict
 configuration: --config F, else $TTR_CONFIG, else configs/local.yaml
@@ -311,6 +314,13 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=fmt)
     _common(p, acting=True)
     p.set_defaults(func=cmd_demo)
+
+    # Command groups that live with their capability (web portal, operations, provisioning).
+    # Each module is light: argparse registration only, heavy imports inside its handlers.
+    import importlib
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub, _common, fmt)
     return parser
 
 
