@@ -5,6 +5,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 export RAY_AUTH_MODE ?= disabled
+# a single-machine Ray keeps all its sockets on 127.0.0.1 (see runtime/local/runtime_host.py)
+export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER ?= 0
 export RAY_USAGE_STATS_ENABLED ?= 0
 
 .PHONY: demo test venv clean

@@ -35,6 +35,18 @@ def _rss() -> int:
         return 0
 
 
+def _node_stats() -> dict:
+    try:
+        import psutil
+
+        import ray
+
+        return {"node_id": ray.get_runtime_context().get_node_id(), "cpu_pct": psutil.cpu_percent(None),
+                "memory_pct": psutil.virtual_memory().percent}
+    except Exception:  # psutil comes with ray[default]
+        return {}
+
+
 def customer_actor_name(code: str) -> str:
     return f"customer:{code}"
 
@@ -50,15 +62,17 @@ class CustomerActor:
         from runtime.adapters.sqs import SqsQueue
         from runtime.config import parse_config
         from runtime.handler import TriggerHandler
-        from runtime.telemetry import setup_logging
+        from runtime.alerts import WindowCounter
+        from runtime.telemetry import observe, setup_telemetry
 
-        setup_logging()
+        setup_telemetry("customer")
         self.cfg = parse_config(cfg_data, cfg_data.get("source") or "<runtime>")
         self.code = code
         self.customer = self.cfg.customer(code)
         clients = AwsClients(self.cfg.region, self.cfg.aws_endpoint_url)
         self.store = S3ObjectStore(clients, self.cfg.bucket)
         self.queue = SqsQueue(clients, self.customer.queue_name)
+        self.dlq = SqsQueue(clients, self.customer.dlq_name)
         self.ses = TenantSes(clients, self.cfg, self.customer)
         self.handler = TriggerHandler(cfg=self.cfg, customer=self.customer, store=self.store, mailer=self.ses,
                                       archive=ActorArchiveWriter(namespace),
@@ -71,6 +85,8 @@ class CustomerActor:
         self.started_at = time.time()
         self.running = False
         self.inflight: dict[str, asyncio.Task] = {}
+        self.started_work: dict[str, float] = {}
+        self.last_outcome: dict[str, str] = {}
         self.to_delete: list[str] = []
         self.paused_until = 0.0
         self.tasks: list[asyncio.Task] = []
@@ -78,6 +94,13 @@ class CustomerActor:
                       "emails_failed": 0, "steps": 0, "errors": 0, "delete_failures": 0}
         self.last_error = ""
         self.last_error_at = 0.0
+        self.window = WindowCounter()        # outcomes per minute: success/retry/rejected, delete_*
+        self.durations: list[tuple[float, float]] = []  # (finished at, seconds), last hour
+        self.depths = {"visible": 0, "in_flight": 0, "dlq": 0}
+        tenant = {"tenant": code}
+        observe("ttr.queue.depth", lambda: [(self.depths["visible"], tenant)])
+        observe("ttr.queue.in_flight", lambda: [(len(self.inflight), tenant)])
+        observe("ttr.dlq.depth", lambda: [(self.depths["dlq"], tenant)])
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> str:
@@ -85,7 +108,7 @@ class CustomerActor:
             self.running = True
             loop = asyncio.get_running_loop()
             self.tasks = [loop.create_task(self._poll()), loop.create_task(self._heartbeat()),
-                          loop.create_task(self._deleter())]
+                          loop.create_task(self._deleter()), loop.create_task(self._gauges())]
             log.info("tenant %s: polling %s (concurrency %d)", self.code, self.queue.name, self.concurrency)
         return self.incarnation
 
@@ -108,17 +131,34 @@ class CustomerActor:
         log.info("tenant %s: drained (%d released)", self.code, released)
         return {"released": released, "unfinished": len(self.inflight)}
 
+    async def flush(self) -> bool:
+        """Export buffered spans and metrics (the supervisor calls this before stopping us)."""
+        from runtime.telemetry import flush_telemetry
+
+        await asyncio.to_thread(flush_telemetry)
+        return True
+
     async def health(self) -> dict:
         from runtime.adapters.aws import call_counts
 
-        return {"code": self.code, "pid": os.getpid(), "rss": _rss(), "aws_calls": call_counts(), "incarnation": self.incarnation, "running": self.running,
+        now = time.time()
+        running = [now - t for t in self.started_work.values()]
+        recent = [d for t, d in self.durations if now - t < 3600]
+        return {"code": self.code, "pid": os.getpid(), "rss": _rss(), "aws_calls": call_counts(),
+                "node": _node_stats(), "window": self.window.snapshot(), "depths": dict(self.depths),
+                "deletes": self.handler.deletes.snapshot(),
+                "longest_running_s": max(running, default=0.0), "durations": self.durations[-500:],
+                "max_duration_s": max(recent, default=0.0), "incarnation": self.incarnation, "running": self.running,
                 "in_flight": len(self.inflight), "paused_until": self.paused_until,
                 "started_at": self.started_at, "assume_role_calls": self.ses.assume_role_calls,
                 "last_error": self.last_error, "last_error_at": self.last_error_at, **self.stats}
 
-    async def calendar_recipients(self) -> list[str]:
+    async def calendar_recipients(self, trace: dict | None = None) -> list[str]:
         """This tenant's meeting attendees (aws-calendar, whitelist applied): credentials stay here."""
-        return await self._io(self.handler.recipients, "aws-calendar")
+        from runtime.telemetry import span
+
+        with span("customer.calendar_recipients", {"ttr.tenant": self.code}, carrier=trace):
+            return await self._io(self.handler.recipients, "aws-calendar")
 
     # -- loops ---------------------------------------------------------------------------------
     async def _io(self, fn, *args):
@@ -134,36 +174,74 @@ class CustomerActor:
                 await asyncio.wait(list(self.inflight.values()), return_when=asyncio.FIRST_COMPLETED)
                 continue
             try:
+                t0 = time.time_ns()
                 messages = await self._io(self.queue.receive, min(10, room), self.poll_wait)
+                t1 = time.time_ns()
             except TtrError as exc:
                 self._error(f"receive: {exc}")
                 await asyncio.sleep(2.0)
                 continue
             for m in messages:
                 self.stats["received"] += 1
-                self.inflight[m.receipt] = asyncio.get_running_loop().create_task(self._run(m))
+                self.inflight[m.receipt] = asyncio.get_running_loop().create_task(self._run(m, (t0, t1)))
 
-    async def _run(self, message) -> None:
+    async def _run(self, message, received: tuple[int, int]) -> None:
+        import contextvars
+
+        from opentelemetry.trace import SpanKind
+
+        from runtime.telemetry import metrics, span, tracer
+
+        self.started_work[message.receipt] = time.time()
+        if message.sent_at:
+            metrics().message_age.record(max(0.0, time.time() - message.sent_at), {"tenant": self.code})
+        # One trace per message: the root starts when the receive that fetched it started.
+        with span("ttr.message", {"ttr.tenant": self.code, "messaging.system": "aws_sqs",
+                                  "messaging.message.id": message.message_id,
+                                  "ttr.receive_count": message.receive_count},
+                  kind=SpanKind.CONSUMER, start_time=received[0]) as root:
+            tracer().start_span("sqs.receive", start_time=received[0]).end(end_time=received[1])
+            try:
+                await self._handle(message, contextvars.copy_context())
+            finally:
+                root.set_attribute("ttr.outcome", self.last_outcome.get(message.receipt, "unknown"))
+                self.last_outcome.pop(message.receipt, None)
+
+    async def _handle(self, message, ctx) -> None:
+        from runtime.telemetry import span
+
+        started = time.time()
         try:
-            outcome = await asyncio.get_running_loop().run_in_executor(self.pool, self.handler.handle, message)
+            # copy_context: the handler's spans (in a pool thread) belong to this message's trace
+            outcome = await asyncio.get_running_loop().run_in_executor(self.pool, ctx.run, self.handler.handle,
+                                                                       message)
             self.stats["emails_sent"] += outcome.emails_sent
             self.stats["emails_failed"] += outcome.emails_failed
             self.stats["steps"] += len(outcome.steps_done)
             self.stats["rejected"] += len(outcome.rejected)
+            kind = "success" if outcome.ack and not outcome.rejected else ("rejected" if outcome.ack else "retry")
+            self.window.add(kind)
+            self.last_outcome[message.receipt] = kind
             if outcome.ack:
-                self.to_delete.append(message.receipt)
+                with span("sqs.ack", {"ttr.batched": True}):
+                    self.to_delete.append(message.receipt)
                 self.stats["acked"] += 1
             else:
                 self.stats["retried"] += 1
                 self._error(outcome.error)
                 if outcome.pause_tenant:
                     self.paused_until = max(self.paused_until, time.time() + outcome.pause_tenant)
-                try:
-                    await self._io(self.queue.set_visibility, message.receipt, int(outcome.retry_after))
-                except TtrError as exc:  # it comes back after the visibility timeout anyway
-                    log.warning("tenant %s: could not set the retry delay: %s", self.code, exc)
+                with span("sqs.retry_later", {"ttr.retry_after_s": outcome.retry_after}):
+                    try:
+                        await self._io(self.queue.set_visibility, message.receipt, int(outcome.retry_after))
+                    except TtrError as exc:  # it comes back after the visibility timeout anyway
+                        log.warning("tenant %s: could not set the retry delay: %s", self.code, exc)
         finally:
             self.inflight.pop(message.receipt, None)
+            self.started_work.pop(message.receipt, None)
+            now = time.time()
+            self.durations.append((now, now - started))
+            self.durations = [d for d in self.durations[-2000:] if now - d[0] < 3600]
 
     async def _heartbeat(self) -> None:
         while True:
@@ -173,6 +251,17 @@ class CustomerActor:
                     await self._io(self.queue.set_visibility, receipt, VISIBILITY)
                 except TtrError as exc:
                     log.warning("tenant %s: heartbeat failed: %s", self.code, exc)
+
+    async def _gauges(self) -> None:
+        """Queue and DLQ depth every 30 s, for the metrics and `ttr status` alike."""
+        while True:
+            try:
+                d = await self._io(self.queue.depth)
+                self.depths.update(visible=d["visible"], in_flight=d["in_flight"])
+                self.depths["dlq"] = (await self._io(self.dlq.depth))["visible"]
+            except TtrError as exc:
+                log.warning("tenant %s: queue depth: %s", self.code, exc)
+            await asyncio.sleep(30)
 
     async def _deleter(self) -> None:
         while True:

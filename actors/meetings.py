@@ -28,10 +28,11 @@ class _ActorAttendees:
         from ray.exceptions import RayError
 
         from runtime.errors import RetryableError
+        from runtime.telemetry import inject
 
         try:
             handle = ray.get_actor(customer_actor_name(customer), namespace=self.namespace)
-            return await handle.calendar_recipients.remote()
+            return await handle.calendar_recipients.remote(inject())
         except (ValueError, RayError) as exc:
             raise RetryableError(f"attendees of {customer} unavailable: {type(exc).__name__}",
                                  operation="customer.calendar_recipients") from None
@@ -41,9 +42,9 @@ class _ActorAttendees:
 class MeetingCoordinator:
     def __init__(self, cfg_data: dict, namespace: str):
         from runtime.config import parse_config
-        from runtime.telemetry import setup_logging
+        from runtime.telemetry import setup_telemetry
 
-        setup_logging()
+        setup_telemetry("meetings")
         import runtime.adapters.graph  # noqa: F401 - msgraph takes seconds to import: pay it at start
         self.cfg = parse_config(cfg_data, cfg_data.get("source") or "<runtime>")
         self.namespace = namespace
@@ -72,24 +73,40 @@ class MeetingCoordinator:
         from ray.exceptions import RayError
 
         from runtime.errors import RetryableError
+        from runtime.telemetry import inject
 
         try:
             archive = ray.get_actor(ARCHIVE_ACTOR_NAME, namespace=self.namespace)
-            result = await archive.record.remote(change_id, records, set_fields)
+            result = await archive.record.remote(change_id, records, set_fields, inject())
         except (ValueError, RayError) as exc:
             raise RetryableError(f"archive actor unavailable: {type(exc).__name__}",
                                  operation="archive.record") from None
         raise_error_data(result, "archive.record")
         return int(result["appended"])
 
-    async def handle(self, change_id: str, action: str, seq: int) -> dict:
+    async def handle(self, change_id: str, action: str, seq: int, trace: dict | None = None) -> dict:
+        from runtime.telemetry import span
+
         self.stats["calls"] += 1
         async with self.locks[change_id]:
-            try:
-                return {"result": await self._service().handle(change_id, action, seq)}
-            except TtrError as exc:
-                self.stats["errors"] += 1
-                return error_data(exc)
+            with span(f"coordinator.{action}", {"ttr.change_id": change_id, "ttr.seq": seq},
+                      carrier=trace) as sp:
+                try:
+                    result = await self._service().handle(change_id, action, seq)
+                    sp.set_attribute("ttr.outcome", result)
+                    return {"result": result}
+                except TtrError as exc:
+                    self.stats["errors"] += 1
+                    sp.set_attribute("ttr.outcome", "error")
+                    sp.set_attribute("ttr.error.type", type(exc).__name__)
+                    return error_data(exc)
+
+    async def flush(self) -> bool:
+        """Export buffered spans and metrics (the supervisor calls this before stopping us)."""
+        from runtime.telemetry import flush_telemetry
+
+        await asyncio.to_thread(flush_telemetry)
+        return True
 
     async def health(self) -> dict:
         return {"ok": True, **self.stats}

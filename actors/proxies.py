@@ -13,6 +13,7 @@ import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayError
 
 from runtime.errors import InvalidInput, NotFound, PermanentError, RetryableError, TtrError
+from runtime.telemetry import inject
 
 CALL_TIMEOUT = 120.0
 MEETING_TIMEOUT = 300.0
@@ -67,7 +68,7 @@ class ActorArchiveWriter:
         self.namespace, self.name = namespace, name
 
     def record(self, change_id: str, records: list[dict], set_fields: dict | None = None) -> int:
-        return int(call(self.name, self.namespace, "record", change_id, records, set_fields)["appended"])
+        return int(call(self.name, self.namespace, "record", change_id, records, set_fields, inject())["appended"])
 
 
 class ActorMeetings:
@@ -77,5 +78,5 @@ class ActorMeetings:
         self.namespace, self.name = namespace, name
 
     def handle(self, change_id: str, step) -> str:
-        return call(self.name, self.namespace, "handle", change_id, step.meeting, step.seq,
+        return call(self.name, self.namespace, "handle", change_id, step.meeting, step.seq, inject(),
                     timeout=MEETING_TIMEOUT)["result"]

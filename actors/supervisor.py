@@ -16,6 +16,7 @@ import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayError
 
 from runtime.config import Config
+from runtime.telemetry import metrics, observe, setup_telemetry
 
 from .archive import ARCHIVE_ACTOR_NAME, ArchiveActor
 from .customer import CustomerActor, customer_actor_name
@@ -56,12 +57,19 @@ class Runtime:
         self.customers: dict[str, ray.actor.ActorHandle] = {}
         self.incarnations: dict[str, str] = {}
         self.restarts: dict[str, int] = {}
+        self.last_check: dict[str, dict] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     # -- actors --------------------------------------------------------------------------------
     def _opts(self, name: str) -> dict:
-        return {"name": name, "namespace": self.namespace, "get_if_exists": True, "lifetime": None}
+        from runtime.telemetry import forwarded_env
+
+        opts = {"name": name, "namespace": self.namespace, "get_if_exists": True, "lifetime": None}
+        env = forwarded_env()
+        if env:  # workers on other nodes do not inherit the driver's environment
+            opts["runtime_env"] = {"env_vars": env}
+        return opts
 
     def _create_customer(self, code: str):
         return CustomerActor.options(**self._opts(customer_actor_name(code))).remote(
@@ -83,6 +91,7 @@ class Runtime:
     def check(self) -> dict[str, dict]:
         """One supervision pass: health of every tenant actor; restart what needs it."""
         report: dict[str, dict] = {}
+        self.last_check = report
         for code, actor in list(self.customers.items()):
             try:
                 h = ray.get(actor.health.remote(), timeout=10)
@@ -92,10 +101,12 @@ class Runtime:
                     log.error("tenant %s: actor is gone; recreating it", code)
                     self.customers[code] = self._create_customer(code)
                     self.restarts[code] += 1
+                    metrics().actor_restarts.add(1, {"tenant": code})
                 continue
             if h["incarnation"] != self.incarnations.get(code) or not h["running"]:
                 if h["incarnation"] != self.incarnations.get(code):
                     self.restarts[code] += 1
+                    metrics().actor_restarts.add(1, {"tenant": code})
                     log.warning("tenant %s: actor restarted (incarnation %s)", code, h["incarnation"])
                 if not self._stop.is_set():
                     self.incarnations[code] = ray.get(actor.start.remote(), timeout=30)
@@ -144,7 +155,12 @@ class Runtime:
                 log.info("tenant %s drained: %s", code, result)
             except RayError as exc:
                 log.warning("tenant %s: drain failed: %s", code, type(exc).__name__)
-        for a in [*self.customers.values(), self.meetings, self.archive]:
+        actors = [a for a in [*self.customers.values(), self.meetings, self.archive] if a is not None]
+        try:
+            ray.get([a.flush.remote() for a in actors], timeout=15)
+        except RayError as exc:
+            log.warning("telemetry flush failed: %s", type(exc).__name__)
+        for a in actors:
             if a is not None:
                 try:
                     ray.kill(a, no_restart=True)
@@ -157,7 +173,10 @@ class Runtime:
 def start_runtime(cfg: Config, *, address: str | None = None, namespace: str = DEFAULT_NAMESPACE,
                   **kw) -> Runtime:
     """Ray (local or joined), the actors, and the supervision loop in a background thread."""
+    setup_telemetry("supervisor")
     init_ray(address, namespace)
     rt = Runtime(cfg, namespace=namespace, **kw).start()
+    observe("ttr.actors", lambda: [(sum(1 for r in rt.last_check.values() if r.get("ok")), {})],
+            description="healthy CustomerActors")
     rt.supervise_in_background()
     return rt

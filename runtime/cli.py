@@ -188,6 +188,20 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_status(args) -> int:
+    from .alerts import load_alerts
+    from .status import gather, render, to_json
+
+    cfg = _config(args)
+    alerts = load_alerts(args.alerts)
+    st = gather(cfg, alerts, address=args.address, namespace=args.namespace)
+    if args.json:
+        _out(json.dumps(to_json(st), indent=2))
+    else:
+        _out(render(st))
+    return 1 if st.critical else 0
+
+
 def cmd_demo(args) -> int:
     from .local.demo import run_demo
 
@@ -309,6 +323,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds to let in-flight work finish on shutdown (default 30)")
     _common(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("status", help="health, queues, triggers and the alerts that fire (exit 1 on critical)",
+                       formatter_class=fmt,
+                       description="Reads queues, DLQs and triggers from AWS directly and the actors' health "
+                                   "from the running cluster (--address, $RAY_ADDRESS, the address `ttr local "
+                                   "up` wrote under .ttr/, else the cluster on this node). Exits 0 when "
+                                   "healthy, 1 when any critical alert fires.")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--address", metavar="ADDR", help="Ray cluster address")
+    p.add_argument("--namespace", default="ttr", metavar="NS", help="Ray namespace of the runtime (default ttr)")
+    p.add_argument("--alerts", metavar="F", help="alert rules (default configs/alerts.yaml)")
+    _common(p)
+    p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("demo", help="run the sample scenario on the embedded stack and print a report",
                        formatter_class=fmt)

@@ -33,6 +33,7 @@ from .model import REJECTED_PREFIX, now_iso
 from .pacing import RateLimiter
 from .ports import Mailer, ObjectStore, QueueMessage
 from .recipients import Contact, select_recipients
+from .telemetry import add_event, metrics, span
 
 log = logging.getLogger("ttr.handler")
 
@@ -88,9 +89,27 @@ class TriggerHandler:
         self._locks_guard = threading.Lock()
         self._contacts: tuple[float, list[Contact], dict[str, str]] | None = None
         self._contacts_lock = threading.Lock()
+        from .alerts import WindowCounter
+
+        self.deletes = WindowCounter()  # trigger deletes per minute: success / failure
 
     # -----------------------------------------------------------------------------------------
     def handle(self, msg: QueueMessage) -> Outcome:
+        started = time.monotonic()
+        out = self._handle(msg)
+        m, tenant = metrics(), {"tenant": self.code}
+        kind = "success" if out.ack and not out.rejected else ("rejected" if out.ack else "retry")
+        m.processing_outcomes.add(1, {**tenant, "outcome": kind})
+        m.processing_duration.record(time.monotonic() - started, {**tenant, "outcome": kind})
+        if out.emails_sent:
+            m.emails_sent.add(out.emails_sent, tenant)
+        if out.emails_failed:
+            m.emails_failed.add(out.emails_failed, tenant)
+        if not out.ack:
+            m.errors.add(1, {**tenant, "type": out.error.split(":", 1)[0] or "unknown"})
+        return out
+
+    def _handle(self, msg: QueueMessage) -> Outcome:
         out = Outcome(ack=True)
         parsed = processing.parse_message(msg.body, self.code)
         if parsed.test_event:
@@ -127,9 +146,11 @@ class TriggerHandler:
 
     def _process_change(self, event: processing.TriggerEvent, msg: QueueMessage, out: Outcome) -> None:
         # One change at a time in this tenant: concurrent duplicates must not both send.
-        with self._lock_for(event.change_id):
+        with self._lock_for(event.change_id), span("ttr.change", {"ttr.tenant": self.code,
+                                                                  "ttr.change_id": event.change_id}):
             try:
-                change, _ = self.reader.load(event.change_id)
+                with span("archive.load", {"ttr.change_id": event.change_id}):
+                    change, _ = self.reader.load(event.change_id)
             except NotFound:
                 self._reject(event.key, f"unknown change {event.change_id} (no archive)", msg, out)
                 return
@@ -142,15 +163,36 @@ class TriggerHandler:
                 self._reject(event.key, str(exc), msg, out, change_id=event.change_id)
                 return
             for step in plan.steps:
-                sent, failed, skipped = self._deliver(change, step)
-                if step.meeting and self.meetings is not None:
-                    self.meetings.handle(event.change_id, step)
-                self.archive.record(event.change_id, [step.processed_record(
-                    self.code, sent=sent, failed=failed, skipped=skipped, now=self.clock())])
+                with span("transition", {"ttr.tenant": self.code, "ttr.change_id": event.change_id,
+                                         "ttr.seq": step.seq, "ttr.transition": step.type,
+                                         "ttr.topic": step.topic}) as sp:
+                    sent, failed, skipped = self._deliver(change, step)
+                    if step.meeting and self.meetings is not None:
+                        with span(f"meeting.{step.meeting}", {"ttr.change_id": event.change_id}):
+                            self.meetings.handle(event.change_id, step)
+                    with span("archive.record", {"ttr.change_id": event.change_id, "ttr.record": "processed"}):
+                        self.archive.record(event.change_id, [step.processed_record(
+                            self.code, sent=sent, failed=failed, skipped=skipped, now=self.clock())])
+                    sp.set_attributes({"ttr.outcome": "processed", "ttr.emails.sent": sent,
+                                       "ttr.emails.failed": failed, "ttr.emails.skipped": skipped})
                 out.steps_done.append((event.change_id, step.seq))
                 out.emails_sent += sent
                 out.emails_failed += failed
-            self.store.delete(event.key)
+            self._delete_trigger(event.key, msg)
+
+    def _delete_trigger(self, key: str, msg: QueueMessage) -> None:
+        m, tenant = metrics(), {"tenant": self.code}
+        with span("trigger.delete", {"ttr.tenant": self.code, "ttr.trigger": key}):
+            try:
+                self.store.delete(key)
+            except TtrError:
+                m.trigger_delete_failures.add(1, tenant)
+                self.deletes.add("failure")
+                raise
+        m.triggers_deleted.add(1, tenant)
+        self.deletes.add("success")
+        if msg.sent_at:
+            m.trigger_age.record(max(0.0, time.time() - msg.sent_at), tenant)
 
     # -----------------------------------------------------------------------------------------
     def contacts(self) -> tuple[list[Contact], dict[str, str]]:
@@ -175,7 +217,8 @@ class TriggerHandler:
         email = render_email(step.kind, change, customer_code=self.code, customer_name=self.customer.name,
                              portal_base_url=self.cfg.email.portal_base_url, transition=step.transition,
                              first_request=step.first_request)
-        ledger = Ledger.open(self.store, change["changeId"], self.code, step.seq)
+        with span("ledger.load"):
+            ledger = Ledger.open(self.store, change["changeId"], self.code, step.seq)
         sender = self.cfg.sender_of(self.customer)
         sent = failed = skipped = 0
         try:
@@ -184,17 +227,21 @@ class TriggerHandler:
                     skipped += 1
                     continue
                 self.limiter.acquire()
-                try:
-                    mid = self.mailer.send(sender=sender, to=address, subject=email.subject, html=email.html,
-                                           text=email.text, contact_list=self.customer.contact_list,
-                                           topic=step.topic)
-                    ledger.mark(address, "sent", message_id=mid)
-                    sent += 1
-                except RecipientRejected as exc:
-                    ledger.mark(address, "failed", error=str(exc))
-                    failed += 1
+                with span("ses.send", {"ttr.tenant": self.code, "ttr.topic": step.topic}) as sp:
+                    try:
+                        mid = self.mailer.send(sender=sender, to=address, subject=email.subject,
+                                               html=email.html, text=email.text,
+                                               contact_list=self.customer.contact_list, topic=step.topic)
+                        ledger.mark(address, "sent", message_id=mid)
+                        sent += 1
+                        sp.set_attribute("ttr.outcome", "sent")
+                    except RecipientRejected as exc:
+                        ledger.mark(address, "failed", error=str(exc))
+                        failed += 1
+                        sp.set_attribute("ttr.outcome", "rejected")
                 if ledger.unflushed >= FLUSH_EVERY:
-                    ledger.flush()
+                    with span("ledger.flush"):
+                        ledger.flush()
         finally:
             # Whatever happens, record what did go out, so a retry does not repeat it.
             try:
@@ -207,6 +254,7 @@ class TriggerHandler:
     def _reject(self, what: str, why: str, msg: QueueMessage, out: Outcome, change_id: str | None = None) -> None:
         """Keep the refused input under rejected/, note it on the change, remove our own trigger."""
         log.warning("tenant %s: rejected %s: %s", self.code, what, why)
+        add_event("rejected", {"ttr.what": what[:200], "ttr.reason": why[:300]})
         own_trigger = what.startswith(f"customers/{self.code}/")
         trigger_body = None
         if own_trigger:
@@ -226,5 +274,5 @@ class TriggerHandler:
                 "type": "rejected", "key": f"rejected:{self.code}:{msg.message_id}", "timestamp": stamp,
                 "actor": processing.BACKEND_ACTOR, "customer": self.code, "reason": why, "rejectedKey": rkey}])
         if own_trigger:
-            self.store.delete(what)
+            self._delete_trigger(what, msg)
         out.rejected.append(rkey)

@@ -18,6 +18,7 @@ from .model import (SYSTEM_FIELDS, USER_FIELDS, Trigger, append_modifications, c
                     draft_key, latest_lifecycle, lifecycle_entries, new_change_id, now_iso,
                     parse_rfc3339, validate_change, validate_schedule)
 from .ports import ObjectStore
+from .telemetry import metrics
 
 ACTIONS = ("submit", "update", "approve", "reschedule", "complete", "cancel")
 
@@ -243,8 +244,10 @@ class Lifecycle:
             try:
                 self.store.put(trig.key, _dump(trig.to_json()))
                 result.triggers_written.append(code)
+                metrics().triggers_created.add(1, {"tenant": code, "action": action})
             except TtrError as exc:
                 result.triggers_failed[code] = str(exc)
+                metrics().trigger_writes_failed.add(1, {"tenant": code})
         return result
 
     # reads -------------------------------------------------------------------------------

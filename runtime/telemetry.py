@@ -1,12 +1,52 @@
-"""Logging set-up shared by the CLI process and every Ray worker (logs go to stderr)."""
+"""Logging, traces and metrics for every ttr process (the CLI, the supervisor, each Ray worker).
+
+Traces: one tracer provider per process. Exporters, by environment:
+- ``TTR_TRACES_FILE``: JSON lines, one span per line (the SDK's own ``ReadableSpan.to_json()``
+  flattened), appended by every process; the resource carries ``process.pid``.
+- ``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``: OTLP over HTTP.
+Metrics go alongside: ``TTR_METRICS_FILE`` (JSON lines) and OTLP by the same variables.
+
+The W3C trace context crosses actor calls explicitly: the caller ``inject()``s a dict carrier
+into the call's arguments and the callee opens its span under ``extract(carrier)``.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
 import sys
+import threading
+from typing import Any, Iterator, Mapping, Sequence
+
+from opentelemetry import context as otel_context
+from opentelemetry import metrics as otel_metrics
+from opentelemetry import trace
+from opentelemetry.propagate import extract as _extract
+from opentelemetry.propagate import inject as _inject
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (MetricExporter, MetricExportResult, MetricReader,
+                                              PeriodicExportingMetricReader)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import Status, StatusCode
 
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(process)d] %(message)s"
+TRACES_FILE_ENV = "TTR_TRACES_FILE"
+METRICS_FILE_ENV = "TTR_METRICS_FILE"
+OTLP_ENVS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+             "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+# What a Ray worker needs from the driver's environment to export like it.
+FORWARDED_ENVS = (TRACES_FILE_ENV, METRICS_FILE_ENV, "OTEL_EXPORTER_OTLP_ENDPOINT",
+                  "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+                  "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_SERVICE_NAME",
+                  "OTEL_RESOURCE_ATTRIBUTES", "TTR_LOG_LEVEL")
+
+_lock = threading.Lock()
+_configured = False
+TRACER_NAME = "ttr"
 
 
 def setup_logging(level: str | None = None) -> None:
@@ -20,3 +60,206 @@ def setup_logging(level: str | None = None) -> None:
     for noisy in ("botocore", "boto3", "urllib3", "werkzeug", "httpx", "azure"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     root._ttr_configured = True  # type: ignore[attr-defined]
+
+
+class _JsonLines:
+    """Append whole lines to a file shared by many processes (one write() per batch, O_APPEND)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._lock = threading.Lock()
+        d = os.path.dirname(os.path.abspath(path))
+        os.makedirs(d, exist_ok=True)
+
+    def write(self, lines: Sequence[str]) -> bool:
+        if not lines:
+            return True
+        data = ("\n".join(lines) + "\n").encode("utf-8")
+        try:
+            with self._lock:
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                try:
+                    os.write(fd, data)
+                finally:
+                    os.close(fd)
+            return True
+        except OSError:
+            return False
+
+
+class JsonLinesSpanExporter(SpanExporter):
+    def __init__(self, path: str):
+        self.out = _JsonLines(path)
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        lines = [json.dumps(json.loads(s.to_json(indent=None)), separators=(",", ":")) for s in spans]
+        return SpanExportResult.SUCCESS if self.out.write(lines) else SpanExportResult.FAILURE
+
+    def shutdown(self) -> None:
+        pass
+
+
+class JsonLinesMetricExporter(MetricExporter):
+    def __init__(self, path: str):
+        super().__init__()
+        self.out = _JsonLines(path)
+
+    def export(self, metrics_data, timeout_millis: float = 10_000, **kwargs) -> MetricExportResult:
+        line = json.dumps(json.loads(metrics_data.to_json(indent=None)), separators=(",", ":"))
+        return MetricExportResult.SUCCESS if self.out.write([line]) else MetricExportResult.FAILURE
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs) -> None:
+        pass
+
+
+def _otlp_wanted(kind: str) -> bool:
+    return bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or
+                os.environ.get(f"OTEL_EXPORTER_OTLP_{kind}_ENDPOINT"))
+
+
+def setup_telemetry(role: str, *, span_exporter: SpanExporter | None = None,
+                    metric_reader: MetricReader | None = None) -> None:
+    """Install this process's tracer and meter providers (once). ``role`` names the process
+    (cli, supervisor, customer, archive, meetings); tests may pass in-memory exporters."""
+    global _configured
+    setup_logging()
+    with _lock:
+        if _configured:
+            return
+        resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "ttr"),
+                                    "process.pid": os.getpid(), "ttr.role": role})
+        provider = TracerProvider(resource=resource)
+        if span_exporter is not None:
+            from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+            provider.add_span_processor(SimpleSpanProcessor(span_exporter))
+        if os.environ.get(TRACES_FILE_ENV):
+            provider.add_span_processor(BatchSpanProcessor(
+                JsonLinesSpanExporter(os.environ[TRACES_FILE_ENV]), schedule_delay_millis=1000))
+        if _otlp_wanted("TRACES"):
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        trace.set_tracer_provider(provider)
+
+        readers: list[MetricReader] = []
+        if metric_reader is not None:
+            readers.append(metric_reader)
+        if os.environ.get(METRICS_FILE_ENV):
+            readers.append(PeriodicExportingMetricReader(
+                JsonLinesMetricExporter(os.environ[METRICS_FILE_ENV]), export_interval_millis=10_000))
+        if _otlp_wanted("METRICS"):
+            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+            readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
+        otel_metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
+        _configured = True
+
+
+def shutdown_telemetry() -> None:
+    """Flush what is buffered (a process about to exit)."""
+    with contextlib.suppress(Exception):
+        trace.get_tracer_provider().shutdown()  # type: ignore[attr-defined]
+    with contextlib.suppress(Exception):
+        otel_metrics.get_meter_provider().shutdown()  # type: ignore[attr-defined]
+
+
+def flush_telemetry(timeout_millis: int = 5000) -> None:
+    """Export what is buffered now (before an actor is stopped)."""
+    with contextlib.suppress(Exception):
+        trace.get_tracer_provider().force_flush(timeout_millis)  # type: ignore[attr-defined]
+    with contextlib.suppress(Exception):
+        otel_metrics.get_meter_provider().force_flush(timeout_millis)  # type: ignore[attr-defined]
+
+
+def forwarded_env() -> dict[str, str]:
+    """The telemetry variables a Ray worker must share with the driver."""
+    return {k: os.environ[k] for k in FORWARDED_ENVS if os.environ.get(k)}
+
+
+def tracer() -> trace.Tracer:
+    return trace.get_tracer(TRACER_NAME)
+
+
+def meter() -> otel_metrics.Meter:
+    return otel_metrics.get_meter(TRACER_NAME)
+
+
+def inject() -> dict[str, str]:
+    carrier: dict[str, str] = {}
+    _inject(carrier)
+    return carrier
+
+
+def extract(carrier: Mapping[str, str] | None) -> otel_context.Context:
+    return _extract(dict(carrier or {}))
+
+
+@contextlib.contextmanager
+def span(name: str, attributes: Mapping[str, Any] | None = None, *, carrier: Mapping[str, str] | None = None,
+         context: otel_context.Context | None = None, **kw) -> Iterator[trace.Span]:
+    """A span that records any exception and marks the span as an error."""
+    ctx = extract(carrier) if carrier is not None else context
+    with tracer().start_as_current_span(name, context=ctx, record_exception=False,
+                                        set_status_on_exception=False, **kw) as sp:
+        if attributes:
+            sp.set_attributes({k: v for k, v in attributes.items() if v is not None})
+        try:
+            yield sp
+        except BaseException as exc:
+            sp.record_exception(exc)
+            sp.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:300]))
+            sp.set_attribute("ttr.error.type", type(exc).__name__)
+            raise
+
+
+def add_event(name: str, attributes: Mapping[str, Any] | None = None) -> None:
+    trace.get_current_span().add_event(name, dict(attributes or {}))
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics: the seed's list. Instruments are created once per process, on first use.
+
+
+class Metrics:
+    def __init__(self) -> None:
+        m = meter()
+        self.triggers_created = m.create_counter("ttr.triggers.created", description="triggers written")
+        self.trigger_writes_failed = m.create_counter("ttr.triggers.write_failures")
+        self.triggers_deleted = m.create_counter("ttr.triggers.deleted", description="triggers removed")
+        self.trigger_delete_failures = m.create_counter("ttr.triggers.delete_failures")
+        self.trigger_age = m.create_histogram("ttr.trigger.age", unit="s",
+                                              description="trigger creation (S3 event) to deletion")
+        self.orphans = m.create_counter("ttr.orphans.actions", description="orphan reconciler actions")
+        self.processing_duration = m.create_histogram("ttr.processing.duration", unit="s")
+        self.processing_outcomes = m.create_counter("ttr.processing.outcomes",
+                                                    description="messages by outcome (success/retry/rejected)")
+        self.archive_updates = m.create_counter("ttr.archive.updates", description="archive writes by outcome")
+        self.emails_sent = m.create_counter("ttr.emails.sent")
+        self.emails_failed = m.create_counter("ttr.emails.failed")
+        self.message_age = m.create_histogram("ttr.message.age", unit="s", description="SQS message age at receive")
+        self.errors = m.create_counter("ttr.errors", description="errors by type")
+        self.actor_restarts = m.create_counter("ttr.actors.restarts")
+
+
+_metrics: Metrics | None = None
+
+
+def metrics() -> Metrics:
+    global _metrics
+    if _metrics is None:
+        _metrics = Metrics()
+    return _metrics
+
+
+def observe(name: str, callback, *, unit: str = "", description: str = "") -> None:
+    """An observable gauge whose ``callback()`` returns [(value, attributes), ...]."""
+    from opentelemetry.metrics import Observation
+
+    def cb(_options):
+        return [Observation(v, a) for v, a in callback()]
+
+    meter().create_observable_gauge(name, callbacks=[cb], unit=unit, description=description)

@@ -24,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # single machine: Ray on loopback
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 # S3 and SQS operations that count against the happy-path budget (sends and contact reads aside).

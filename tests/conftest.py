@@ -16,6 +16,9 @@ import pytest
 import yaml
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+# Ray binds to the node's primary IP unless told it is a single-machine install; tests keep
+# every socket on loopback (read by Ray at import, so before anything imports ray).
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.pop("AWS_PROFILE", None)
@@ -55,6 +58,23 @@ def assert_loopback_url(url: str | None) -> None:
         raise AssertionError("a test config without an endpoint would reach real AWS")
     host = urlparse(url).hostname or ""
     assert _is_loopback(host), f"test endpoint {url} is not on loopback"
+
+
+# ---------------------------------------------------------------------------------------------
+# Telemetry: this process's providers carry in-memory exporters (installed first, once).
+
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: E402
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
+
+SPANS = InMemorySpanExporter()
+METRICS = InMemoryMetricReader()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _telemetry():
+    from runtime.telemetry import setup_telemetry
+
+    setup_telemetry("tests", span_exporter=SPANS, metric_reader=METRICS)
 
 
 # ---------------------------------------------------------------------------------------------

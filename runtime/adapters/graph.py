@@ -283,7 +283,9 @@ class GraphCalendar:
     async def _run(self, operation: str, awaitable: Any) -> Any:
         # The deadline bounds the whole call, SDK retries included, so a Graph that trickles
         # bytes (never tripping httpx's per-read timeout) still cannot hang the caller.
-        with graph_errors(operation):
+        from ..telemetry import span
+
+        with span(operation, {"ttr.graph.base_url": self.base_url}), graph_errors(operation):
             async with asyncio.timeout(self._deadline):
                 return await awaitable
 

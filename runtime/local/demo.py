@@ -54,9 +54,12 @@ def run_demo(cfg: Config, *, actor: str) -> int:
     from ..adapters.s3 import S3ObjectStore
     from ..lifecycle import Lifecycle
     from .aws_emulator import AwsEmulator
-    from .runtime_host import start_runtime
+    from ..telemetry import setup_telemetry, shutdown_telemetry
+    from .runtime_host import default_telemetry_files, start_runtime
     from .stack import LocalStack
 
+    traces, metrics_file = default_telemetry_files("demo")
+    setup_telemetry("demo")
     started = time.monotonic()
     # Free ports: the demo never collides with a `ttr local up` already running.
     with LocalStack(cfg, aws_port=0, graph_port=0) as stack:
@@ -86,7 +89,10 @@ def run_demo(cfg: Config, *, actor: str) -> int:
         finally:
             rt.shutdown(timeout=10)
         emails = [m for m in AwsEmulator.sent_emails() if change_id in m.body]
+    shutdown_telemetry()
     _report(cfg, change, emails, health, time.monotonic() - started)
+    print(f"\n== Telemetry\n   traces  (JSON lines, one span each, every process): {traces}\n"
+          f"   metrics (JSON lines, OpenTelemetry metrics data):   {metrics_file}")
     return 0
 
 

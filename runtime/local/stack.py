@@ -68,6 +68,17 @@ def wait_for_signal() -> None:
         pass
 
 
+def _write_ray_address(runtime) -> None:
+    """`ttr status` finds the embedded runtime's Ray through .ttr/ray-address."""
+    import ray
+
+    from pathlib import Path
+
+    p = Path(".ttr")
+    p.mkdir(exist_ok=True)
+    (p / "ray-address").write_text(ray.get_runtime_context().gcs_address + "\n")
+
+
 def run_local_up(cfg: Config, *, emulators_only: bool) -> int:
     stack = LocalStack(cfg)
     try:
@@ -86,14 +97,20 @@ def run_local_up(cfg: Config, *, emulators_only: bool) -> int:
                  f"customers={','.join(cfg.customer_codes)}"]
         runtime = None
         if not emulators_only:
-            from .runtime_host import start_runtime
+            from .runtime_host import default_telemetry_files, start_runtime
 
+            traces, metrics_file = default_telemetry_files("local")
+            _log(f"traces: {traces}\nmetrics: {metrics_file}")
             runtime = start_runtime(stack.cfg)
             parts.append("runtime=local-ray")
+            _write_ray_address(runtime)
         print("ready " + " ".join(parts), flush=True)
         wait_for_signal()
         if runtime is not None:
             runtime.shutdown()
+            from pathlib import Path
+
+            Path(".ttr", "ray-address").unlink(missing_ok=True)
     finally:
         stack.stop()
     _log("stopped")

@@ -159,3 +159,23 @@ def test_one_meeting_for_a_change_of_two_customers_through_the_actors(runtime, l
         "alice@example.com", "carol@example.com", "dana@example.com"}
     assert ch["meetingMetadata"]["meetingId"] == events[0]["id"] and ch["meetingMetadata"]["joinUrl"]
     assert len([m for m in ch["modifications"] if m["type"] == "meeting_scheduled"]) == 1
+
+
+def test_status_shows_every_tenant_healthy_and_exits_0(runtime, module_stack, run_cli):
+    import json as _json
+
+    code, out, err = run_cli("status", "--json", "--config", module_stack.path, "--namespace", runtime.namespace)
+    assert code == 0, err
+    st = _json.loads(out)
+    assert st["runtime"]["reachable"] and st["healthy"]
+    assert set(st["tenants"]) == {"hts", "htsnonprod"}
+    assert all(t["healthy"] and t["dlq_depth"] == 0 for t in st["tenants"].values())
+    assert not [a for a in st["alerts"] if a["severity"] == "critical"]
+    code, out, _ = run_cli("status", "--config", module_stack.path, "--namespace", runtime.namespace)
+    assert code == 0 and "healthy" in out and "hts" in out
+
+
+def test_status_without_processors_fires_the_critical_alert(runtime, module_stack, run_cli):
+    code, out, _ = run_cli("status", "--config", module_stack.path, "--namespace", "ttr-nobody-here")
+    assert code == 1
+    assert "NOT reachable" in out and "CRITICAL all-processors-down" in out
