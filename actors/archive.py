@@ -19,8 +19,10 @@ from .proxies import error_data
 ARCHIVE_ACTOR_NAME = "archive"
 
 
-@ray.remote(num_cpus=0.05, max_restarts=-1, max_task_retries=3, max_concurrency=64)
-class ArchiveActor:
+ARCHIVE_ACTOR_OPTIONS = {"num_cpus": 0.05, "max_restarts": -1, "max_task_retries": 3, "max_concurrency": 64}
+
+
+class ArchiveWorker:
     def __init__(self, cfg_data: dict):
         from runtime.adapters.aws import AwsClients
         from runtime.adapters.s3 import S3ObjectStore
@@ -30,7 +32,8 @@ class ArchiveActor:
 
         setup_telemetry("archive")
         cfg = parse_config(cfg_data, cfg_data.get("source") or "<runtime>")
-        self.recorder = ArchiveRecorder(S3ObjectStore(AwsClients(cfg.region, cfg.aws_endpoint_url), cfg.bucket))
+        self.clients = AwsClients(cfg.region, cfg.aws_endpoint_url)
+        self.recorder = ArchiveRecorder(S3ObjectStore(self.clients, cfg.bucket))
         self.locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.writes = 0
         self.failures = 0
@@ -75,3 +78,6 @@ class ArchiveActor:
 
         return {"ok": True, "writes": self.writes, "failures": self.failures, "aws_calls": call_counts(),
                 "window": self.window.snapshot()}
+
+
+ArchiveActor = ray.remote(**ARCHIVE_ACTOR_OPTIONS)(ArchiveWorker)

@@ -51,10 +51,12 @@ def customer_actor_name(code: str) -> str:
     return f"customer:{code}"
 
 
-@ray.remote(num_cpus=0.1, max_restarts=-1, max_task_retries=0, max_concurrency=32)
-class CustomerActor:
+CUSTOMER_ACTOR_OPTIONS = {"num_cpus": 0.1, "max_restarts": -1, "max_task_retries": 0, "max_concurrency": 32}
+
+
+class CustomerWorker:
     def __init__(self, cfg_data: dict, code: str, namespace: str, *, concurrency: int = 8,
-                 poll_wait: int = 10):
+                 poll_wait: int = 10, base_backoff: float | None = None):
         from actors.proxies import ActorArchiveWriter, ActorMeetings
         from runtime.adapters.aws import AwsClients
         from runtime.adapters.s3 import S3ObjectStore
@@ -69,14 +71,14 @@ class CustomerActor:
         self.cfg = parse_config(cfg_data, cfg_data.get("source") or "<runtime>")
         self.code = code
         self.customer = self.cfg.customer(code)
-        clients = AwsClients(self.cfg.region, self.cfg.aws_endpoint_url)
+        self.clients = clients = AwsClients(self.cfg.region, self.cfg.aws_endpoint_url)
         self.store = S3ObjectStore(clients, self.cfg.bucket)
         self.queue = SqsQueue(clients, self.customer.queue_name)
         self.dlq = SqsQueue(clients, self.customer.dlq_name)
         self.ses = TenantSes(clients, self.cfg, self.customer)
         self.handler = TriggerHandler(cfg=self.cfg, customer=self.customer, store=self.store, mailer=self.ses,
                                       archive=ActorArchiveWriter(namespace),
-                                      meetings=ActorMeetings(namespace))
+                                      meetings=ActorMeetings(namespace), base_backoff=base_backoff)
         self.concurrency = max(1, concurrency)
         self.poll_wait = poll_wait
         self.pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix=f"ttr-{code}")
@@ -284,3 +286,6 @@ class CustomerActor:
     def _error(self, text: str) -> None:
         self.stats["errors"] += 1
         self.last_error, self.last_error_at = text[:500], time.time()
+
+
+CustomerActor = ray.remote(**CUSTOMER_ACTOR_OPTIONS)(CustomerWorker)

@@ -38,8 +38,10 @@ class _ActorAttendees:
                                  operation="customer.calendar_recipients") from None
 
 
-@ray.remote(num_cpus=0.05, max_restarts=-1, max_task_retries=0, max_concurrency=64)
-class MeetingCoordinator:
+MEETINGS_ACTOR_OPTIONS = {"num_cpus": 0.05, "max_restarts": -1, "max_task_retries": 0, "max_concurrency": 64}
+
+
+class MeetingsWorker:
     def __init__(self, cfg_data: dict, namespace: str):
         from runtime.config import parse_config
         from runtime.telemetry import setup_telemetry
@@ -110,3 +112,6 @@ class MeetingCoordinator:
 
     async def health(self) -> dict:
         return {"ok": True, **self.stats}
+
+
+MeetingCoordinator = ray.remote(**MEETINGS_ACTOR_OPTIONS)(MeetingsWorker)

@@ -21,6 +21,7 @@ from runtime.telemetry import metrics, observe, setup_telemetry
 from .archive import ARCHIVE_ACTOR_NAME, ArchiveActor
 from .customer import CustomerActor, customer_actor_name
 from .meetings import MEETINGS_ACTOR_NAME, MeetingCoordinator
+from .reconciler import RECONCILER_ACTOR_NAME, ReconcilerActor
 
 log = logging.getLogger("ttr.supervisor")
 
@@ -45,7 +46,9 @@ def init_ray(address: str | None = None, namespace: str = DEFAULT_NAMESPACE) -> 
 
 class Runtime:
     def __init__(self, cfg: Config, *, namespace: str = DEFAULT_NAMESPACE, concurrency: int = 8,
-                 poll_wait: int = 10):
+                 poll_wait: int = 10, orphan_threshold_s: float = 600.0, orphan_interval_s: float = 60.0,
+                 max_wakeups: int = 3, customer_cls=None, archive_cls=None, meetings_cls=None,
+                 base_backoff: float | None = None):
         self.cfg = cfg
         self.namespace = namespace
         self.concurrency = concurrency
@@ -54,6 +57,14 @@ class Runtime:
         self.cfg_data["source"] = cfg.source
         self.archive = None
         self.meetings = None
+        self.reconciler = None
+        self.orphan_opts = {"threshold_s": orphan_threshold_s, "interval_s": orphan_interval_s,
+                            "max_wakeups": max_wakeups}
+        # Actor classes are parameters so a test harness can run subclasses with fault seams.
+        self.customer_cls = customer_cls or CustomerActor
+        self.archive_cls = archive_cls or ArchiveActor
+        self.meetings_cls = meetings_cls or MeetingCoordinator
+        self.base_backoff = base_backoff
         self.customers: dict[str, ray.actor.ActorHandle] = {}
         self.incarnations: dict[str, str] = {}
         self.restarts: dict[str, int] = {}
@@ -72,16 +83,20 @@ class Runtime:
         return opts
 
     def _create_customer(self, code: str):
-        return CustomerActor.options(**self._opts(customer_actor_name(code))).remote(
-            self.cfg_data, code, self.namespace, concurrency=self.concurrency, poll_wait=self.poll_wait)
+        return self.customer_cls.options(**self._opts(customer_actor_name(code))).remote(
+            self.cfg_data, code, self.namespace, concurrency=self.concurrency, poll_wait=self.poll_wait,
+            base_backoff=self.base_backoff)
 
     def start(self) -> "Runtime":
-        self.archive = ArchiveActor.options(**self._opts(ARCHIVE_ACTOR_NAME)).remote(self.cfg_data)
-        self.meetings = MeetingCoordinator.options(**self._opts(MEETINGS_ACTOR_NAME)).remote(
+        self.archive = self.archive_cls.options(**self._opts(ARCHIVE_ACTOR_NAME)).remote(self.cfg_data)
+        self.meetings = self.meetings_cls.options(**self._opts(MEETINGS_ACTOR_NAME)).remote(
             self.cfg_data, self.namespace)
+        self.reconciler = ReconcilerActor.options(**self._opts(RECONCILER_ACTOR_NAME)).remote(
+            self.cfg_data, **self.orphan_opts)
         for c in self.cfg.customers:
             self.customers[c.code] = self._create_customer(c.code)
-        ray.get([self.archive.health.remote(), self.meetings.health.remote()], timeout=120)
+        ray.get([self.archive.health.remote(), self.meetings.health.remote(), self.reconciler.start.remote()],
+                timeout=120)
         incs = ray.get([a.start.remote() for a in self.customers.values()], timeout=120)
         self.incarnations = dict(zip(self.customers, incs))
         self.restarts = {code: 0 for code in self.customers}
@@ -155,7 +170,8 @@ class Runtime:
                 log.info("tenant %s drained: %s", code, result)
             except RayError as exc:
                 log.warning("tenant %s: drain failed: %s", code, type(exc).__name__)
-        actors = [a for a in [*self.customers.values(), self.meetings, self.archive] if a is not None]
+        actors = [a for a in [*self.customers.values(), self.meetings, self.reconciler, self.archive]
+                  if a is not None]
         try:
             ray.get([a.flush.remote() for a in actors], timeout=15)
         except RayError as exc:
@@ -167,7 +183,7 @@ class Runtime:
                 except RayError:
                     pass
         self.customers.clear()
-        self.archive = self.meetings = None
+        self.archive = self.meetings = self.reconciler = None
 
 
 def start_runtime(cfg: Config, *, address: str | None = None, namespace: str = DEFAULT_NAMESPACE,

@@ -188,6 +188,92 @@ def cmd_run(args) -> int:
     return 0
 
 
+def _ops(cfg):
+    from .adapters.aws import AwsClients
+    from .adapters.s3 import S3ObjectStore
+    from .adapters.sqs import SqsQueue
+
+    clients = AwsClients(cfg.region, cfg.aws_endpoint_url)
+
+    def queue(name):
+        return SqsQueue(clients, name)
+    return S3ObjectStore(clients, cfg.bucket), queue
+
+
+def _customers(cfg, wanted) -> list[str]:
+    if not wanted:
+        return list(cfg.customer_codes)
+    unknown = [c for c in wanted if c not in cfg.customer_codes]
+    if unknown:
+        raise InvalidInput(f"--customer: unknown customer(s) {', '.join(unknown)} "
+                           f"(configured: {', '.join(cfg.customer_codes)})")
+    return list(wanted)
+
+
+def cmd_dlq_redrive(args) -> int:
+    from .operations import redrive
+
+    cfg = _config(args)
+    _, queue = _ops(cfg)
+    total = 0
+    for code in _customers(cfg, args.customer):
+        c = cfg.customer(code)
+        moved = redrive(queue(c.dlq_name), queue(c.queue_name),
+                        progress=lambda n, code=code: _err(f"  {code}: {n} moved ..."))
+        total += moved
+        _out(f"{code}: {moved} message(s) moved from {c.dlq_name} to {c.queue_name}")
+    _err(f"re-driven: {total} message(s)")
+    return 0
+
+
+def cmd_orphans(args) -> int:
+    from .orphans import OrphanReconciler
+
+    cfg = _config(args)
+    store, queue = _ops(cfg)
+    wanted = _customers(cfg, args.customer)
+    rec = OrphanReconciler(cfg, store, {}, threshold_s=args.older_than * 60)
+    found = [o for o in rec.scan() if o.customer in wanted]
+    if args.json:
+        _out(json.dumps([o.to_json() for o in found], indent=2))
+        return 0
+    if not found:
+        _err(f"no triggers older than {args.older_than:g} minute(s)")
+        return 0
+    _out(f"{'CUSTOMER':<14} {'AGE':>8} {'STATE':<15} {'WAKEUPS':>7} {'PENDING':<12} TRIGGER")
+    for o in found:
+        _out(f"{o.customer:<14} {o.age_s / 60:>7.1f}m {o.state:<15} {o.wakeups:>7} "
+             f"{','.join(map(str, o.pending)) or '-':<12} {o.key}")
+    return 0
+
+
+def cmd_rejected_list(args) -> int:
+    from .operations import list_rejected
+
+    cfg = _config(args)
+    store, _ = _ops(cfg)
+    entries = list_rejected(store, _customers(cfg, args.customer))
+    if args.json:
+        _out(json.dumps([e.to_json() for e in entries], indent=2))
+        return 0
+    if not entries:
+        _err("nothing was rejected")
+    for e in entries:
+        replayed = f" (replayed {e.replayed_at})" if e.replayed_at else ""
+        _out(f"{e.rejected_at}  {e.customer:<12} {e.key}\n    {e.input_key or '(queue message)'}: {e.reason}{replayed}")
+    return 0
+
+
+def cmd_rejected_replay(args) -> int:
+    from .operations import replay_rejected
+
+    cfg = _config(args)
+    store, queue = _ops(cfg)
+    queues = {c.code: queue(c.queue_name) for c in cfg.customers}
+    _out(replay_rejected(cfg, store, queues, args.key))
+    return 0
+
+
 def cmd_status(args) -> int:
     from .alerts import load_alerts
     from .status import gather, render, to_json
@@ -323,6 +409,36 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds to let in-flight work finish on shutdown (default 30)")
     _common(p)
     p.set_defaults(func=cmd_run)
+
+    dlq = sub.add_parser("dlq", help="dead-letter queues", formatter_class=fmt)
+    dsub = dlq.add_subparsers(dest="dlq_command", metavar="ACTION", required=True)
+    p = dsub.add_parser("redrive", help="move every DLQ message back to its tenant queue", formatter_class=fmt,
+                        description="Moves messages from each tenant's DLQ back to its queue, to be processed "
+                                    "again (safe: processing is idempotent). Fix the cause first.")
+    p.add_argument("--customer", metavar="C", action="append", help="only this customer (repeatable)")
+    _common(p)
+    p.set_defaults(func=cmd_dlq_redrive)
+
+    p = sub.add_parser("orphans", help="stale triggers, with their age and pending transitions",
+                       formatter_class=fmt)
+    p.add_argument("--older-than", type=float, default=10.0, metavar="MIN",
+                   help="minutes a trigger must have waited (default 10)")
+    p.add_argument("--customer", metavar="C", action="append", help="only this customer (repeatable)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    _common(p)
+    p.set_defaults(func=cmd_orphans)
+
+    rej = sub.add_parser("rejected", help="refused input kept under rejected/", formatter_class=fmt)
+    rsub = rej.add_subparsers(dest="rejected_command", metavar="ACTION", required=True)
+    p = rsub.add_parser("list", help="what was refused, and why", formatter_class=fmt)
+    p.add_argument("--customer", metavar="C", action="append", help="only this customer (repeatable)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    _common(p)
+    p.set_defaults(func=cmd_rejected_list)
+    p = rsub.add_parser("replay", help="feed refused input back once the cause is fixed", formatter_class=fmt)
+    p.add_argument("key", metavar="KEY", help="a rejected/ key from `ttr rejected list`")
+    _common(p)
+    p.set_defaults(func=cmd_rejected_replay)
 
     p = sub.add_parser("status", help="health, queues, triggers and the alerts that fire (exit 1 on critical)",
                        formatter_class=fmt,

@@ -64,17 +64,18 @@ class Outcome:
     emails_failed: int = 0
 
 
-def backoff(receive_count: int, hint: float | None = None) -> float:
+def backoff(receive_count: int, hint: float | None = None, base_seconds: float = BASE_BACKOFF) -> float:
     if hint:
         return min(MAX_BACKOFF, float(hint))
-    base = min(MAX_BACKOFF, BASE_BACKOFF * (2 ** max(0, receive_count - 1)))
+    base = min(MAX_BACKOFF, base_seconds * (2 ** max(0, receive_count - 1)))
     return base * random.uniform(0.75, 1.0)
 
 
 class TriggerHandler:
     def __init__(self, *, cfg: Config, customer: CustomerConfig, store: ObjectStore, mailer: Mailer,
                  archive: ArchiveWriter, limiter: RateLimiter | None = None,
-                 meetings: Meetings | None = None, clock: Callable[[], str] = now_iso):
+                 meetings: Meetings | None = None, clock: Callable[[], str] = now_iso,
+                 base_backoff: float | None = None):
         self.cfg = cfg
         self.customer = customer
         self.code = customer.code
@@ -85,6 +86,7 @@ class TriggerHandler:
         self.limiter = limiter or RateLimiter(customer.max_send_rate)
         self.meetings = meetings
         self.clock = clock
+        self.base_backoff = BASE_BACKOFF if base_backoff is None else base_backoff
         self._change_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._contacts: tuple[float, list[Contact], dict[str, str]] | None = None
@@ -123,18 +125,18 @@ class TriggerHandler:
                 self._process_change(event, msg, out)
             except TenantPaused as exc:
                 log.error("TENANT %s PAUSED BY SES: %s — sending stops, messages retry later", self.code, exc)
-                return Outcome(ack=False, retry_after=backoff(msg.receive_count, exc.retry_after),
+                return Outcome(ack=False, retry_after=backoff(msg.receive_count, exc.retry_after, self.base_backoff),
                                pause_tenant=exc.retry_after or 300, error=str(exc),
                                steps_done=out.steps_done, emails_sent=out.emails_sent)
             except TtrError as exc:
                 log.warning("tenant %s: %s on %s (attempt %d): %s", self.code, type(exc).__name__,
                             event.change_id, msg.receive_count, exc)
-                return Outcome(ack=False, retry_after=backoff(msg.receive_count, exc.retry_after),
+                return Outcome(ack=False, retry_after=backoff(msg.receive_count, exc.retry_after, self.base_backoff),
                                error=f"{type(exc).__name__}: {exc}", steps_done=out.steps_done,
                                emails_sent=out.emails_sent, emails_failed=out.emails_failed)
             except Exception as exc:  # a bug: keep the trigger, let the DLQ catch a poison message
                 log.exception("tenant %s: unexpected error on %s", self.code, event.change_id)
-                return Outcome(ack=False, retry_after=backoff(msg.receive_count),
+                return Outcome(ack=False, retry_after=backoff(msg.receive_count, None, self.base_backoff),
                                error=f"unexpected {type(exc).__name__}: {exc}", steps_done=out.steps_done,
                                emails_sent=out.emails_sent, emails_failed=out.emails_failed)
         return out

@@ -72,6 +72,7 @@ class AwsClients:
         self._session = boto3.session.Session(**self._default_credentials())
         self._session.events.register("after-call.*.*", _count_call)
         self._clients: dict[tuple, object] = {}
+        self._hooks: list[tuple[str, object]] = []
 
     def _default_credentials(self) -> dict:
         if self.endpoint_url and not (os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")):
@@ -82,12 +83,24 @@ class AwsClients:
     def session(self) -> boto3.session.Session:
         return self._session
 
+    def add_hook(self, event: str, handler) -> None:
+        """Register a botocore event handler on every client of this factory, present and future
+        (the seam for fault injection: botocore's own event system, no flag in our code paths)."""
+        self._hooks.append((event, handler))
+        for c in self._clients.values():
+            c.meta.events.register(event, handler)
+
+    def _hooked(self, client):
+        for event, handler in self._hooks:
+            client.meta.events.register(event, handler)
+        return client
+
     def client(self, service: str, region: str | None = None):
         key = (service, region or self.region)
         if key not in self._clients:
-            self._clients[key] = self._session.client(
+            self._clients[key] = self._hooked(self._session.client(
                 service, region_name=region or self.region, endpoint_url=self.endpoint_url,
-                config=self.config)
+                config=self.config))
         return self._clients[key]
 
     def client_with(self, service: str, credentials: dict, region: str | None = None):
@@ -97,8 +110,8 @@ class AwsClients:
             aws_secret_access_key=credentials["SecretAccessKey"],
             aws_session_token=credentials.get("SessionToken"))
         session.events.register("after-call.*.*", _count_call)
-        return session.client(service, region_name=region or self.region,
-                              endpoint_url=self.endpoint_url, config=self.config)
+        return self._hooked(session.client(service, region_name=region or self.region,
+                                           endpoint_url=self.endpoint_url, config=self.config))
 
 
 def error_code(exc: ClientError) -> str:
