@@ -123,23 +123,27 @@ class TriggerHandler:
         for event in parsed.events:
             try:
                 self._process_change(event, msg, out)
-            except TenantPaused as exc:
-                log.error("TENANT %s PAUSED BY SES: %s — sending stops, messages retry later", self.code, exc)
-                return Outcome(ack=False, retry_after=backoff(msg.receive_count, exc.retry_after, self.base_backoff),
-                               pause_tenant=exc.retry_after or 300, error=str(exc),
-                               steps_done=out.steps_done, emails_sent=out.emails_sent)
-            except TtrError as exc:
-                log.warning("tenant %s: %s on %s (attempt %d): %s", self.code, type(exc).__name__,
-                            event.change_id, msg.receive_count, exc)
-                return Outcome(ack=False, retry_after=backoff(msg.receive_count, exc.retry_after, self.base_backoff),
-                               error=f"{type(exc).__name__}: {exc}", steps_done=out.steps_done,
-                               emails_sent=out.emails_sent, emails_failed=out.emails_failed)
-            except Exception as exc:  # a bug: keep the trigger, let the DLQ catch a poison message
-                log.exception("tenant %s: unexpected error on %s", self.code, event.change_id)
-                return Outcome(ack=False, retry_after=backoff(msg.receive_count, None, self.base_backoff),
-                               error=f"unexpected {type(exc).__name__}: {exc}", steps_done=out.steps_done,
-                               emails_sent=out.emails_sent, emails_failed=out.emails_failed)
+            except Exception as exc:  # noqa: BLE001 - every failure keeps the trigger; see _retry_later
+                return self._retry_later(msg, out, event, exc)
         return out
+
+    def _retry_later(self, msg: QueueMessage, out: Outcome, event: processing.TriggerEvent,
+                     exc: Exception) -> Outcome:
+        """Leave the message for a retry (visibility backoff, then the DLQ): the trigger stays."""
+        pause = 0.0
+        if isinstance(exc, TenantPaused):
+            log.error("TENANT %s PAUSED BY SES: %s — sending stops, messages retry later", self.code, exc)
+            pause = exc.retry_after or 300
+        elif isinstance(exc, TtrError):
+            log.warning("tenant %s: %s on %s (attempt %d): %s", self.code, type(exc).__name__,
+                        event.change_id, msg.receive_count, exc)
+        else:  # a bug: keep the trigger, let the DLQ catch a poison message
+            log.exception("tenant %s: unexpected error on %s", self.code, event.change_id)
+        hint = exc.retry_after if isinstance(exc, TtrError) else None
+        prefix = "" if isinstance(exc, TtrError) else "unexpected "
+        return Outcome(ack=False, retry_after=backoff(msg.receive_count, hint, self.base_backoff),
+                       pause_tenant=pause, error=f"{prefix}{type(exc).__name__}: {exc}",
+                       steps_done=out.steps_done, emails_sent=out.emails_sent, emails_failed=out.emails_failed)
 
     # -----------------------------------------------------------------------------------------
     def _lock_for(self, change_id: str) -> threading.Lock:

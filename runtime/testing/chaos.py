@@ -63,37 +63,41 @@ LONG = Profile("long", seed=11, changes=120, tenants=5, actor_kills=40, runtime_
                chaos_interval=3.0, chaos_max_seconds=600.0, recovery_deadline=900.0)
 
 
+class _FaultSeam:
+    """What both chaos actors add to the real ones: a seeded injector on their AWS clients."""
+
+    injector: Injector
+    incarnation: str
+
+    def _install_faults(self, seed: int, role: str, rates: dict | None = None) -> None:
+        rng_seed = random.Random(f"{seed}:{role}:{self.incarnation}").randrange(2**31)
+        self.injector = Injector(rng_seed, **({"rates": rates} if rates else {}))
+        self.injector.install(self.clients)
+
+    async def faults(self) -> dict:
+        return {"incarnation": self.incarnation, **self.injector.counts}
+
+    async def set_faults(self, enabled: bool) -> bool:
+        self.injector.enabled = enabled
+        return True
+
+
+ARCHIVE_FAULT_RATES = {"s3.GetObject": 0.03, "s3.PutObject": 0.03, "s3.PutObject.conflict": 0.1}
+
+
 def chaos_actor_classes(seed: int):
     """Subclasses of the real actors with a seeded fault injector on their AWS clients."""
 
-    class ChaosCustomer(CustomerWorker):
+    class ChaosCustomer(_FaultSeam, CustomerWorker):
         def __init__(self, *a, **kw):
             super().__init__(*a, **kw)
-            self.injector = Injector(random.Random(f"{seed}:{self.code}:{self.incarnation}").randrange(2**31))
-            self.injector.install(self.clients)
+            self._install_faults(seed, self.code)
 
-        async def faults(self) -> dict:
-            return {"incarnation": self.incarnation, **self.injector.counts}
-
-        async def set_faults(self, enabled: bool) -> bool:
-            self.injector.enabled = enabled
-            return True
-
-    class ChaosArchive(ArchiveWorker):
+    class ChaosArchive(_FaultSeam, ArchiveWorker):
         def __init__(self, *a, **kw):
             super().__init__(*a, **kw)
             self.incarnation = uuid.uuid4().hex[:8]
-            self.injector = Injector(random.Random(f"{seed}:archive:{self.incarnation}").randrange(2**31),
-                                     rates={"s3.GetObject": 0.03, "s3.PutObject": 0.03,
-                                            "s3.PutObject.conflict": 0.1})
-            self.injector.install(self.clients)
-
-        async def faults(self) -> dict:
-            return {"incarnation": self.incarnation, **self.injector.counts}
-
-        async def set_faults(self, enabled: bool) -> bool:
-            self.injector.enabled = enabled
-            return True
+            self._install_faults(seed, "archive", ARCHIVE_FAULT_RATES)
 
     return (ray.remote(**CUSTOMER_ACTOR_OPTIONS)(ChaosCustomer), ray.remote(**ARCHIVE_ACTOR_OPTIONS)(ChaosArchive))
 

@@ -33,6 +33,15 @@ def value(name, **attrs):
     return sum(v for a, v in metric_points(name) if all(a.get(k) == x for k, x in attrs.items()))
 
 
+def first_message(stack, code):
+    q = SqsQueue(stack.clients, stack.cfg.customer(code).queue_name)
+    for _ in range(10):
+        msgs = [m for m in q.receive(10, 1) if "TestEvent" not in m.body]
+        if msgs:
+            return msgs[0]
+    raise AssertionError(f"no message on {code}'s queue")
+
+
 def test_one_message_one_trace_and_metrics_move(stack, sample_change):
     store = S3ObjectStore(stack.clients, stack.cfg.bucket)
     cust = stack.cfg.customer("hts")
@@ -44,17 +53,12 @@ def test_one_message_one_trace_and_metrics_move(stack, sample_change):
               "created": value("ttr.triggers.created", tenant="hts")}
     cid = Lifecycle(store, stack.cfg.customer_codes).submit({**sample_change, "customers": ["hts"]},
                                                              actor="ann").change_id
-    q = SqsQueue(stack.clients, cust.queue_name)
-    msgs = []
-    for _ in range(10):
-        msgs += [m for m in q.receive(10, 1) if "TestEvent" not in m.body]
-        if msgs:
-            break
+    msg = first_message(stack, "hts")
     SPANS.clear()
     from runtime.telemetry import span
 
     with span("ttr.message", {"ttr.tenant": "hts"}):
-        out = handler.handle(msgs[0])
+        out = handler.handle(msg)
     assert out.ack and out.steps_done == [(cid, 1)]
     spans = SPANS.get_finished_spans()
     assert len({s.context.trace_id for s in spans}) == 1
@@ -81,15 +85,10 @@ def test_errors_are_recorded_on_spans_and_counted(stack, sample_change):
     handler = TriggerHandler(cfg=stack.cfg, customer=cust, store=store, mailer=flaky,
                              archive=ArchiveRecorder(store), limiter=RateLimiter(1000))
     Lifecycle(store, stack.cfg.customer_codes).submit({**sample_change, "customers": ["hts"]}, actor="ann")
-    q = SqsQueue(stack.clients, cust.queue_name)
-    msgs = []
-    for _ in range(10):
-        msgs += [m for m in q.receive(10, 1) if "TestEvent" not in m.body]
-        if msgs:
-            break
+    msg = first_message(stack, "hts")
     before = value("ttr.errors", tenant="hts", type="RetryableError")
     SPANS.clear()
-    out = handler.handle(msgs[0])
+    out = handler.handle(msg)
     assert not out.ack
     failed = [s for s in SPANS.get_finished_spans() if not s.status.is_ok]
     assert any(s.name == "ses.send" and s.events and s.events[0].name == "exception" for s in failed)
