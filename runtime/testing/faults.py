@@ -58,7 +58,8 @@ class Injector:
 
     def before_call(self, model=None, params=None, **_):
         op = f"{model.service_model.service_name}.{model.name}"
-        if op == "s3.PutObject" and params and (params.get("IfMatch") or params.get("IfNoneMatch")) \
+        headers = (params or {}).get("headers") or {}  # before-call sees the serialised request
+        if op == "s3.PutObject" and ("If-Match" in headers or "If-None-Match" in headers) \
                 and self.roll("s3.PutObject.conflict"):
             return _error(*ERRORS["s3.PutObject.conflict"])
         if op in ERRORS and self.roll(op):
