@@ -23,6 +23,15 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
+def _plain(obj):
+    """JSON-safe: mapping keys become strings."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", choices=("fast", "long"), default="long")
@@ -46,9 +55,9 @@ def main() -> int:
                           log=lambda m: print(m, file=sys.stderr, flush=True)).run()
     print("\n".join(report.lines()))
     if args.json:
-        data = dataclasses.asdict(report)
+        data = {k: v for k, v in vars(report).items()}
         data["ok"] = report.ok
-        Path(args.json).write_text(json.dumps(data, indent=2, default=str))
+        Path(args.json).write_text(json.dumps(_plain(data), indent=2, default=str))
     return 0 if report.ok else 1
 
 
