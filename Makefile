@@ -25,7 +25,8 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check runtime actors tests scripts
-	$(PY) -m pytest -q
+	@bash scripts/ensure-chromium.sh
+	$(PY) -m pytest -q -rs
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ttr

@@ -118,6 +118,8 @@ class CustomerWorker:
         """Stop polling, let in-flight messages finish (up to ``timeout``), release the rest."""
         self.running = False
         deadline = time.monotonic() + timeout
+        if self.tasks:  # the poll in progress ends within poll_wait and releases what it got
+            await asyncio.wait([self.tasks[0]], timeout=self.poll_wait + 5)
         while self.inflight and time.monotonic() < deadline:
             await asyncio.wait(list(self.inflight.values()), timeout=max(0.0, deadline - time.monotonic()))
         released = 0
@@ -183,6 +185,14 @@ class CustomerWorker:
                 self._error(f"receive: {exc}")
                 await asyncio.sleep(2.0)
                 continue
+            if not self.running:
+                # Drain began while this poll waited: hand these back at once, do not hide them.
+                for m in messages:
+                    try:
+                        await self._io(self.queue.set_visibility, m.receipt, 0)
+                    except TtrError as exc:
+                        log.warning("tenant %s: could not release a message: %s", self.code, exc)
+                break
             for m in messages:
                 self.stats["received"] += 1
                 self.inflight[m.receipt] = asyncio.get_running_loop().create_task(self._run(m, (t0, t1)))

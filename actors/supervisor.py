@@ -19,8 +19,9 @@ from runtime.config import Config
 from runtime.telemetry import metrics, observe, setup_telemetry
 
 from .archive import ARCHIVE_ACTOR_NAME, ArchiveActor
-from .customer import CustomerActor, customer_actor_name
+from .customer import CUSTOMER_ACTOR_OPTIONS, CustomerActor, customer_actor_name
 from .meetings import MEETINGS_ACTOR_NAME, MeetingCoordinator
+from .placement import check_cluster, tenant_options
 from .reconciler import RECONCILER_ACTOR_NAME, ReconcilerActor
 
 log = logging.getLogger("ttr.supervisor")
@@ -83,7 +84,7 @@ class Runtime:
         return opts
 
     def _create_customer(self, code: str):
-        return self.customer_cls.options(**self._opts(customer_actor_name(code))).remote(
+        return self.customer_cls.options(**self._opts(customer_actor_name(code)), **tenant_options()).remote(
             self.cfg_data, code, self.namespace, concurrency=self.concurrency, poll_wait=self.poll_wait,
             base_backoff=self.base_backoff)
 
@@ -191,6 +192,9 @@ def start_runtime(cfg: Config, *, address: str | None = None, namespace: str = D
     """Ray (local or joined), the actors, and the supervision loop in a background thread."""
     setup_telemetry("supervisor")
     init_ray(address, namespace)
+    if address or os.environ.get("RAY_ADDRESS"):
+        # Joining a cluster: fail fast with a clear message if the actors cannot fit.
+        check_cluster(ray, len(cfg.customers) + 4, CUSTOMER_ACTOR_OPTIONS["num_cpus"])
     rt = Runtime(cfg, namespace=namespace, **kw).start()
     observe("ttr.actors", lambda: [(sum(1 for r in rt.last_check.values() if r.get("ok")), {})],
             description="healthy CustomerActors")

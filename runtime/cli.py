@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 from .errors import InvalidInput, TtrError
 
 # Modules with ``register(subparsers, common, formatter_class)``; see build_parser.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("runtime.ops.provision_commands", "runtime.web.commands")
 
 EPILOG = """\
 exit codes: 0 success, 1 failed (or failed in part), 2 invalid input, 3 conflict
@@ -103,7 +103,7 @@ def _transition(action: str, verb: str):
         cfg = _config(args)
         params: dict = {}
         if getattr(args, "reason", None):
-            params["reason"] = args.reason
+            params["note"] = args.reason  # the transition's note, not the change's reason field
         if action == "reschedule":
             params.update(start=args.start, end=args.end)
             if args.timezone:
@@ -291,7 +291,7 @@ def cmd_status(args) -> int:
 def cmd_demo(args) -> int:
     from .local.demo import run_demo
 
-    return run_demo(_config(args), actor=actor_of(args))
+    return run_demo(_config(args), actor=actor_of(args), keep_running=args.keep_running)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -455,6 +455,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run the sample scenario on the embedded stack and print a report",
                        formatter_class=fmt)
+    p.add_argument("--keep-running", action="store_true",
+                   help="after the report, keep the stack and the runtime up with the web portal (Ctrl-C stops)")
     _common(p, acting=True)
     p.set_defaults(func=cmd_demo)
 

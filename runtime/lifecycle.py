@@ -59,9 +59,11 @@ def apply_transition(change: Mapping, action: str, *, actor: str, now: str,
     """Return the archive after ``action`` (pure: no I/O). Raises ConflictError or InvalidInput.
 
     ``params``: for ``update`` the new content fields; for ``reschedule`` ``start``/``end`` (and
-    optionally ``timezone``); for any action an optional ``reason`` note.
+    optionally ``timezone``); for any action an optional ``note`` recorded with the transition
+    (kept apart from the change's own ``reason`` field, which an update may change).
     """
     params = dict(params or {})
+    note = params.pop("note", None)
     status = change.get("status", "new") if change else "new"
     check_transition(status, action)
     version = int(change.get("version", 0) or 0)
@@ -115,8 +117,8 @@ def apply_transition(change: Mapping, action: str, *, actor: str, now: str,
         out["status"] = new_status
     entry = {"type": mod_type, "timestamp": now, "actor": actor, "seq": seq,
              "customers": list(out.get("customers", [])), **extra}
-    if params.get("reason"):
-        entry["note"] = str(params["reason"])
+    if note:
+        entry["note"] = str(note)
     append_modifications(out, [entry])
     return out
 

@@ -1,11 +1,16 @@
 """Idempotent set-up of what the runtime needs, reported one line per resource.
 
 ``ensure_management`` covers the runtime's own account: the bucket, a queue and a DLQ per
-customer, and the bucket notifications. ``seed_customer_ses`` (emulator only) creates, inside
-each customer's own account (reached through the customer's role), the SES sender identity,
-the contact list with its topics and the seed contacts.
+customer, and the bucket notifications. With ``harden=True`` (``ttr provision``, for real AWS)
+it also converges the bucket's versioning, default encryption (SSE-S3), public access block and
+a lifecycle rule for the trigger versions that versioning keeps, and SSE on the queues.
+``seed_customer_ses`` (emulator only) creates, inside each customer's own account (reached
+through the customer's role), the SES sender identity, the contact list with its topics and the
+seed contacts. Provisioning never touches customer accounts: their SES is theirs (``ttr doctor``
+checks it).
 
-Each step reads first and writes only what differs, so running it twice changes nothing.
+Each step reads first and writes only what differs, so running it twice changes nothing. Under
+``dry_run`` every step still reads, and reports what it would do, but writes nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +29,21 @@ RETENTION = 4 * 24 * 3600        # main queue: 4 days
 DLQ_RETENTION = 14 * 24 * 3600   # DLQ: 14 days, the maximum
 WAIT_TIME = 20                   # long polling
 NOTIFICATION_ID_PREFIX = "ttr-"
+# The bucket keeps every version once versioning is on. Triggers are transient by design (the
+# runtime deletes them), so their old versions and the delete markers left behind go after a
+# week; archive/ versions are kept: they are the history of the source of truth.
+TRIGGER_LIFECYCLE_RULE = {
+    "ID": "ttr-triggers-noncurrent",
+    "Filter": {"Prefix": "customers/"},
+    "Status": "Enabled",
+    "NoncurrentVersionExpiration": {"NoncurrentDays": 7},
+    "Expiration": {"ExpiredObjectDeleteMarker": True},
+}
+PUBLIC_ACCESS_BLOCK = {"BlockPublicAcls": True, "IgnorePublicAcls": True,
+                       "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
+# Default encryptions we accept as they are; anything else (none) becomes SSE-S3, which needs no
+# KMS permissions on the runtime's role.
+ACCEPTED_SSE = ("AES256", "aws:kms", "aws:kms:dsse")
 TOPIC_DISPLAY = {"aws-approval": "Change approval requests",
                  "aws-announce": "Change announcements",
                  "aws-calendar": "Change implementation meetings"}
@@ -56,8 +76,14 @@ class _Recorder:
             self.report(step)
 
 
-def queue_attributes(dlq_arn: str, bucket: str, queue_arn: str) -> dict[str, str]:
-    policy = {
+def queue_policy(bucket: str, queue_arn: str) -> dict:
+    """Only the bucket may send, and only while it belongs to the queue's own account (a bucket
+    name is global: a deleted bucket's name can be taken by another account)."""
+    condition: dict = {"ArnEquals": {"aws:SourceArn": f"arn:aws:s3:::{bucket}"}}
+    account = queue_arn.split(":")[4] if queue_arn.count(":") >= 5 else ""
+    if account:
+        condition["StringEquals"] = {"aws:SourceAccount": account}
+    return {
         "Version": "2012-10-17",
         "Statement": [{
             "Sid": "ttr-allow-bucket-events",
@@ -65,9 +91,13 @@ def queue_attributes(dlq_arn: str, bucket: str, queue_arn: str) -> dict[str, str
             "Principal": {"Service": "s3.amazonaws.com"},
             "Action": "sqs:SendMessage",
             "Resource": queue_arn,
-            "Condition": {"ArnEquals": {"aws:SourceArn": f"arn:aws:s3:::{bucket}"}},
+            "Condition": condition,
         }],
     }
+
+
+def queue_attributes(dlq_arn: str, bucket: str, queue_arn: str) -> dict[str, str]:
+    policy = queue_policy(bucket, queue_arn)
     return {
         "VisibilityTimeout": str(VISIBILITY_TIMEOUT),
         "MessageRetentionPeriod": str(RETENTION),
@@ -77,8 +107,10 @@ def queue_attributes(dlq_arn: str, bucket: str, queue_arn: str) -> dict[str, str
     }
 
 
-def _ensure_queue(sqs, name: str, attributes: dict[str, str], rec: _Recorder) -> tuple[str, str]:
-    """Create or converge a queue; returns (url, arn)."""
+def _ensure_queue(sqs, name: str, attributes: dict[str, str], rec: _Recorder,
+                  new_arn: Callable[[str], str] | None = None) -> tuple[str, str]:
+    """Create or converge a queue; returns (url, arn). Under dry-run a missing queue gets the
+    ARN ``new_arn(name)`` it would have."""
     try:
         with aws_errors("sqs.GetQueueUrl"):
             url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
@@ -87,18 +119,24 @@ def _ensure_queue(sqs, name: str, attributes: dict[str, str], rec: _Recorder) ->
     if url is None:
         if rec.dry_run:
             rec(f"sqs queue {name}", "created")
-            return f"(new queue {name})", f"arn:aws:sqs:::{name}"
+            return f"(new queue {name})", new_arn(name) if new_arn else f"arn:aws:sqs:::{name}"
         with aws_errors("sqs.CreateQueue"):
             url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
         rec(f"sqs queue {name}", "created")
     else:
         with aws_errors("sqs.GetQueueAttributes"):
             current = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        if current.get("KmsMasterKeyId"):
+            # Someone chose SSE-KMS for this queue: keep it (SQS-managed SSE would conflict).
+            attributes = {k: v for k, v in attributes.items() if k != "SqsManagedSseEnabled"}
         differs = {k: v for k, v in attributes.items() if not _same_attr(k, current.get(k), v)}
         if differs:
             if not rec.dry_run:
+                # The policy goes along with any change: moto forgets a queue's policy on every
+                # SetQueueAttributes without one (AWS does not; sending it again is harmless).
+                update = {**differs, **({"Policy": attributes["Policy"]} if "Policy" in attributes else {})}
                 with aws_errors("sqs.SetQueueAttributes"):
-                    sqs.set_queue_attributes(QueueUrl=url, Attributes=differs)
+                    sqs.set_queue_attributes(QueueUrl=url, Attributes=update)
             rec(f"sqs queue {name} ({', '.join(sorted(differs))})", "updated")
         else:
             rec(f"sqs queue {name}", "unchanged")
@@ -118,12 +156,13 @@ def _same_attr(name: str, current: str | None, wanted: str) -> bool:
     return str(current) == str(wanted)
 
 
-def _ensure_bucket(s3, cfg: Config, rec: _Recorder) -> None:
+def _ensure_bucket(s3, cfg: Config, rec: _Recorder) -> bool:
+    """Create the bucket if it is missing; True when it exists now (or, under dry-run, already)."""
     try:
         with aws_errors("s3.HeadBucket"):
             s3.head_bucket(Bucket=cfg.bucket)
         rec(f"s3 bucket {cfg.bucket}", "unchanged")
-        return
+        return True
     except NotFound:
         pass
     if not rec.dry_run:
@@ -136,6 +175,90 @@ def _ensure_bucket(s3, cfg: Config, rec: _Recorder) -> None:
         except AlreadyExists:
             pass
     rec(f"s3 bucket {cfg.bucket}", "created")
+    return not rec.dry_run
+
+
+def _get_or_none(operation: str, call: Callable[[], dict]) -> dict | None:
+    """A bucket sub-resource, or None when it is not configured (S3 answers 404 for those)."""
+    try:
+        with aws_errors(operation):
+            resp = call()
+    except NotFound:
+        return None
+    resp.pop("ResponseMetadata", None)
+    return resp
+
+
+def _ensure_bucket_hardening(s3, cfg: Config, rec: _Recorder, exists: bool) -> None:
+    """Versioning, default encryption, public access block, the trigger lifecycle rule."""
+    b = cfg.bucket
+    lifecycle_name = f"s3 bucket {b} lifecycle ({TRIGGER_LIFECYCLE_RULE['ID']})"
+    if not exists:  # dry-run of a bucket that is not there yet: nothing to read
+        for what in ("versioning (Enabled)", "default encryption (SSE-S3)", "public access block"):
+            rec(f"s3 bucket {b} {what}", "created")
+        rec(lifecycle_name, "created")
+        return
+
+    # Versioning: a bad archive write can be rolled back, a deleted object recovered.
+    current = _get_or_none("s3.GetBucketVersioning", lambda: s3.get_bucket_versioning(Bucket=b)) or {}
+    status = current.get("Status")
+    if status == "Enabled":
+        rec(f"s3 bucket {b} versioning (Enabled)", "unchanged")
+    else:
+        if not rec.dry_run:
+            with aws_errors("s3.PutBucketVersioning"):
+                s3.put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"})
+        rec(f"s3 bucket {b} versioning (Enabled{', was ' + status if status else ''})",
+            "updated" if status else "created")
+
+    enc = _get_or_none("s3.GetBucketEncryption", lambda: s3.get_bucket_encryption(Bucket=b))
+    rules = (enc or {}).get("ServerSideEncryptionConfiguration", {}).get("Rules", [])
+    algos = [r.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm") for r in rules]
+    kept = next((a for a in algos if a in ACCEPTED_SSE), None)
+    if kept:
+        label = "SSE-S3" if kept == "AES256" else f"{kept}, kept as configured"
+        rec(f"s3 bucket {b} default encryption ({label})", "unchanged")
+    else:
+        if not rec.dry_run:
+            with aws_errors("s3.PutBucketEncryption"):
+                s3.put_bucket_encryption(Bucket=b, ServerSideEncryptionConfiguration={"Rules": [
+                    {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
+        rec(f"s3 bucket {b} default encryption (SSE-S3)", "updated" if rules else "created")
+
+    pab = _get_or_none("s3.GetPublicAccessBlock", lambda: s3.get_public_access_block(Bucket=b))
+    have = (pab or {}).get("PublicAccessBlockConfiguration", {})
+    if all(have.get(k) is True for k in PUBLIC_ACCESS_BLOCK):
+        rec(f"s3 bucket {b} public access block", "unchanged")
+    else:
+        if not rec.dry_run:
+            with aws_errors("s3.PutPublicAccessBlock"):
+                s3.put_public_access_block(Bucket=b, PublicAccessBlockConfiguration=PUBLIC_ACCESS_BLOCK)
+        off = sorted(k for k in PUBLIC_ACCESS_BLOCK if have.get(k) is not True)
+        rec(f"s3 bucket {b} public access block" + (f" (was off: {', '.join(off)})" if have else ""),
+            "updated" if have else "created")
+
+    _ensure_lifecycle(s3, b, rec, lifecycle_name)
+
+
+def _ensure_lifecycle(s3, bucket: str, rec: _Recorder, name: str) -> None:
+    """Merge our lifecycle rule by ID; every other rule (someone else's) is kept as it is."""
+    current = _get_or_none("s3.GetBucketLifecycleConfiguration",
+                           lambda: s3.get_bucket_lifecycle_configuration(Bucket=bucket)) or {}
+    rules = current.get("Rules", [])
+    wanted = TRIGGER_LIFECYCLE_RULE
+    ours = next((r for r in rules if r.get("ID") == wanted["ID"]), None)
+    # Compare only what we set: S3 may add defaults of its own to a rule it hands back.
+    if ours is not None and all(ours.get(k) == v for k, v in wanted.items()):
+        rec(name, "unchanged")
+        return
+    if not rec.dry_run:
+        merged = [r for r in rules if r.get("ID") != wanted["ID"]] + [wanted]
+        kwargs: dict = {"Bucket": bucket, "LifecycleConfiguration": {"Rules": merged}}
+        if current.get("TransitionDefaultMinimumObjectSize"):
+            kwargs["TransitionDefaultMinimumObjectSize"] = current["TransitionDefaultMinimumObjectSize"]
+        with aws_errors("s3.PutBucketLifecycleConfiguration"):
+            s3.put_bucket_lifecycle_configuration(**kwargs)
+    rec(name, "updated" if ours is not None else "created")
 
 
 def notification_rule(customer: CustomerConfig, queue_arn: str) -> dict:
@@ -183,22 +306,42 @@ def _ensure_notifications(s3, cfg: Config, wanted: list[dict], rec: _Recorder) -
 
 
 def ensure_management(cfg: Config, clients: AwsClients, *, report: Report | None = None,
-                      dry_run: bool = False) -> list[Step]:
-    """The bucket, per customer a queue with its DLQ, and the bucket notifications."""
+                      dry_run: bool = False, harden: bool = False) -> list[Step]:
+    """The bucket, per customer a queue with its DLQ, and the bucket notifications.
+
+    ``harden`` (``ttr provision``) adds the bucket's versioning, default encryption, public
+    access block and trigger lifecycle rule, and SQS-managed encryption on the queues."""
     rec = _Recorder(report, dry_run)
     s3 = clients.client("s3")
     sqs = clients.client("sqs")
-    _ensure_bucket(s3, cfg, rec)
+    exists = _ensure_bucket(s3, cfg, rec)
+    if harden:
+        _ensure_bucket_hardening(s3, cfg, rec, exists)
+    sse = {"SqsManagedSseEnabled": "true"} if harden else {}
+    new_arn = _NewQueueArn(clients, cfg.region)
     rules = []
     for customer in cfg.customers:
         _, dlq_arn = _ensure_queue(sqs, customer.dlq_name,
-                                   {"MessageRetentionPeriod": str(DLQ_RETENTION)}, rec)
+                                   {"MessageRetentionPeriod": str(DLQ_RETENTION), **sse}, rec, new_arn)
         queue_arn = _queue_arn_for(sqs, customer.queue_name, dlq_arn)
         _, queue_arn = _ensure_queue(sqs, customer.queue_name,
-                                     queue_attributes(dlq_arn, cfg.bucket, queue_arn), rec)
+                                     {**queue_attributes(dlq_arn, cfg.bucket, queue_arn), **sse}, rec, new_arn)
         rules.append(notification_rule(customer, queue_arn))
     _ensure_notifications(s3, cfg, rules, rec)
     return rec.steps
+
+
+class _NewQueueArn:
+    """The ARN a queue that does not exist yet would get (dry-run only): the caller's account."""
+
+    def __init__(self, clients: AwsClients, region: str):
+        self.clients, self.region, self._account = clients, region, None
+
+    def __call__(self, name: str) -> str:
+        if self._account is None:
+            with aws_errors("sts.GetCallerIdentity"):
+                self._account = self.clients.client("sts").get_caller_identity()["Account"]
+        return f"arn:aws:sqs:{self.region}:{self._account}:{name}"
 
 
 def _queue_arn_for(sqs, name: str, dlq_arn: str) -> str:

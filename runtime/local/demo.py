@@ -49,7 +49,7 @@ def wait_processed(lc, change_id: str, deadline: float) -> dict:
     raise TimeoutError(f"not processed within the deadline; still pending: {last}")
 
 
-def run_demo(cfg: Config, *, actor: str) -> int:
+def run_demo(cfg: Config, *, actor: str, keep_running: bool = False) -> int:
     from ..adapters.aws import AwsClients
     from ..adapters.s3 import S3ObjectStore
     from ..lifecycle import Lifecycle
@@ -86,14 +86,35 @@ def run_demo(cfg: Config, *, actor: str) -> int:
             while any(h.get("in_flight") for h in rt.health().values()) and time.monotonic() < settle:
                 time.sleep(0.2)
             health = rt.health()
+            emails = [m for m in AwsEmulator.sent_emails() if change_id in m.body]
+            if keep_running:
+                _report(cfg, change, emails, health, time.monotonic() - started)
+                _telemetry_lines(traces, metrics_file)
+                _keep_running(cfg)
+                return 0
         finally:
             rt.shutdown(timeout=10)
-        emails = [m for m in AwsEmulator.sent_emails() if change_id in m.body]
     shutdown_telemetry()
     _report(cfg, change, emails, health, time.monotonic() - started)
-    print(f"\n== Telemetry\n   traces  (JSON lines, one span each, every process): {traces}\n"
-          f"   metrics (JSON lines, OpenTelemetry metrics data):   {metrics_file}")
+    _telemetry_lines(traces, metrics_file)
     return 0
+
+
+def _telemetry_lines(traces: str, metrics_file: str) -> None:
+    print(f"\n== Telemetry\n   traces  (JSON lines, one span each, every process): {traces}\n"
+          f"   metrics (JSON lines, OpenTelemetry metrics data):   {metrics_file}", flush=True)
+
+
+def _keep_running(cfg: Config) -> None:
+    """--keep-running: the stack stays up with the portal, until Ctrl-C."""
+    from .stack import start_local_portal, wait_for_signal
+
+    portal = start_local_portal(cfg, 0)
+    print(f"\n== Still running: open {portal.url} (Ctrl-C stops everything)", flush=True)
+    try:
+        wait_for_signal()
+    finally:
+        portal.stop()
 
 
 def _report(cfg: Config, change: dict, emails, health: dict, elapsed: float) -> None:

@@ -68,6 +68,18 @@ def wait_for_signal() -> None:
         pass
 
 
+def start_local_portal(cfg: Config, port: int):
+    """The web portal beside the emulators; prints its URL and the demo sign-ins."""
+    from ..web import demo_logins, start_portal
+
+    portal = start_portal(cfg, port)
+    _log(f"portal: {portal.url}")
+    for u in demo_logins(cfg):
+        secret = f"password {u['password']}" if u["password"] else "(own password)"
+        _log(f"  sign in as {u['username']:<8} {secret:<24} roles: {', '.join(u['roles'])}")
+    return portal
+
+
 def _write_ray_address(runtime) -> None:
     """`ttr status` finds the embedded runtime's Ray through .ttr/ray-address."""
     import ray
@@ -104,8 +116,13 @@ def run_local_up(cfg: Config, *, emulators_only: bool) -> int:
             runtime = start_runtime(stack.cfg)
             parts.append("runtime=local-ray")
             _write_ray_address(runtime)
+        portal = start_local_portal(stack.cfg, cfg.local.web_port)
+        parts.append(f"portal={portal.url}")
         print("ready " + " ".join(parts), flush=True)
-        wait_for_signal()
+        try:
+            wait_for_signal()
+        finally:
+            portal.stop()
         if runtime is not None:
             runtime.shutdown()
             from pathlib import Path

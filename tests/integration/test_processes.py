@@ -106,6 +106,7 @@ def test_local_up_prints_ready_once_the_runtime_accepts_work(tmp_path, sample_ch
     data["aws_endpoint_url"] = f"http://127.0.0.1:{port}"
     gport = free_port()
     data["local"]["graph_port"] = gport
+    data["local"]["web_port"] = free_port()
     data["graph"]["base_url"] = f"http://127.0.0.1:{gport}/v1.0"
     path = tmp_path / "local.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -113,7 +114,7 @@ def test_local_up_prints_ready_once_the_runtime_accepts_work(tmp_path, sample_ch
     try:
         ready = proc.wait_line("ready", 180)
         assert f"aws=http://127.0.0.1:{port}" in ready and f"graph=http://127.0.0.1:{gport}/v1.0" in ready
-        assert "runtime=" in ready
+        assert "runtime=" in ready and f"portal=http://127.0.0.1:{data['local']['web_port']}" in ready
         cfg = load_config(path)
         lc = Lifecycle(S3ObjectStore(AwsClients(cfg.region, cfg.aws_endpoint_url), cfg.bucket), cfg.customer_codes)
         cid = lc.submit(sample_change, actor="ann").change_id

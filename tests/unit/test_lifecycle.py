@@ -102,3 +102,13 @@ def test_reschedule_keeps_status_and_records_both_schedules():
 def test_cancel_remembers_whether_it_was_approved():
     assert step(submitted(), "cancel")["modifications"][-1]["wasApproved"] is False
     assert step(step(submitted(), "approve"), "cancel")["modifications"][-1]["wasApproved"] is True
+
+
+def test_a_transition_note_never_overwrites_the_changes_reason():
+    ch = submitted()
+    ch["reason"] = "Original reason"
+    out = apply_transition(ch, "update", actor="bob", now=NOW, known_customers=KNOWN,
+                           params={"title": "New title", "note": "why we edited"})
+    assert out["reason"] == "Original reason" and out["modifications"][-1]["note"] == "why we edited"
+    out = apply_transition(ch, "approve", actor="bob", now=NOW, known_customers=KNOWN, params={"note": "ok"})
+    assert out["reason"] == "Original reason" and out["modifications"][-1]["note"] == "ok"

@@ -1,0 +1,374 @@
+"""Who is asking, and what they may do: principals, roles, passwords, API tokens, rate limits.
+
+Nothing here is hand-rolled cryptography: passwords are argon2id (argon2-cffi), API tokens and
+the session cookie are signed by itsdangerous, and OIDC lives in ``_oidc`` (Authlib).
+
+Roles (a user may hold several; ``admin`` may do everything):
+
+    viewer     read everything
+    submitter  drafts, submit; update, reschedule, complete or cancel the changes they submitted
+    approver   approve (never a change they submitted or edited: four-eyes); update, reschedule,
+               complete or cancel any change; retrigger
+    admin      all of the above, on any change, and any draft; four-eyes still applies
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Mapping
+
+from ..errors import InvalidInput, TtrError
+
+ROLES = ("viewer", "submitter", "approver", "admin")
+API_TOKEN_PREFIX = "ttr1."
+API_TOKEN_MAX_TTL = 30 * 24 * 3600
+API_TOKEN_DEFAULT_TTL = 7 * 24 * 3600
+SESSION_SECRET_ENV = "TTR_SESSION_SECRET"
+SESSION_SECRET_FILE = "session-secret"
+MIN_SECRET_LENGTH = 32
+# The documented demo password of a configured user is f"{username}{DEMO_PASSWORD_SUFFIX}".
+DEMO_PASSWORD_SUFFIX = "-demo"
+
+
+class Forbidden(TtrError):
+    """Authenticated, but not allowed to do this (HTTP 403)."""
+
+
+class Unauthenticated(TtrError):
+    """No valid identity (HTTP 401)."""
+
+
+class TooManyAttempts(TtrError):
+    """Login attempts rate-limited (HTTP 429)."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated user. ``name`` is what the archive records as the actor."""
+
+    name: str
+    roles: frozenset[str]
+    source: str = "local"          # local | oidc
+    display: str = ""
+    via: str = "session"           # session | bearer
+
+    @property
+    def label(self) -> str:
+        return self.display or self.name
+
+    def has(self, *roles: str) -> bool:
+        return "admin" in self.roles or any(r in self.roles for r in roles)
+
+    def to_session(self, *, at: float) -> dict:
+        return {"name": self.name, "roles": sorted(self.roles), "source": self.source,
+                "display": self.display, "at": at}
+
+    def to_json(self) -> dict:
+        return {"username": self.name, "displayName": self.label, "roles": sorted(self.roles),
+                "source": self.source, "authenticatedBy": self.via}
+
+
+# ---------------------------------------------------------------------------------------------
+# Permissions (pure)
+
+ACTION_ROLES: dict[str, tuple[str, ...]] = {
+    "draft": ("submitter",),
+    "submit": ("submitter",),
+    "update": ("submitter", "approver"),
+    "reschedule": ("submitter", "approver"),
+    "complete": ("submitter", "approver"),
+    "cancel": ("submitter", "approver"),
+    "approve": ("approver",),
+    "retrigger": ("approver",),
+}
+
+
+ACTION_PHRASES = {
+    "draft": "writing changes", "submit": "submitting changes", "update": "editing changes",
+    "reschedule": "rescheduling changes", "complete": "completing changes", "cancel": "cancelling changes",
+    "approve": "approving changes", "retrigger": "sending notifications again",
+}
+
+
+def _same(a: object, b: object) -> bool:
+    return isinstance(a, str) and isinstance(b, str) and a.strip().lower() == b.strip().lower()
+
+
+def submitted_by(change: Mapping) -> str | None:
+    for m in change.get("modifications", []) or []:
+        if isinstance(m, Mapping) and m.get("type") == "submitted":
+            return m.get("actor")
+    return change.get("createdBy")
+
+
+def is_owner(user: Principal, change: Mapping) -> bool:
+    return _same(user.name, submitted_by(change)) or _same(user.name, change.get("createdBy"))
+
+
+def authored(user: Principal, change: Mapping) -> bool:
+    """Submitted the change, or edited its content: either rules out approving it (four-eyes)."""
+    if is_owner(user, change):
+        return True
+    return any(isinstance(m, Mapping) and m.get("type") == "updated" and _same(m.get("actor"), user.name)
+               for m in change.get("modifications", []) or [])
+
+
+def why_not(user: Principal, action: str, change: Mapping | None = None) -> str | None:
+    """None when ``user`` may do ``action`` (on ``change``); else the reason, fit to show."""
+    if action == "read":
+        return None if user.roles else "your account has no role in ttr"
+    wanted = ACTION_ROLES.get(action)
+    if wanted is None:
+        return f"unknown action {action!r}"
+    if not user.has(*wanted):
+        need = " or ".join(wanted + ("admin",))
+        return (f"{ACTION_PHRASES[action]} needs the {need} role "
+                f"(you have: {', '.join(sorted(user.roles)) or 'none'})")
+    if change is None:
+        return None
+    if action == "approve" and authored(user, change):
+        what = "submitted" if is_owner(user, change) else "edited"
+        return f"you {what} this change; another approver must approve it (four-eyes)"
+    if action in ("update", "reschedule", "complete", "cancel") and not user.has("approver"):
+        if not is_owner(user, change):
+            return f"only the submitter ({submitted_by(change)}), an approver or an admin may {action} this change"
+    return None
+
+
+def require(user: Principal, action: str, change: Mapping | None = None) -> None:
+    reason = why_not(user, action, change)
+    if reason:
+        raise Forbidden(reason)
+
+
+def may_edit_draft(user: Principal, draft: Mapping) -> str | None:
+    reason = why_not(user, "draft")
+    if reason:
+        return reason
+    if "admin" in user.roles or _same(user.name, draft.get("createdBy")):
+        return None
+    return f"this draft belongs to {draft.get('createdBy')}; only they or an admin may change it"
+
+
+# ---------------------------------------------------------------------------------------------
+# Passwords (argon2id)
+
+
+def _hasher():
+    from argon2 import PasswordHasher
+
+    return PasswordHasher()
+
+
+def hash_password(password: str) -> str:
+    if not isinstance(password, str) or not password:
+        raise InvalidInput("the password must not be empty")
+    return _hasher().hash(password)
+
+
+_DUMMY_HASH: str | None = None
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """Constant work whether or not the user exists (an unknown user checks a dummy hash)."""
+    from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+    global _DUMMY_HASH
+    if password_hash is None:
+        if _DUMMY_HASH is None:
+            _DUMMY_HASH = _hasher().hash(secrets.token_hex(16))
+        password_hash, password = _DUMMY_HASH, password + "\0never"
+    try:
+        return _hasher().verify(password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+class LocalUsers:
+    """``web.users`` from the configuration."""
+
+    def __init__(self, users: Iterable) -> None:
+        self._users = {u.username.lower(): u for u in users}
+
+    def __bool__(self) -> bool:
+        return bool(self._users)
+
+    def get(self, username: str):
+        return self._users.get((username or "").strip().lower())
+
+    def authenticate(self, username: str, password: str) -> Principal | None:
+        user = self.get(username)
+        ok = verify_password(user.password_hash if user else None, password or "")
+        if not ok or user is None:
+            return None
+        return self.principal(user)
+
+    @staticmethod
+    def principal(user, via: str = "session") -> Principal:
+        return Principal(name=user.username, roles=frozenset(user.roles), source="local", via=via)
+
+    def current(self, name: str, via: str = "session") -> Principal | None:
+        """The user as configured now (roles changed or user removed take effect at once)."""
+        user = self.get(name)
+        return self.principal(user, via) if user else None
+
+
+def demo_logins(cfg) -> list[dict]:
+    """The configured users; ``password`` is the documented demo password where it verifies.
+
+    For ``ttr local up`` to print: only a password anyone could guess from the README is shown.
+    """
+    out = []
+    for u in cfg.web.users:
+        guess = f"{u.username}{DEMO_PASSWORD_SUFFIX}"
+        out.append({"username": u.username, "roles": list(u.roles),
+                    "password": guess if verify_password(u.password_hash, guess) else None})
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Secrets and API tokens
+
+
+def load_session_secret(explicit: str | None = None, *, directory: str | os.PathLike = ".ttr",
+                        environ: Mapping[str, str] | None = None,
+                        log: Callable[[str], None] | None = None) -> str:
+    """``explicit``, else ``$TTR_SESSION_SECRET``, else ``.ttr/session-secret`` (created 0600)."""
+    environ = os.environ if environ is None else environ
+    value = explicit or environ.get(SESSION_SECRET_ENV)
+    if value:
+        if len(value) < MIN_SECRET_LENGTH:
+            raise InvalidInput(f"{SESSION_SECRET_ENV}: at least {MIN_SECRET_LENGTH} characters are needed "
+                               f"(for example: python -c 'import secrets; print(secrets.token_hex(32))')")
+        return value
+    path = Path(directory) / SESSION_SECRET_FILE
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+        if len(text) >= MIN_SECRET_LENGTH:
+            return text
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(value + "\n")
+    if log:
+        log(f"generated a session key in {path} (set ${SESSION_SECRET_ENV} to share one between instances)")
+    return value
+
+
+class ApiTokens:
+    """Bearer tokens minted by the portal for a signed-in user: ``ttr1.<itsdangerous payload>``.
+
+    Signed with a key derived from the session secret (a different salt, so a session cookie is
+    never a token and a token never a cookie). Stateless: they expire (at most 30 days); changing
+    the session secret revokes them all; a local user removed from the config loses access at once.
+    """
+
+    SALT = "ttr-api-token"
+
+    def __init__(self, secret: str, clock: Callable[[], float] = time.time):
+        from itsdangerous import URLSafeTimedSerializer
+
+        self._s = URLSafeTimedSerializer(secret, salt=self.SALT)
+        self.clock = clock
+
+    def issue(self, user: Principal, ttl: int = API_TOKEN_DEFAULT_TTL) -> tuple[str, float]:
+        if not 60 <= ttl <= API_TOKEN_MAX_TTL:
+            raise InvalidInput(f"ttl: from 60 to {API_TOKEN_MAX_TTL} seconds")
+        exp = self.clock() + ttl
+        body = self._s.dumps({"sub": user.name, "roles": sorted(user.roles), "src": user.source,
+                              "dsp": user.display, "exp": int(exp)})
+        return API_TOKEN_PREFIX + body, exp
+
+    def verify(self, token: str) -> Principal:
+        from itsdangerous import BadSignature, SignatureExpired
+
+        if not token.startswith(API_TOKEN_PREFIX):
+            raise Unauthenticated("not a ttr API token")
+        try:
+            data = self._s.loads(token[len(API_TOKEN_PREFIX):], max_age=API_TOKEN_MAX_TTL)
+        except SignatureExpired:
+            raise Unauthenticated("the API token has expired") from None
+        except BadSignature:
+            raise Unauthenticated("the API token is not valid") from None
+        if not isinstance(data, dict) or float(data.get("exp", 0)) < self.clock():
+            raise Unauthenticated("the API token has expired")
+        return Principal(name=str(data["sub"]), roles=frozenset(data.get("roles", ())),
+                         source=str(data.get("src", "local")), display=str(data.get("dsp", "")), via="bearer")
+
+
+# ---------------------------------------------------------------------------------------------
+# Rate limiting (in memory, per process)
+
+
+@dataclass
+class RateLimiter:
+    """At most ``limit`` hits per ``window`` seconds per key; bounded memory (oldest keys go)."""
+
+    limit: int
+    window: float
+    clock: Callable[[], float] = time.monotonic
+    max_keys: int = 10_000
+    _hits: OrderedDict = field(default_factory=OrderedDict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _prune(self, key: str, now: float) -> deque:
+        q = self._hits.get(key)
+        if q is None:
+            q = self._hits[key] = deque()
+            while len(self._hits) > self.max_keys:
+                self._hits.popitem(last=False)
+        while q and q[0] <= now - self.window:
+            q.popleft()
+        return q
+
+    def retry_after(self, key: str) -> float | None:
+        """Seconds until the next hit is allowed, or None when one is allowed now."""
+        with self._lock:
+            now = self.clock()
+            q = self._prune(key, now)
+            if len(q) < self.limit:
+                return None
+            return max(1.0, q[0] + self.window - now)
+
+    def hit(self, key: str) -> None:
+        with self._lock:
+            now = self.clock()
+            self._prune(key, now).append(now)
+            self._hits.move_to_end(key)
+
+    def reset(self, key: str) -> None:
+        with self._lock:
+            self._hits.pop(key, None)
+
+
+@dataclass
+class LoginThrottle:
+    """Sign-in attempts: per client address (all attempts) and per username (failures)."""
+
+    per_client: RateLimiter = field(default_factory=lambda: RateLimiter(limit=20, window=300))
+    per_user: RateLimiter = field(default_factory=lambda: RateLimiter(limit=5, window=300))
+
+    def check(self, client: str, username: str) -> None:
+        waits = [w for w in (self.per_client.retry_after(client),
+                             self.per_user.retry_after((username or "").strip().lower())) if w]
+        if waits:
+            wait = int(max(waits)) + 1
+            raise TooManyAttempts(f"too many sign-in attempts; try again in {wait} seconds", retry_after=wait)
+
+    def attempt(self, client: str) -> None:
+        self.per_client.hit(client)
+
+    def failed(self, username: str) -> None:
+        self.per_user.hit((username or "").strip().lower())
+
+    def succeeded(self, username: str) -> None:
+        self.per_user.reset((username or "").strip().lower())
