@@ -235,7 +235,7 @@ def test_timeline_tells_the_story_in_order():
     change = submitted()
     change = apply_transition(change, "reschedule", actor="alice", now="2026-11-02T10:00:00Z",
                               params={"start": "2026-12-09T02:00:00-05:00", "end": "2026-12-09T04:00:00-05:00",
-                                      "reason": "freeze"}, known_customers=CUSTOMERS)
+                                      "note": "freeze"}, known_customers=CUSTOMERS)
     change["modifications"].append({**processed("hts", 1, 4), "timestamp": "2026-11-01T11:00:00Z",
                                     "transitionType": "submitted"})
     entries = timeline(change, {"hts": "HTS Production"})
