@@ -298,6 +298,10 @@ def cmd_demo(args) -> int:
 # parser
 
 
+def _customer_filter(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--customer", metavar="C", action="append", help="only this customer (repeatable)")
+
+
 def _common(p: argparse.ArgumentParser, *, acting: bool = False) -> None:
     p.add_argument("--config", metavar="F", help="configuration file (default: $TTR_CONFIG, else configs/local.yaml)")
     if acting:
@@ -394,7 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_local_up)
 
-    p = sub.add_parser("run", help="run the runtime (a CustomerActor per tenant, the ArchiveActor) until signalled",
+    p = sub.add_parser("run", help="run the runtime (a CustomerActor per tenant, the archive, meeting and "
+                                   "orphan actors) until signalled",
                        formatter_class=fmt,
                        description="Run the runtime against whatever the config points at. Without --address "
                                    "(or $RAY_ADDRESS) it starts its own local Ray; --address auto joins the "
@@ -415,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = dsub.add_parser("redrive", help="move every DLQ message back to its tenant queue", formatter_class=fmt,
                         description="Moves messages from each tenant's DLQ back to its queue, to be processed "
                                     "again (safe: processing is idempotent). Fix the cause first.")
-    p.add_argument("--customer", metavar="C", action="append", help="only this customer (repeatable)")
+    _customer_filter(p)
     _common(p)
     p.set_defaults(func=cmd_dlq_redrive)
 
@@ -423,7 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=fmt)
     p.add_argument("--older-than", type=float, default=10.0, metavar="MIN",
                    help="minutes a trigger must have waited (default 10)")
-    p.add_argument("--customer", metavar="C", action="append", help="only this customer (repeatable)")
+    _customer_filter(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     _common(p)
     p.set_defaults(func=cmd_orphans)
@@ -431,7 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     rej = sub.add_parser("rejected", help="refused input kept under rejected/", formatter_class=fmt)
     rsub = rej.add_subparsers(dest="rejected_command", metavar="ACTION", required=True)
     p = rsub.add_parser("list", help="what was refused, and why", formatter_class=fmt)
-    p.add_argument("--customer", metavar="C", action="append", help="only this customer (repeatable)")
+    _customer_filter(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     _common(p)
     p.set_defaults(func=cmd_rejected_list)
