@@ -8,7 +8,6 @@ fields preserved, so writers outside the cluster (the CLI, the web API) are neve
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
 
 import ray
 
@@ -34,7 +33,9 @@ class ArchiveWorker:
         cfg = parse_config(cfg_data, cfg_data.get("source") or "<runtime>")
         self.clients = AwsClients(cfg.region, cfg.aws_endpoint_url)
         self.recorder = ArchiveRecorder(S3ObjectStore(self.clients, cfg.bucket))
-        self.locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        from runtime.locks import KeyedAsyncLock
+
+        self.locks = KeyedAsyncLock()
         self.writes = 0
         self.failures = 0
         from runtime.alerts import WindowCounter
@@ -48,7 +49,7 @@ class ArchiveWorker:
         ``trace`` is the caller's W3C trace context."""
         from runtime.telemetry import metrics, span
 
-        async with self.locks[change_id]:
+        async with self.locks.hold(change_id):
             with span("archive.write", {"ttr.change_id": change_id, "ttr.records": len(records),
                                         "ttr.fields": ",".join(sorted(set_fields or {}))}, carrier=trace) as sp:
                 try:

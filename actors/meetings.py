@@ -7,7 +7,6 @@ through the ArchiveActor. The decisions are ``runtime.coordinator.MeetingService
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
 
 import ray
 
@@ -50,7 +49,9 @@ class MeetingsWorker:
         import runtime.adapters.graph  # noqa: F401 - msgraph takes seconds to import: pay it at start
         self.cfg = parse_config(cfg_data, cfg_data.get("source") or "<runtime>")
         self.namespace = namespace
-        self.locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        from runtime.locks import KeyedAsyncLock
+
+        self.locks = KeyedAsyncLock()
         self.service = None
         self.stats = {"calls": 0, "errors": 0}
 
@@ -90,7 +91,7 @@ class MeetingsWorker:
         from runtime.telemetry import span
 
         self.stats["calls"] += 1
-        async with self.locks[change_id]:
+        async with self.locks.hold(change_id):
             with span(f"coordinator.{action}", {"ttr.change_id": change_id, "ttr.seq": seq},
                       carrier=trace) as sp:
                 try:

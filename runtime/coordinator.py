@@ -194,7 +194,9 @@ class BlockingMeetings:
         self._thread = threading.Thread(target=self.loop.run_forever, name="ttr-meetings", daemon=True)
         self._thread.start()
         self.service: MeetingService = self.run(self._build(factory))
-        self._locks: dict[str, asyncio.Lock] = {}
+        from .locks import KeyedAsyncLock
+
+        self._locks = KeyedAsyncLock()
 
     @staticmethod
     async def _build(factory):
@@ -204,8 +206,7 @@ class BlockingMeetings:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     async def _serialised(self, change_id: str, action: str, seq: int) -> str:
-        lock = self._locks.setdefault(change_id, asyncio.Lock())
-        async with lock:
+        async with self._locks.hold(change_id):
             return await self.service.handle(change_id, action, seq)
 
     def handle(self, change_id: str, step) -> str:

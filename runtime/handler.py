@@ -29,6 +29,7 @@ from .emails import render_email
 from .errors import (InvalidInput, NotFound, RecipientRejected, RejectedInput, TenantPaused,
                      TtrError)
 from .ledger import FLUSH_EVERY, Ledger
+from .locks import KeyedLock
 from .model import REJECTED_PREFIX, now_iso
 from .pacing import RateLimiter
 from .ports import Mailer, ObjectStore, QueueMessage
@@ -87,8 +88,7 @@ class TriggerHandler:
         self.meetings = meetings
         self.clock = clock
         self.base_backoff = BASE_BACKOFF if base_backoff is None else base_backoff
-        self._change_locks: dict[str, threading.Lock] = {}
-        self._locks_guard = threading.Lock()
+        self._change_locks = KeyedLock()
         self._contacts: tuple[float, list[Contact], dict[str, str]] | None = None
         self._contacts_lock = threading.Lock()
         from .alerts import WindowCounter
@@ -146,13 +146,9 @@ class TriggerHandler:
                        steps_done=out.steps_done, emails_sent=out.emails_sent, emails_failed=out.emails_failed)
 
     # -----------------------------------------------------------------------------------------
-    def _lock_for(self, change_id: str) -> threading.Lock:
-        with self._locks_guard:
-            return self._change_locks.setdefault(change_id, threading.Lock())
-
     def _process_change(self, event: processing.TriggerEvent, msg: QueueMessage, out: Outcome) -> None:
         # One change at a time in this tenant: concurrent duplicates must not both send.
-        with self._lock_for(event.change_id), span("ttr.change", {"ttr.tenant": self.code,
+        with self._change_locks.hold(event.change_id), span("ttr.change", {"ttr.tenant": self.code,
                                                                   "ttr.change_id": event.change_id}):
             try:
                 with span("archive.load", {"ttr.change_id": event.change_id}):

@@ -18,6 +18,7 @@ import pytest
 from runtime.local.graph_emulator import GraphEmulator
 
 from tests.conftest import GRAPH_ORGANIZER as ORGANIZER
+from tests.conftest import wait_for
 PROP_ID = "String {66f5a359-4659-4830-9070-00047ec6ac6e} Name ChangeId"
 TOKEN = "local-token"
 
@@ -81,16 +82,6 @@ def by_change(change_id, expand=False):
     if expand:
         q += "&$expand=" + quote(f"singleValueExtendedProperties($filter=id eq '{PROP_ID}')")
     return events_path() + q
-
-
-def wait_until(predicate, timeout=5.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 # --- auth and routing -------------------------------------------------------------------------
@@ -426,7 +417,7 @@ def test_delay_without_status_simulates_a_client_timeout(emu):
         call(emu, "POST", events_path(), event_body(tx="slow"), timeout=0.2)
     assert time.monotonic() - started < 0.6
     # the server carries on and creates it anyway: an ambiguous failure
-    wait_until(lambda: len(emu.events()) == 1, what="the delayed create")
+    wait_for(lambda: len(emu.events()) == 1, what="the delayed create")
     status, _, page = call(emu, "GET", by_change("CHG-1"))
     assert len(page["value"]) == 1
     ev = create(emu, tx="slow")  # the retry is absorbed by the transactionId
@@ -526,7 +517,7 @@ def test_start_stop_and_urls():
         parts = urlsplit(emu.root_url)
         conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
         conn.request("GET", "/v1.0/me/events", headers={"Authorization": "Bearer x"})
-        wait_until(lambda: not emu._state.faults, what="the delayed call to start")
+        wait_for(lambda: not emu._state.faults, what="the delayed call to start")
     started = time.monotonic()
     emu.stop()
     assert time.monotonic() - started < 3

@@ -143,3 +143,39 @@ def test_rate_limiter_paces_to_the_rate():
     # burst of 1, then one token every 0.5 s
     assert now[0] == pytest.approx(2.0)
     assert slept == pytest.approx([0.5, 0.5, 0.5, 0.5])
+
+
+def test_keyed_locks_serialise_per_key_and_forget_idle_keys():
+    import asyncio
+    import threading
+
+    from runtime.locks import KeyedAsyncLock, KeyedLock
+
+    locks, inside, peak = KeyedLock(), [0], [0]
+
+    def work():
+        with locks.hold("CHG-1"):
+            inside[0] += 1
+            peak[0] = max(peak[0], inside[0])
+            inside[0] -= 1
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert peak[0] == 1 and len(locks) == 0
+
+    async def main():
+        alocks, order = KeyedAsyncLock(), []
+
+        async def job(key, n):
+            async with alocks.hold(key):
+                order.append((key, n, "in"))
+                await asyncio.sleep(0)
+                order.append((key, n, "out"))
+
+        await asyncio.gather(job("a", 1), job("a", 2), job("b", 1))
+        a = [e for e in order if e[0] == "a"]
+        assert a == [("a", 1, "in"), ("a", 1, "out"), ("a", 2, "in"), ("a", 2, "out")]
+        assert len(alocks) == 0
+
+    asyncio.run(main())
