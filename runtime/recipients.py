@@ -7,6 +7,7 @@ system's ``FilteredStatus=OPT_IN`` query silently dropped everyone relying on a 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Callable, Iterable, Mapping
@@ -25,10 +26,13 @@ class Contact:
     email: str
     unsubscribe_all: bool
     preferences: Mapping[str, str] = field(hash=False)
+    # SES ``AttributesData`` (a JSON object): e.g. ``timezone``, or who manages the contact
+    attributes: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
-        # A read-only copy: a caller mutating its dict later must not change a frozen contact.
+        # Read-only copies: a caller mutating its dict later must not change a frozen contact.
         object.__setattr__(self, "preferences", MappingProxyType(dict(self.preferences)))
+        object.__setattr__(self, "attributes", MappingProxyType(dict(self.attributes)))
 
     @classmethod
     def from_ses(cls, item: Mapping) -> "Contact":
@@ -44,7 +48,23 @@ class Contact:
                 prefs[name] = status.upper()
         return cls(email=str(item.get("EmailAddress") or ""),
                    unsubscribe_all=bool(item.get("UnsubscribeAll", False)),
-                   preferences=prefs)
+                   preferences=prefs, attributes=parse_attributes(item.get("AttributesData")))
+
+
+def parse_attributes(data: object) -> dict[str, str]:
+    """SES keeps contact attributes as a JSON string; anything unreadable counts as none."""
+    if isinstance(data, Mapping):
+        raw = data
+    elif isinstance(data, str) and data.strip():
+        try:
+            raw = json.loads(data)
+        except ValueError:
+            return {}
+    else:
+        return {}
+    if not isinstance(raw, Mapping):
+        return {}
+    return {str(k): str(v) for k, v in raw.items() if isinstance(v, (str, int, float, bool))}
 
 
 def subscribed(contact: Contact, topic: str, topic_defaults: Mapping[str, str]) -> bool:
@@ -83,14 +103,75 @@ def _dedupe(addresses: Iterable[str]) -> list[str]:
     return out
 
 
+# Why a contact is not told: a stable code (data for the API, the ledger and tests) and the words
+# people read (the delivery view, the preview before approval, ``ttr change view``).
+SKIP_REASONS: Mapping[str, str] = MappingProxyType({
+    "invalid_address": "not a usable email address",
+    "unsubscribed_all": "unsubscribed from everything",
+    "opted_out": "opted out of this topic",
+    "default_opt_out": "not subscribed (the topic is opt-in only)",
+    "not_allowed": "not on this customer's allow-list",
+    "suppressed": "suppressed after a bounce or complaint",
+    "duplicate": "listed twice",
+})
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether one contact is told about ``topic``, and if not, why (``reason`` is a SKIP_REASONS key)."""
+
+    email: str
+    send: bool
+    reason: str = ""
+
+    @property
+    def why(self) -> str:
+        return SKIP_REASONS.get(self.reason, self.reason)
+
+
+def decide(contact: Contact, topic: str, topic_defaults: Mapping[str, str],
+           allow: Callable[[str], bool], suppressed: Callable[[str], bool] | None = None) -> Decision:
+    """The one decision for one contact; ``select_recipients`` and every "who and why" view use it."""
+    if not valid_address(contact.email):
+        return Decision(contact.email, False, "invalid_address")
+    if contact.unsubscribe_all:
+        return Decision(contact.email, False, "unsubscribed_all")
+    if not subscribed(contact, topic, topic_defaults):
+        explicit = contact.preferences.get(topic)
+        return Decision(contact.email, False, "opted_out" if explicit == OPT_OUT else "default_opt_out")
+    if not allow(contact.email):
+        return Decision(contact.email, False, "not_allowed")
+    if suppressed is not None and suppressed(contact.email):
+        return Decision(contact.email, False, "suppressed")
+    return Decision(contact.email, True)
+
+
+def decide_recipients(contacts: Iterable[Contact], topic: str, topic_defaults: Mapping[str, str],
+                      allow: Callable[[str], bool],
+                      suppressed: Callable[[str], bool] | None = None) -> list[Decision]:
+    """Every contact's decision for ``topic``, in contact order; a second spelling of an address
+    already told is skipped as a duplicate (case-insensitive)."""
+    seen: set[str] = set()
+    out: list[Decision] = []
+    for c in contacts:
+        d = decide(c, topic, topic_defaults, allow, suppressed)
+        if d.send:
+            key = d.email.lower()
+            if key in seen:
+                d = Decision(d.email, False, "duplicate")
+            seen.add(key)
+        out.append(d)
+    return out
+
+
 def select_recipients(contacts: Iterable[Contact], topic: str, topic_defaults: Mapping[str, str],
-                      allow: Callable[[str], bool]) -> list[str]:
+                      allow: Callable[[str], bool], suppressed: Callable[[str], bool] | None = None) -> list[str]:
     """The addresses to email for ``topic``, in contact order, each once (case-insensitive).
 
-    ``allow`` is the tenant's whitelist check (``CustomerConfig.allows``).
+    ``allow`` is the tenant's whitelist check (``CustomerConfig.allows``); ``suppressed`` says
+    whether an address must not be mailed (a hard bounce or a complaint).
     """
-    return _dedupe(c.email for c in contacts
-                   if valid_address(c.email) and subscribed(c, topic, topic_defaults) and allow(c.email))
+    return [d.email for d in decide_recipients(contacts, topic, topic_defaults, allow, suppressed) if d.send]
 
 
 # transition type -> (topic before the change was ever approved, topic after)

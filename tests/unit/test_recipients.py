@@ -172,3 +172,50 @@ def test_merge_attendees_handles_empty_and_invalid_input():
     assert merge_attendees([]) == []
     assert merge_attendees([[], ["", "x@example.com\r\n", "y@example.com"], iter(["y@EXAMPLE.com"])]) == [
         "y@example.com"]
+
+
+# ---------------------------------------------------------------------------------------------
+# decide_recipients: the reasons behind every skip
+
+
+def test_every_contact_gets_a_decision_with_its_reason():
+    from runtime.recipients import decide_recipients
+
+    contacts = [contact("in@example.com", aws_approval="OPT_IN"),
+                contact("out@example.com", aws_approval="OPT_OUT"),
+                contact("default@example.com"),
+                contact("gone@example.com", unsubscribe_all=True, aws_approval="OPT_IN"),
+                contact("other@elsewhere.com", aws_approval="OPT_IN"),
+                contact("bounced@example.com", aws_approval="OPT_IN"),
+                contact("IN@example.com", aws_approval="OPT_IN"),
+                contact("bad address", aws_approval="OPT_IN")]
+    decisions = decide_recipients(contacts, "aws-approval", DEFAULTS,
+                                  allow=lambda a: a.endswith("@example.com"),
+                                  suppressed=lambda a: a.startswith("bounced@"))
+    assert [(d.email, d.send, d.reason) for d in decisions] == [
+        ("in@example.com", True, ""),
+        ("out@example.com", False, "opted_out"),
+        ("default@example.com", False, "default_opt_out"),
+        ("gone@example.com", False, "unsubscribed_all"),
+        ("other@elsewhere.com", False, "not_allowed"),
+        ("bounced@example.com", False, "suppressed"),
+        ("IN@example.com", False, "duplicate"),
+        ("bad address", False, "invalid_address"),
+    ]
+    assert all(d.why and d.why != d.reason for d in decisions if not d.send)
+
+
+def test_select_recipients_is_the_sent_part_of_the_decisions():
+    from runtime.recipients import decide_recipients
+
+    contacts = [contact("a@example.com"), contact("b@example.com", aws_announce="OPT_OUT"),
+                contact("c@example.com", unsubscribe_all=True)]
+    sent = [d.email for d in decide_recipients(contacts, "aws-announce", DEFAULTS, EVERYONE) if d.send]
+    assert sent == select_recipients(contacts, "aws-announce", DEFAULTS, EVERYONE) == ["a@example.com"]
+
+
+def test_contact_attributes_come_from_the_ses_json_string():
+    c = Contact.from_ses({"EmailAddress": "a@example.com", "AttributesData": '{"timezone": "Europe/Paris"}'})
+    assert dict(c.attributes) == {"timezone": "Europe/Paris"}
+    for junk in ("not json", "[1, 2]", "", None):
+        assert dict(Contact.from_ses({"EmailAddress": "a@example.com", "AttributesData": junk}).attributes) == {}
