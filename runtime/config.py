@@ -18,7 +18,8 @@ from .errors import ConfigError
 
 DEFAULT_CONFIG_PATH = "configs/local.yaml"
 CUSTOMER_CODE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
-TOPICS = ("aws-approval", "aws-announce", "aws-calendar")
+TOPICS = ("aws-approval", "aws-announce", "aws-calendar")  # the topics every contact list always has
+TOPIC_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")       # what SES accepts as a topic name
 Subscription = Literal["OPT_IN", "OPT_OUT"]
 ROLES = ("viewer", "submitter", "approver", "admin")
 
@@ -109,16 +110,8 @@ class WebConfig(_Strict):
 
 class LocalContact(_Strict):
     email: str
-    topics: dict[str, Subscription] = {}
+    topics: dict[str, Subscription] = {}   # checked against the configured topics by Config
     unsubscribe_all: bool = False
-
-    @field_validator("topics")
-    @classmethod
-    def _topics(cls, v: dict[str, str]) -> dict[str, str]:
-        unknown = sorted(set(v) - set(TOPICS))
-        if unknown:
-            raise ValueError(f"unknown topic(s) {unknown}; known: {list(TOPICS)}")
-        return v
 
 
 class LocalConfig(_Strict):
@@ -126,16 +119,66 @@ class LocalConfig(_Strict):
     graph_port: int = Field(default=4580, ge=0, le=65535)
     web_port: int = Field(default=8080, ge=0, le=65535)
     contacts: dict[str, tuple[LocalContact, ...]] = {}
-    topic_defaults: dict[str, Subscription] = {
-        "aws-announce": "OPT_IN", "aws-approval": "OPT_OUT", "aws-calendar": "OPT_OUT"}
+    # The old spelling of the topics' defaults (the three aws-* only); folded into ``topics`` by
+    # Config. Prefer ``topics:``; giving both is an error.
+    topic_defaults: dict[str, Subscription] | None = None
 
     @field_validator("topic_defaults")
     @classmethod
-    def _defaults(cls, v: dict[str, str]) -> dict[str, str]:
-        unknown = sorted(set(v) - set(TOPICS))
+    def _defaults(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        unknown = sorted(set(v or ()) - set(TOPICS))
         if unknown:
-            raise ValueError(f"unknown topic(s) {unknown}; known: {list(TOPICS)}")
-        return {t: v.get(t, "OPT_OUT") for t in TOPICS}
+            raise ValueError(f"unknown topic(s) {unknown}; known: {list(TOPICS)} (configure other "
+                             "topics under topics:)")
+        return v
+
+
+class TopicConfig(_Strict):
+    """One topic of every customer's contact list: its SES name, the name people read, its default."""
+
+    name: str
+    display: str
+    default: Subscription = "OPT_OUT"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not TOPIC_NAME_RE.match(v):
+            raise ValueError(f"{v!r} is not a valid SES topic name ({TOPIC_NAME_RE.pattern})")
+        return v
+
+    @field_validator("display")
+    @classmethod
+    def _display(cls, v: str) -> str:
+        if not v.strip() or len(v) > 128:
+            raise ValueError("must be 1 to 128 characters")
+        return v
+
+
+DEFAULT_TOPICS: tuple[TopicConfig, ...] = (
+    TopicConfig(name="aws-approval", display="Change approvals", default="OPT_OUT"),
+    TopicConfig(name="aws-announce", display="Change announcements", default="OPT_IN"),
+    TopicConfig(name="aws-calendar", display="Change meetings", default="OPT_OUT"),
+)
+
+
+class IdentityMapping(_Strict):
+    group: str = Field(min_length=1)
+    customer: str
+    topics: dict[str, Subscription] = Field(min_length=1)
+
+
+class IdentityCenterConfig(_Strict):
+    identity_store_id: str
+    region: str | None = None
+    mappings: tuple[IdentityMapping, ...] = Field(min_length=1)
+
+    @field_validator("identity_store_id")
+    @classmethod
+    def _store(cls, v: str) -> str:
+        if not re.match(r"^d-[0-9a-f]{10}$|^[0-9a-f-]{1,36}$", v):
+            raise ValueError(f"{v!r} is not an identity store id (d-1234567890)")
+        return v
 
 
 class Config(_Strict):
@@ -147,6 +190,8 @@ class Config(_Strict):
     customers: tuple[CustomerConfig, ...] = Field(min_length=1)
     web: WebConfig = WebConfig()
     local: LocalConfig = LocalConfig()
+    topics: tuple[TopicConfig, ...] = DEFAULT_TOPICS
+    identity_center: IdentityCenterConfig | None = None
     # Where the file came from; set by load_config, not by the YAML.
     source: str = Field(default="", exclude=True)
 
@@ -170,7 +215,49 @@ class Config(_Strict):
         unknown = sorted(set(self.local.contacts) - set(codes))
         if unknown:
             raise ValueError(f"local.contacts: unknown customer code(s) {unknown}")
+        self._fold_topics()
+        known = list(self.topic_defaults)
+        for code, contacts in self.local.contacts.items():
+            for i, contact in enumerate(contacts):
+                bad = sorted(set(contact.topics) - set(known))
+                if bad:
+                    raise ValueError(f"local.contacts.{code}[{i}].topics: unknown topic(s) {bad}; known: {known}")
+        if self.identity_center:
+            for i, m in enumerate(self.identity_center.mappings):
+                if m.customer not in codes:
+                    raise ValueError(f"identity_center.mappings[{i}].customer: unknown customer {m.customer!r}")
+                bad = sorted(set(m.topics) - set(known))
+                if bad:
+                    raise ValueError(f"identity_center.mappings[{i}].topics: unknown topic(s) {bad}; known: {known}")
         return self
+
+    def _fold_topics(self) -> None:
+        names = [t.name for t in self.topics]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"topics: topic(s) {dupes} listed twice")
+        missing = [t for t in TOPICS if t not in names]
+        if missing:
+            raise ValueError(f"topics: the runtime needs topic(s) {missing} (add them; they always exist)")
+        legacy = self.local.topic_defaults
+        if legacy is None:
+            return
+        if "topics" in self.model_fields_set:
+            raise ValueError("local.topic_defaults: the topics' defaults are set under topics: now; "
+                             "move these defaults there and remove local.topic_defaults")
+        folded = tuple(t.model_copy(update={"default": legacy.get(t.name, t.default)}) for t in self.topics)
+        object.__setattr__(self, "topics", folded)  # frozen model: set once, while validating
+
+    @property
+    def topic_defaults(self) -> dict[str, str]:
+        """topic name -> default subscription, in configured order (the contact lists' truth)."""
+        return {t.name: t.default for t in self.topics}
+
+    def topic_display(self, name: str) -> str:
+        for t in self.topics:
+            if t.name == name:
+                return t.display
+        return name
 
     def customer(self, code: str) -> CustomerConfig:
         for c in self.customers:

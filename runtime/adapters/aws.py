@@ -26,7 +26,7 @@ RETRYABLE_CODES = {
     "KMS.ThrottlingException", "RequestExpired",
 }
 PAUSED_CODES = {"SendingPausedException", "AccountSuspendedException", "SendingPaused", "AccountSuspended"}
-NOT_FOUND_CODES = {"NoSuchKey", "NotFoundException", "NotFound", "404", "NoSuchBucket",
+NOT_FOUND_CODES = {"NoSuchKey", "NotFoundException", "NotFound", "404", "NoSuchBucket", "ResourceNotFoundException",
                    "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
 ALREADY_EXISTS_CODES = {"AlreadyExistsException", "BucketAlreadyOwnedByYou", "QueueAlreadyExists"}
 

@@ -6,12 +6,13 @@ message. The credentials never leave this object (and so never leave the tenant'
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from datetime import datetime, timezone
 
 from ..config import Config, CustomerConfig
-from ..errors import PermanentError, RecipientRejected, RetryableError
+from ..errors import PermanentError, RecipientRejected, RetryableError, TenantPaused
 from .aws import AwsClients, aws_errors
 
 REFRESH_MARGIN = 300          # seconds before expiry we assume the role again
@@ -22,8 +23,11 @@ RECIPIENT_CODES = {"MessageRejected"}
 
 
 class TenantSes:
-    def __init__(self, clients: AwsClients, cfg: Config, customer: CustomerConfig):
+    def __init__(self, clients: AwsClients, cfg: Config, customer: CustomerConfig, *, retries: int = 0):
         self.clients = clients
+        # Contact administration (the CLI, the portal) retries throttling here; the runtime's
+        # sends keep retries=0 and back off through their queue instead.
+        self.retries = retries
         self.customer = customer
         self.region = cfg.region_of(customer)
         self._lock = threading.Lock()
@@ -94,3 +98,53 @@ class TenantSes:
                 raise RecipientRejected(str(exc), operation="sesv2.SendEmail", code=exc.code) from exc
             raise
         return resp["MessageId"]
+
+    # -----------------------------------------------------------------------------------------
+    # Contact administration (``ttr contacts|topics|identity``, the portal's Audience page)
+
+    def _call(self, operation: str, fn):
+        """Run one SES call; a retryable failure (throttling, 5xx) is retried ``retries`` times
+        with an exponential backoff (or the Retry-After the error carries)."""
+        attempt = 0
+        while True:
+            try:
+                with aws_errors(operation):
+                    return fn(self._ses())
+            except RetryableError as exc:
+                if attempt >= self.retries or isinstance(exc, TenantPaused):
+                    raise
+                time.sleep(exc.retry_after or min(0.2 * 2 ** attempt, 5.0))
+                attempt += 1
+
+    def contact_list_topics(self, contact_list: str) -> list[dict]:
+        """The list's ``Topics`` (raises NotFound when the list does not exist)."""
+        return self._call("sesv2.GetContactList",
+                          lambda ses: ses.get_contact_list(ContactListName=contact_list)).get("Topics", [])
+
+    def put_contact_list(self, contact_list: str, topics: list[dict], *, create: bool) -> None:
+        if create:
+            self._call("sesv2.CreateContactList",
+                       lambda ses: ses.create_contact_list(ContactListName=contact_list, Topics=topics))
+        else:
+            self._call("sesv2.UpdateContactList",
+                       lambda ses: ses.update_contact_list(ContactListName=contact_list, Topics=topics))
+
+    def all_contacts(self, contact_list: str) -> list[dict]:
+        """Every contact (every page), with throttling retried."""
+        return self._call("sesv2.ListContacts", lambda _ses: self.list_contacts(contact_list))
+
+    def put_contact(self, contact_list: str, email: str, *, preferences: dict[str, str],
+                    unsubscribe_all: bool, attributes: dict[str, str] | None, create: bool) -> None:
+        """Create or update one contact with its complete preferences (SES replaces them whole)."""
+        kwargs = {"ContactListName": contact_list, "EmailAddress": email, "UnsubscribeAll": unsubscribe_all,
+                  "TopicPreferences": [{"TopicName": t, "SubscriptionStatus": s} for t, s in preferences.items()]}
+        if attributes:
+            kwargs["AttributesData"] = json.dumps(dict(attributes), sort_keys=True)
+        if create:
+            self._call("sesv2.CreateContact", lambda ses: ses.create_contact(**kwargs))
+        else:
+            self._call("sesv2.UpdateContact", lambda ses: ses.update_contact(**kwargs))
+
+    def delete_contact(self, contact_list: str, email: str) -> None:
+        self._call("sesv2.DeleteContact",
+                   lambda ses: ses.delete_contact(ContactListName=contact_list, EmailAddress=email))

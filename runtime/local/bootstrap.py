@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..adapters.aws import AwsClients, aws_errors
-from ..config import TOPICS, Config, CustomerConfig
+from ..audience import plan_topics, ses_topics
+from ..config import Config, CustomerConfig
 from ..errors import AlreadyExists, NotFound
 
 VISIBILITY_TIMEOUT = 60          # seconds; heartbeats extend it while work runs
@@ -44,9 +45,6 @@ PUBLIC_ACCESS_BLOCK = {"BlockPublicAcls": True, "IgnorePublicAcls": True,
 # Default encryptions we accept as they are; anything else (none) becomes SSE-S3, which needs no
 # KMS permissions on the runtime's role.
 ACCEPTED_SSE = ("AES256", "aws:kms", "aws:kms:dsse")
-TOPIC_DISPLAY = {"aws-approval": "Change approval requests",
-                 "aws-announce": "Change announcements",
-                 "aws-calendar": "Change implementation meetings"}
 
 
 @dataclass(frozen=True)
@@ -364,7 +362,7 @@ def assume_customer(clients: AwsClients, customer: CustomerConfig, session_name:
 def seed_customer_ses(cfg: Config, clients: AwsClients, *, report: Report | None = None) -> list[Step]:
     """Inside each customer's account: sender identity, contact list and topics, seed contacts."""
     rec = _Recorder(report, False)
-    defaults = cfg.local.topic_defaults
+    topics = ses_topics(cfg.topics)   # the configured topics: the one source of truth
     for customer in cfg.customers:
         creds = assume_customer(clients, customer, f"ttr-bootstrap-{customer.code}")
         ses = clients.client_with("sesv2", creds, cfg.region_of(customer))
@@ -379,13 +377,10 @@ def seed_customer_ses(cfg: Config, clients: AwsClients, *, report: Report | None
                 ses.create_email_identity(EmailIdentity=sender)
             rec(f"ses identity {sender} {where}", "created")
 
-        topics = [{"TopicName": t, "DisplayName": TOPIC_DISPLAY[t],
-                   "DefaultSubscriptionStatus": defaults[t]} for t in TOPICS]
         try:
             with aws_errors("sesv2.GetContactList"):
                 current = ses.get_contact_list(ContactListName=customer.contact_list)
-            have = {t["TopicName"]: t.get("DefaultSubscriptionStatus") for t in current.get("Topics", [])}
-            if have != {t["TopicName"]: t["DefaultSubscriptionStatus"] for t in topics}:
+            if any(s.kind != "unchanged" for s in plan_topics(current.get("Topics", []), cfg.topics)):
                 with aws_errors("sesv2.UpdateContactList"):
                     ses.update_contact_list(ContactListName=customer.contact_list, Topics=topics)
                 rec(f"ses contact list {customer.contact_list} {where}", "updated")

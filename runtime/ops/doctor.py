@@ -21,7 +21,8 @@ from typing import Callable, Iterable
 from urllib.parse import urlsplit
 
 from ..adapters.aws import AwsClients, aws_errors
-from ..config import TOPICS, Config, CustomerConfig
+from ..audience import plan_topics
+from ..config import Config, CustomerConfig
 from ..errors import NotFound, PermanentError, TtrError
 from ..local.bootstrap import MAX_RECEIVE_COUNT, notification_rule
 
@@ -343,7 +344,7 @@ class Doctor:
         except NotFound:
             self._add(name, FAIL, f"contact list {c.contact_list} does not exist in {where}",
                       f"in {where}: `aws sesv2 create-contact-list --contact-list-name {c.contact_list} "
-                      f"--topics {_topics_arg(TOPICS)}`, or set customers[{c.code}].contact_list to the "
+                      f"--topics {_topics_arg(self.cfg.topics)}` (or `ttr topics sync --customer {c.code}`), or set customers[{c.code}].contact_list to the "
                       "list that exists")
             return
         except TtrError as exc:
@@ -352,17 +353,26 @@ class Doctor:
                       "(deploy/iam/customer-ses-sender-policy.json)")
             return
         topics = cl.get("Topics", [])
-        have = [t["TopicName"] for t in topics]
-        missing = [t for t in TOPICS if t not in have]
+        steps = plan_topics(topics, self.cfg.topics)
+        missing = [st.name for st in steps if st.kind == "add"]
         if missing:
             # UpdateContactList replaces the whole topic list: the fix repeats the existing topics.
             self._add(name, FAIL, f"contact list {c.contact_list} in {where} lacks topic(s) {', '.join(missing)}: "
                       "nobody can receive those notifications",
-                      f"in {where}: `aws sesv2 update-contact-list --contact-list-name {c.contact_list} --topics "
-                      f"{_topics_arg(missing, topics)}` (the command replaces the whole topic list, so it "
-                      "repeats the existing topics as they are)")
+                      f"`ttr topics sync --customer {c.code}`, or in {where}: `aws sesv2 update-contact-list "
+                      f"--contact-list-name {c.contact_list} --topics {_topics_arg(self._configured(missing), topics)}` "
+                      "(the command replaces the whole topic list, so it repeats the existing topics as they are)")
             return
-        self._add(name, PASS, f"contact list {c.contact_list} has topics {', '.join(TOPICS)}")
+        drift = [st.line() for st in steps if st.kind in ("update", "remove")]
+        if drift:
+            self._add(name, WARN, f"contact list {c.contact_list} in {where} differs from the configured topics: "
+                      + "; ".join(drift), f"`ttr topics sync --customer {c.code}`")
+            return
+        self._add(name, PASS, f"contact list {c.contact_list} has topics {', '.join(self.cfg.topic_defaults)}")
+
+    def _configured(self, names: Iterable[str]) -> list:
+        wanted = set(names)
+        return [t for t in self.cfg.topics if t.name in wanted]
 
     def _check_account(self, c: CustomerConfig, ses, where: str) -> None:
         try:
@@ -495,12 +505,9 @@ def _rule_filter(rule: dict) -> tuple:
     return (rule.get("QueueArn"), created, tuple(sorted((r["Name"].lower(), r["Value"]) for r in rules)))
 
 
-def _topics_arg(missing: Iterable[str], existing: Iterable[dict] = ()) -> str:
-    """``--topics`` for the AWS CLI: the existing topics as they are, then the missing ones."""
-    from ..local.bootstrap import TOPIC_DISPLAY
-
-    default = {"aws-announce": "OPT_IN"}
+def _topics_arg(missing: Iterable, existing: Iterable[dict] = ()) -> str:
+    """``--topics`` for the AWS CLI: the existing topics as they are, then the missing (configured) ones."""
     items = [(t["TopicName"], t.get("DisplayName") or t["TopicName"], t.get("DefaultSubscriptionStatus", "OPT_OUT"))
              for t in existing]
-    items += [(t, TOPIC_DISPLAY.get(t, t), default.get(t, "OPT_OUT")) for t in missing]
+    items += [(t.name, t.display, t.default) for t in missing]
     return " ".join(f"'TopicName={n},DisplayName={d},DefaultSubscriptionStatus={s}'" for n, d, s in items)

@@ -28,7 +28,7 @@ DOCTOR_HELP = """\
 Preflight checks, read-only. Shared: the runtime's AWS credentials, the bucket, Microsoft Graph
 (a token, the organizer's calendar). Per customer: queue and DLQ with the redrive policy, the
 bucket notification rule, the SES role (assumed), the sender identity (verified), the contact
-list and its topics (aws-approval, aws-announce, aws-calendar), the SES account (out of the
+list and its configured topics (`ttr topics sync` fixes them), the SES account (out of the
 sandbox, sending enabled) and the send quota.
 Each check prints PASS, WARN or FAIL with what is wrong and how to fix it.
 Exit 0 when nothing failed (warnings allowed), 1 otherwise.

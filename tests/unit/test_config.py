@@ -31,7 +31,24 @@ def test_shipped_config_is_valid_and_has_two_customers():
     (lambda d: d["customers"].append(dict(d["customers"][0])), "duplicate code"),
     (lambda d: d["email"].update(sender="not-an-address"), "email.sender"),
     (lambda d: d["local"]["contacts"].update(zzz=[]), "local.contacts: unknown customer"),
-    (lambda d: d["local"]["topic_defaults"].update({"aws-bogus": "OPT_IN"}), "local.topic_defaults"),
+    (lambda d: (d.pop("topics"), d["local"].update(topic_defaults={"aws-bogus": "OPT_IN"})),
+     "local.topic_defaults"),
+    (lambda d: d["local"].update(topic_defaults={"aws-approval": "OPT_IN"}), "local.topic_defaults: the topics' defaults"),
+    (lambda d: d["topics"].pop(0), "topics: the runtime needs topic(s) ['aws-approval']"),
+    (lambda d: d["topics"].append(dict(d["topics"][1])), "topics: topic(s) ['aws-announce'] listed twice"),
+    (lambda d: d["topics"].append({"name": "bad name", "display": "x"}), "topics[3].name"),
+    (lambda d: d["topics"].append({"name": "x", "display": "x", "default": "MAYBE"}), "topics[3].default"),
+    (lambda d: d["local"]["contacts"]["hts"][0]["topics"].update({"nope": "OPT_IN"}),
+     "local.contacts.hts[0].topics: unknown topic(s) ['nope']"),
+    (lambda d: d.update(identity_center={"identity_store_id": "d-1234567890", "mappings": [
+        {"group": "g", "customer": "zzz", "topics": {"aws-approval": "OPT_IN"}}]}),
+     "identity_center.mappings[0].customer: unknown customer 'zzz'"),
+    (lambda d: d.update(identity_center={"identity_store_id": "d-1234567890", "mappings": [
+        {"group": "g", "customer": "hts", "topics": {"aws-nope": "OPT_IN"}}]}),
+     "identity_center.mappings[0].topics: unknown topic(s) ['aws-nope']"),
+    (lambda d: d.update(identity_center={"identity_store_id": "nope!", "mappings": [
+        {"group": "g", "customer": "hts", "topics": {"aws-approval": "OPT_IN"}}]}),
+     "identity_center.identity_store_id"),
     (lambda d: d.update(customers=[]), "customers"),
 ])
 def test_bad_config_names_the_field(mutate, fragment):
@@ -68,3 +85,24 @@ def test_whitelist_is_case_insensitive():
     nonprod = c.customer("htsnonprod")
     assert nonprod.allows("DANA@example.com") and not nonprod.allows("gail@example.com")
     assert c.customer("hts").allows("anyone@example.com")
+
+
+def test_topics_default_to_the_three_aws_topics_and_fold_the_old_topic_defaults():
+    data = cfg()
+    data.pop("topics")
+    c = parse_config(data)
+    assert c.topic_defaults == {"aws-approval": "OPT_OUT", "aws-announce": "OPT_IN", "aws-calendar": "OPT_OUT"}
+    assert c.topic_display("aws-calendar") == "Change meetings"
+    # an existing config with the old local.topic_defaults keeps working: its defaults win
+    data["local"]["topic_defaults"] = {"aws-calendar": "OPT_IN"}
+    c = parse_config(data)
+    assert c.topic_defaults["aws-calendar"] == "OPT_IN" and c.topic_defaults["aws-announce"] == "OPT_IN"
+
+
+def test_configured_topics_extend_the_list_with_config_entries_only():
+    data = cfg()
+    data["topics"].append({"name": "cic-announce", "display": "CIC announcements", "default": "OPT_IN"})
+    data["local"]["contacts"]["hts"][0]["topics"]["cic-announce"] = "OPT_OUT"
+    c = parse_config(data)
+    assert list(c.topic_defaults) == ["aws-approval", "aws-announce", "aws-calendar", "cic-announce"]
+    assert c.topic_display("cic-announce") == "CIC announcements"
