@@ -48,7 +48,7 @@ class Action:
     """One line of a plan: ``kind`` is add, update, unsubscribe or unchanged.
 
     ``preferences`` and ``attributes`` are the contact's complete new values (SES replaces them
-    whole); ``note`` says why, in words, when there is something to say.
+    whole; ``attributes=None``: keep what the contact has); ``note`` says why, in words.
     """
 
     kind: str
@@ -98,7 +98,7 @@ def plan_import(current: Iterable[Contact], wanted: Sequence[Wanted]) -> list[Ac
             out.append(Action("unchanged", c.email, dict(c.preferences), dict(c.attributes), unsubscribe_all=c.unsubscribe_all,
                               note="unsubscribed from everything; not re-subscribed" if diff else ""))
             continue
-        out.append(Action("update", c.email, {**c.preferences, **diff}, dict(c.attributes), _fmt(diff)))
+        out.append(Action("update", c.email, {**c.preferences, **diff}, None, _fmt(diff)))
     return out
 
 

@@ -101,12 +101,18 @@ def register(sub, common, fmt) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _setup(args):
+def _clients(cfg):
+    """The AWS client factory of these commands (tests add botocore hooks to it)."""
     from .adapters.aws import AwsClients
+
+    return AwsClients(cfg.region, cfg.aws_endpoint_url)
+
+
+def _setup(args):
     from .config import load_config
 
     cfg = load_config(args.config)
-    return cfg, AwsClients(cfg.region, cfg.aws_endpoint_url)
+    return cfg, _clients(cfg)
 
 
 def _one(args):
@@ -149,7 +155,7 @@ def cmd_list(args) -> int:
     import json
 
     cfg, book = _one(args)
-    contacts = sorted(book.contacts(), key=lambda c: c.email.lower())
+    contacts = sorted(book.contacts(attributes=True), key=lambda c: c.email.lower())
     names = list(cfg.topic_defaults)
     if args.json:
         _out(json.dumps([{"email": c.email, "topics": dict(c.preferences), "unsubscribeAll": c.unsubscribe_all,
@@ -248,7 +254,7 @@ def cmd_identity_sync(args) -> int:
     status = 0
     for code in codes:
         book = CustomerContacts(cfg, clients, cfg.customer(code))
-        actions = plan_identity(book.contacts(), members.get(code, {}))
+        actions = plan_identity(book.contacts(attributes=True), members.get(code, {}))
         status = max(status, _run_plan(book, actions, args.dry_run, f"identity sync {book.where}"))
         if status:
             _err(f"customers after {code} were not synced")

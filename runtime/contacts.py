@@ -61,8 +61,14 @@ class CustomerContacts:
     def where(self) -> str:
         return f"{self.customer.code} ({self.customer.account_id}, list {self.contact_list})"
 
-    def contacts(self) -> list[Contact]:
-        return [Contact.from_ses(i) for i in self.ses.all_contacts(self.contact_list)]
+    def contacts(self, *, attributes: bool = False) -> list[Contact]:
+        """Every contact. SES ListContacts leaves out each contact's attributes: with
+        ``attributes=True`` each contact is read once more (GetContact) to have them."""
+        items = self.ses.all_contacts(self.contact_list)
+        if attributes:
+            items = [{**i, "AttributesData": self.ses.get_contact(self.contact_list, i["EmailAddress"]).get("AttributesData")}
+                     for i in items]
+        return [Contact.from_ses(i) for i in items]
 
     def topics(self) -> list[dict]:
         return self.ses.contact_list_topics(self.contact_list)
@@ -73,9 +79,13 @@ class CustomerContacts:
         for i, a in enumerate(actions):
             if a.writes:
                 try:
+                    attrs = a.attributes
+                    if attrs is None and a.kind != "add":   # keep the contact's own attributes
+                        cur = Contact.from_ses(self.ses.get_contact(self.contact_list, a.email))
+                        attrs = cur.attributes
                     self.ses.put_contact(self.contact_list, a.email, preferences=dict(a.preferences),
                                          unsubscribe_all=a.unsubscribe_all,
-                                         attributes=dict(a.attributes) if a.attributes else None,
+                                         attributes=dict(attrs) if attrs else None,
                                          create=a.kind == "add")
                 except TtrError as exc:
                     out.failed, out.error = a.email, exc

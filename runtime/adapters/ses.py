@@ -133,6 +133,11 @@ class TenantSes:
         """Every contact (every page), with throttling retried."""
         return self._call("sesv2.ListContacts", lambda _ses: self.list_contacts(contact_list))
 
+    def get_contact(self, contact_list: str, email: str) -> dict:
+        """One contact, with its ``AttributesData`` (which ListContacts does not return)."""
+        return self._call("sesv2.GetContact",
+                          lambda ses: ses.get_contact(ContactListName=contact_list, EmailAddress=email))
+
     def put_contact(self, contact_list: str, email: str, *, preferences: dict[str, str],
                     unsubscribe_all: bool, attributes: dict[str, str] | None, create: bool) -> None:
         """Create or update one contact with its complete preferences (SES replaces them whole)."""
