@@ -380,3 +380,62 @@ def _resync(c: Contact, topics: Mapping[str, str]) -> Action:
         # nothing changes for the person, but what sync owns did (a choice became the person's)
         return Action("update", c.email, prefs, attrs, (), note or "bookkeeping only", c.unsubscribe_all)
     return Action("unchanged", c.email, prefs, dict(c.attributes), note=note, unsubscribe_all=c.unsubscribe_all)
+
+
+# ---------------------------------------------------------------------------------------------
+# Who gets what, and why (the portal's Audience page and the preview before approval). Both use
+# ``decide_recipients``, the function the runtime sends by: never a second copy of the rules.
+
+
+def who_gets_what(contacts: Sequence[Contact], topics: Sequence[str], defaults: Mapping[str, str],
+                  allow) -> list[dict]:
+    """One row per contact: per topic, its own choice, whether it is told, and if not, why."""
+    from .recipients import decide_recipients
+
+    by_topic = {t: decide_recipients(contacts, t, defaults, allow) for t in topics}
+    rows = []
+    for i, c in enumerate(contacts):
+        cells = []
+        for t in topics:
+            d = by_topic[t][i]
+            cells.append({"topic": t, "choice": c.preferences.get(t), "default": defaults.get(t, OPT_OUT),
+                          "told": d.send, "reason": d.reason, "why": d.why})
+        rows.append({"email": c.email, "unsubscribeAll": c.unsubscribe_all, "attributes": dict(c.attributes),
+                     "managed": managed(c), "cells": cells})
+    return rows
+
+
+def approval_topics(change: Mapping) -> list[tuple[str, str]]:
+    """(topic, what it is for) that approving ``change`` tells, as the runtime routes them."""
+    from .recipients import CALENDAR, topic_for
+
+    out = [(topic_for("approved", approved_before=False), "the approval email")]
+    if (change.get("meeting") or {}).get("required"):
+        out.append((CALENDAR, "the Teams meeting invitation"))
+    return out
+
+
+def preview(change: Mapping, audiences: Mapping[str, tuple[Sequence[Contact], Mapping[str, str]] | Exception],
+            allow_of, names: Mapping[str, str]) -> list[dict]:
+    """Per customer of the change and per topic its approval tells: who would be told, who not
+    and why. ``audiences``: code -> (contacts, the list's topic defaults), or the error met
+    reading them; ``allow_of(code)`` is that customer's allow-list check."""
+    from .recipients import decide_recipients
+
+    out = []
+    for code in change.get("customers") or []:
+        got = audiences.get(code)
+        entry: dict = {"customer": code, "name": names.get(code, code), "topics": [], "error": None}
+        if isinstance(got, Exception) or got is None:
+            entry["error"] = str(got) if got is not None else "not read"
+            out.append(entry)
+            continue
+        contacts, defaults = got
+        for topic, purpose in approval_topics(change):
+            ds = decide_recipients(contacts, topic, defaults, allow_of(code))
+            entry["topics"].append({"topic": topic, "purpose": purpose,
+                                    "told": [d.email for d in ds if d.send],
+                                    "skipped": [{"email": d.email, "reason": d.reason, "why": d.why}
+                                                for d in ds if not d.send]})
+        out.append(entry)
+    return out

@@ -408,7 +408,7 @@ def create_app(cfg, *, store=None, session_secret: str | None = None, throttle: 
     from starlette.exceptions import HTTPException as StarletteHTTPException
     from starlette.middleware.sessions import SessionMiddleware
 
-    from . import _api, _pages
+    from . import _api, _audience, _pages
 
     if store is None:
         from ..adapters.aws import AwsClients
@@ -430,6 +430,7 @@ def create_app(cfg, *, store=None, session_secret: str | None = None, throttle: 
     app.state.portal = portal
     app.include_router(_api.router)
     app.include_router(_pages.router)
+    app.include_router(_audience.router)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     @app.get("/healthz", include_in_schema=False)

@@ -17,7 +17,7 @@ from starlette.datastructures import FormData
 
 from ..errors import IllegalTransition, InvalidInput, NotFound, StaleVersion
 from ..lifecycle import allowed_actions
-from . import _ops, _views
+from . import _audience, _ops, _views
 from ._app import new_csrf, safe_next
 from ._auth import (API_TOKEN_MAX_TTL, Forbidden, Principal, TooManyAttempts, Unauthenticated, may_edit_draft,
                     why_not)
@@ -433,6 +433,7 @@ def change_detail(request: Request, change_id: str):
                            "timezone": sched.get("timezone") or ""},
                   can_retrigger=why_not(user, "retrigger") is None and change.get("status") in
                   ("submitted", "approved", "completed", "cancelled"),
+                  audience_preview=_audience.change_preview(portal, change),
                   **_detail_ctx(portal, change))
 
 

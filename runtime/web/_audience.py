@@ -1,0 +1,212 @@
+"""The Audience pages: each customer's contacts, their topics, who gets what and why; and the
+preview, on a change waiting for approval, of exactly who its approval would tell.
+
+The portal reads (and, for admins, writes) each customer's contact list through that customer's
+SES role, like ``ttr contacts``. Viewers read; only admins add, remove or change subscriptions.
+Every "who is told" answer comes from ``decide_recipients`` (runtime/recipients.py), the
+function the runtime sends by.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from starlette.datastructures import FormData
+
+from ..audience import Action, STATUSES, Wanted, check_row, plan_import, preview, who_gets_what
+from ..errors import InvalidInput, NotFound, TtrError
+from ._auth import Forbidden, Principal
+
+router = APIRouter(include_in_schema=False)
+
+CACHE_TTL = 30.0   # seconds a customer's contacts are reused between pages (a write clears them)
+
+
+async def _form(request: Request) -> FormData:
+    return await request.form()
+
+
+class Audiences:
+    """Per portal: one ``CustomerContacts`` per customer and a short cache of what they read."""
+
+    def __init__(self, cfg):
+        from ..adapters.aws import AwsClients
+
+        self.cfg = cfg
+        self.clients = AwsClients(cfg.region, cfg.aws_endpoint_url)
+        self._books: dict[str, Any] = {}
+        self._cache: dict[str, tuple[float, list, dict]] = {}
+        self._lock = threading.Lock()
+
+    def book(self, code: str):
+        from ..contacts import CustomerContacts
+
+        try:
+            customer = self.cfg.customer(code)
+        except KeyError:
+            raise NotFound(f"no customer {code!r}") from None
+        with self._lock:
+            if code not in self._books:
+                self._books[code] = CustomerContacts(self.cfg, self.clients, customer)
+            return self._books[code]
+
+    def read(self, code: str) -> tuple[list, dict[str, str]]:
+        """(contacts with their attributes, the list's own topic defaults), cached briefly."""
+        with self._lock:
+            hit = self._cache.get(code)
+        if hit and time.monotonic() - hit[0] < CACHE_TTL:
+            return hit[1], hit[2]
+        book = self.book(code)
+        contacts = book.contacts(attributes=True)
+        defaults = {t["TopicName"]: t.get("DefaultSubscriptionStatus", "OPT_OUT") for t in book.topics()}
+        with self._lock:
+            self._cache[code] = (time.monotonic(), contacts, defaults)
+        return contacts, defaults
+
+    def forget(self, code: str) -> None:
+        with self._lock:
+            self._cache.pop(code, None)
+
+
+def audiences(request_or_portal) -> Audiences:
+    portal = getattr(getattr(request_or_portal, "app", None), "state", None)
+    portal = portal.portal if portal is not None else request_or_portal
+    state = getattr(portal, "_audiences", None)
+    if state is None:
+        state = Audiences(portal.cfg)
+        portal._audiences = state   # one per portal, made on first use
+    return state
+
+
+def change_preview(portal, change: dict) -> list[dict] | None:
+    """Who approving ``change`` would tell, per customer and topic (only while it waits for approval)."""
+    if change.get("status") != "submitted":
+        return None
+    aud = audiences(portal)
+    got: dict[str, Any] = {}
+    for code in change.get("customers") or []:
+        try:
+            got[code] = aud.read(code)
+        except (TtrError, KeyError) as exc:
+            got[code] = exc if isinstance(exc, TtrError) else NotFound(f"no customer {code!r} configured")
+    return preview(change, got, lambda code: portal.cfg.customer(code).allows, portal.names)
+
+
+def _require_admin(user: Principal) -> None:
+    if not user.has("admin"):
+        raise Forbidden("changing contacts needs the admin role "
+                        f"(you have: {', '.join(sorted(user.roles)) or 'none'})")
+
+
+def _page(request: Request, code: str, *, status: int = 200, form_error: dict | None = None,
+          form_values: dict | None = None):
+    from ._pages import render
+
+    portal = request.app.state.portal
+    aud = audiences(request)
+    customer = aud.book(code).customer
+    topics = list(portal.cfg.topic_defaults)
+    error = None
+    rows: list[dict] = []
+    defaults: dict[str, str] = {}
+    try:
+        contacts, defaults = aud.read(code)
+        rows = who_gets_what(sorted(contacts, key=lambda c: c.email.lower()), topics, defaults, customer.allows)
+    except TtrError as exc:
+        error = str(exc)
+    counts = {t: sum(1 for r in rows for c in r["cells"] if c["topic"] == t and c["told"]) for t in topics}
+    return render(request, "audience.html", nav="audience", status=status, customer=customer, rows=rows,
+                  topics=[(t, portal.cfg.topic_display(t), defaults.get(t, portal.cfg.topic_defaults[t]))
+                          for t in topics],
+                  counts=counts, read_error=error, can_edit=request.state.user.has("admin"),
+                  form_error=form_error or {}, form_values=form_values or {})
+
+
+@router.get("/audience")
+def audience_index(request: Request):
+    from ._pages import redirect
+
+    return redirect(f"/audience/{request.app.state.portal.cfg.customers[0].code}")
+
+
+@router.get("/audience/{code}")
+def audience_page(request: Request, code: str):
+    return _page(request, code)
+
+
+def _topics_from(form: FormData, names: list[str]) -> dict[str, str]:
+    return {t: str(form.get(f"topic:{t}") or "").strip() for t in names}
+
+
+def _written(request: Request, code: str, actions: list[Action]):
+    from ._pages import flash, redirect
+
+    aud = audiences(request)
+    applied = aud.book(code).apply(actions)
+    aud.forget(code)
+    if not applied.ok:
+        flash(request, "error", f"Nothing more was saved: {applied.error}")
+    else:
+        for a in actions:
+            text = {"add": f"Added {a.email}.", "update": f"Saved {a.email}."}.get(
+                a.kind, f"{a.email}: nothing to change" + (f" ({a.note})." if a.note else "."))
+            flash(request, "ok" if a.writes else "info", text)
+    return redirect(f"/audience/{code}")
+
+
+@router.post("/audience/{code}/add")
+def audience_add(request: Request, code: str, form: FormData = Depends(_form)):
+    _require_admin(request.state.user)
+    portal = request.app.state.portal
+    names = list(portal.cfg.topic_defaults)
+    email = str(form.get("email") or "").strip()
+    topics = _topics_from(form, names)
+    try:
+        wanted: Wanted = check_row(email, topics, names, "email")
+    except InvalidInput as exc:
+        message = str(exc).removeprefix("email: ")
+        field = "email" if "is not an email address" in message else "topics"
+        return _page(request, code, status=422, form_error={field: message},
+                     form_values={"email": email, **{f"topic:{t}": v for t, v in topics.items()}})
+    book = audiences(request).book(code)
+    return _written(request, code, plan_import(book.contacts(), [wanted]))
+
+
+@router.post("/audience/{code}/edit")
+def audience_edit(request: Request, code: str, form: FormData = Depends(_form)):
+    """Set one contact's subscriptions: OPT_IN, OPT_OUT, or empty (no choice: the default)."""
+    _require_admin(request.state.user)
+    portal = request.app.state.portal
+    names = list(portal.cfg.topic_defaults)
+    email = str(form.get("email") or "").strip()
+    topics = _topics_from(form, names)
+    bad = [t for t, v in topics.items() if v and v not in STATUSES]
+    if bad:
+        raise InvalidInput(f"topic:{bad[0]}: {topics[bad[0]]!r} is not OPT_IN, OPT_OUT or empty")
+    book = audiences(request).book(code)
+    match = [c for c in book.contacts() if c.email.lower() == email.lower()]
+    if not match:
+        raise NotFound(f"{email} is not a contact of {book.customer.name}")
+    c = match[0]
+    prefs = {**{t: s for t, s in c.preferences.items() if t not in names}, **{t: v for t, v in topics.items() if v}}
+    if prefs == dict(c.preferences):
+        action = Action("unchanged", c.email, prefs, unsubscribe_all=c.unsubscribe_all)
+    else:
+        changed = tuple(f"{t}={prefs.get(t, 'default')}" for t in names if prefs.get(t) != c.preferences.get(t))
+        action = Action("update", c.email, prefs, None, changed, unsubscribe_all=c.unsubscribe_all)
+    return _written(request, code, [action])
+
+
+@router.post("/audience/{code}/remove")
+def audience_remove(request: Request, code: str, form: FormData = Depends(_form)):
+    from ._pages import flash, redirect
+
+    _require_admin(request.state.user)
+    aud = audiences(request)
+    email = aud.book(code).remove(str(form.get("email") or "").strip())
+    aud.forget(code)
+    flash(request, "ok", f"Removed {email}.")
+    return redirect(f"/audience/{code}")
