@@ -137,8 +137,12 @@ def audience_page(request: Request, code: str):
     return _page(request, code)
 
 
-def _topics_from(form: FormData, names: list[str]) -> dict[str, str]:
-    return {t: str(form.get(f"topic:{t}") or "").strip() for t in names}
+def _contact_form(request: Request, form: FormData) -> tuple[list[str], str, dict[str, str]]:
+    """An admin's contact form: (configured topic names, email, topic -> OPT_IN|OPT_OUT|"")."""
+    _require_admin(request.state.user)
+    names = list(request.app.state.portal.cfg.topic_defaults)
+    email = str(form.get("email") or "").strip()
+    return names, email, {t: str(form.get(f"topic:{t}") or "").strip() for t in names}
 
 
 def _written(request: Request, code: str, actions: list[Action]):
@@ -159,11 +163,7 @@ def _written(request: Request, code: str, actions: list[Action]):
 
 @router.post("/audience/{code}/add")
 def audience_add(request: Request, code: str, form: FormData = Depends(_form)):
-    _require_admin(request.state.user)
-    portal = request.app.state.portal
-    names = list(portal.cfg.topic_defaults)
-    email = str(form.get("email") or "").strip()
-    topics = _topics_from(form, names)
+    names, email, topics = _contact_form(request, form)
     try:
         wanted: Wanted = check_row(email, topics, names, "email")
     except InvalidInput as exc:
@@ -178,11 +178,7 @@ def audience_add(request: Request, code: str, form: FormData = Depends(_form)):
 @router.post("/audience/{code}/edit")
 def audience_edit(request: Request, code: str, form: FormData = Depends(_form)):
     """Set one contact's subscriptions: OPT_IN, OPT_OUT, or empty (no choice: the default)."""
-    _require_admin(request.state.user)
-    portal = request.app.state.portal
-    names = list(portal.cfg.topic_defaults)
-    email = str(form.get("email") or "").strip()
-    topics = _topics_from(form, names)
+    names, email, topics = _contact_form(request, form)
     bad = [t for t, v in topics.items() if v and v not in STATUSES]
     if bad:
         raise InvalidInput(f"topic:{bad[0]}: {topics[bad[0]]!r} is not OPT_IN, OPT_OUT or empty")
