@@ -411,7 +411,7 @@ class ChaosRun:
                         requested.add(code)
                     subject = f"{SUBJECT_PREFIX[kind]}: {title}"
                     customer = self.cfg.customer(code)
-                    for to in select_recipients(contacts[code], topic, self.cfg.local.topic_defaults, customer.allows):
+                    for to in select_recipients(contacts[code], topic, self.cfg.topic_defaults, customer.allows):
                         r.emails_expected += 1
                         got = sent.pop((subject, to), 0)
                         if got == 0:

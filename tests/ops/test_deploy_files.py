@@ -50,6 +50,7 @@ EXPECTED_FINDINGS = {
     "operator-policy.json": {"CREDENTIALS_EXPOSURE", "PERMISSIONS_MANAGEMENT_ACTIONS",
                              "RESOURCE_POLICY_PRIVILEGE_ESCALATION"},
     "customer-ses-sender-policy.json": set(),
+    "customer-ses-contacts-admin-policy.json": set(),
     "task-execution-policy.json": set(),
 }
 
