@@ -281,11 +281,12 @@ def test_identity_sync_adds_members_is_idempotent_unsubscribes_leavers_and_keeps
                          [{"group": "hts-approvers", "customer": "hts", "topics": {"aws-approval": "OPT_IN"}}])
     before_np = contacts(stack, "htsnonprod")
 
-    code, out, err = run_cli("identity", "sync", "--dry-run", "--config", cfg)
+    code, dry, err = run_cli("identity", "sync", "--dry-run", "--config", cfg)
     assert code == 0, err
     assert "m000@example.com" not in contacts(stack, "hts")
     code, out, err = run_cli("identity", "sync", "--config", cfg)
     assert code == 0, err
+    assert out == dry                                   # the dry run said exactly this
     lines = out.splitlines()
     assert "add m000@example.com aws-approval=OPT_IN" in lines and "add m099@example.com aws-approval=OPT_IN" in lines
     assert "unchanged chris@example.com (not created by identity sync; left as is)" in lines
@@ -330,3 +331,27 @@ def test_identity_sync_without_configuration_or_with_an_unknown_group(stack, run
     code, _, err = run_cli("identity", "sync", "--config", cfg)
     assert code == 2 and "has no group named 'ghosts'" in err
     assert contacts(stack, "hts") == before
+
+
+def test_topics_sync_failing_for_one_customer_says_which_were_synced(stack, run_cli, tmp_path, hooked):
+    data = yaml.safe_load(stack.path.read_text())
+    data["topics"][0]["display"] = "Approval requests"
+    cfg = write(tmp_path, "renamed.yaml", yaml.safe_dump(data))
+    calls = []
+
+    def refuse_second_account(model=None, **_):
+        if model.name == "UpdateContactList":
+            calls.append(model.name)
+            if len(calls) == 2:
+                return aws_error(400, "AccessDeniedException")
+        return None
+
+    hooked.append(("before-call.sesv2.*", refuse_second_account))
+    code, out, err = run_cli("topics", "sync", "--config", cfg)
+    assert code == 1
+    assert "topics sync stopped at htsnonprod" in err and "synced: hts; NOT synced: htsnonprod" in err
+    assert "hts: update topic aws-approval ('Approval requests', default OPT_OUT); was 'Change approvals'" in out
+    assert not any(line.startswith("htsnonprod:") for line in out.splitlines())
+    shown = {code: {t["TopicName"]: t["DisplayName"] for t in tenant_ses(stack, code).get_contact_list(
+        ContactListName=stack.cfg.customer(code).contact_list)["Topics"]}["aws-approval"] for code in ("hts", "htsnonprod")}
+    assert shown == {"hts": "Approval requests", "htsnonprod": "Change approvals"}

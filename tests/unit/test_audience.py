@@ -4,10 +4,11 @@ import json
 
 import pytest
 
-from runtime.audience import (MANAGED_BY, SYNC_MARK, SYNC_TOPICS, Wanted, export, format_of, merge_mapped,
-                              parse_import, plan_identity, plan_import, plan_topics, sync_topics)
+from runtime.audience import (MANAGED_BY, SYNC_MARK, SYNC_TOPICS, Wanted, approval_topics, export, format_of,
+                              merge_mapped, parse_import, plan_identity, plan_import, plan_topics, preview,
+                              sync_topics, who_gets_what)
 from runtime.config import DEFAULT_TOPICS
-from runtime.errors import InvalidInput
+from runtime.errors import InvalidInput, RetryableError
 from runtime.recipients import Contact
 
 TOPICS = ["aws-approval", "aws-announce", "aws-calendar"]
@@ -170,3 +171,38 @@ def test_identity_never_resubscribes_an_unsubscribed_member():
 def test_groups_merge_with_opt_in_winning():
     assert merge_mapped([{"aws-approval": "OPT_OUT"}, {"aws-approval": "OPT_IN", "aws-calendar": "OPT_OUT"}]) == {
         "aws-approval": "OPT_IN", "aws-calendar": "OPT_OUT"}
+
+
+# ---------------------------------------------------------------------------------------------
+# who gets what, and the preview before approval (decide_recipients underneath)
+
+DEFAULTS = {"aws-approval": "OPT_OUT", "aws-announce": "OPT_IN", "aws-calendar": "OPT_OUT"}
+
+
+def test_who_gets_what_gives_each_topic_its_decision_and_reason():
+    rows = who_gets_what([c("a@x.com", {"aws-approval": "OPT_IN"}), c("u@x.com", unsub=True),
+                          c("o@x.com", {"aws-announce": "OPT_OUT"}), c("A@X.com")],
+                         TOPICS, DEFAULTS, allow=lambda e: True)
+    told = {(r["email"], cell["topic"]): (cell["told"], cell["reason"]) for r in rows for cell in r["cells"]}
+    assert told[("a@x.com", "aws-approval")] == (True, "")
+    assert told[("a@x.com", "aws-calendar")] == (False, "default_opt_out")
+    assert told[("u@x.com", "aws-announce")] == (False, "unsubscribed_all")
+    assert told[("o@x.com", "aws-announce")] == (False, "opted_out")
+    assert told[("A@X.com", "aws-announce")] == (False, "duplicate")      # a@x.com already told
+    only_a = who_gets_what([c("a@x.com", {"aws-approval": "OPT_IN"})], TOPICS, DEFAULTS, allow=lambda e: e == "z")
+    assert only_a[0]["cells"][0]["reason"] == "not_allowed"
+
+
+def test_approval_topics_follow_the_runtime_routes():
+    assert approval_topics({}) == [("aws-announce", "the approval email")]
+    assert [t for t, _ in approval_topics({"meeting": {"required": True}})] == ["aws-announce", "aws-calendar"]
+
+
+def test_preview_per_customer_and_topic_with_errors_shown():
+    change = {"customers": ["a", "b"], "meeting": {"required": False}}
+    got = preview(change, {"a": ([c("x@x.com"), c("y@x.com", {"aws-announce": "OPT_OUT"})], DEFAULTS),
+                           "b": RetryableError("sts.AssumeRole: throttled")},
+                  allow_of=lambda code: (lambda e: True), names={"a": "A corp"})
+    assert got[0]["name"] == "A corp" and got[0]["topics"][0]["told"] == ["x@x.com"]
+    assert got[0]["topics"][0]["skipped"] == [{"email": "y@x.com", "reason": "opted_out", "why": "opted out of this topic"}]
+    assert got[1]["error"] == "sts.AssumeRole: throttled" and got[1]["topics"] == []
