@@ -38,7 +38,7 @@ class Audiences:
         self.cfg = cfg
         self.clients = AwsClients(cfg.region, cfg.aws_endpoint_url)
         self._books: dict[str, Any] = {}
-        self._cache: dict[str, tuple[float, list, dict]] = {}
+        self._cache: dict[str, tuple[float, Any, dict]] = {}
         self._lock = threading.Lock()
 
     def book(self, code: str):
@@ -58,10 +58,17 @@ class Audiences:
         with self._lock:
             hit = self._cache.get(code)
         if hit and time.monotonic() - hit[0] < CACHE_TTL:
+            if isinstance(hit[1], TtrError):   # a failure is remembered as long: pages stay fast
+                raise hit[1]
             return hit[1], hit[2]
         book = self.book(code)
-        contacts = book.contacts(attributes=True)
-        defaults = {t["TopicName"]: t.get("DefaultSubscriptionStatus", "OPT_OUT") for t in book.topics()}
+        try:
+            contacts = book.contacts(attributes=True)
+            defaults = {t["TopicName"]: t.get("DefaultSubscriptionStatus", "OPT_OUT") for t in book.topics()}
+        except TtrError as exc:
+            with self._lock:
+                self._cache[code] = (time.monotonic(), exc, {})
+            raise
         with self._lock:
             self._cache[code] = (time.monotonic(), contacts, defaults)
         return contacts, defaults

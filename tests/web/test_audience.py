@@ -106,3 +106,35 @@ def test_change_page_previews_who_approval_would_tell_with_reasons(web):
     # once approved, no preview: the delivery view tells what happened
     web.lifecycle.transition(change_id, "approve", actor="bob")
     assert 'id="audience-preview"' not in web.login("bob").get(f"/changes/{change_id}").text
+
+
+def test_a_customer_whose_contacts_cannot_be_read_is_shown_as_such(web):
+    from runtime.web._audience import audiences
+
+    aud = audiences(web.handle.server.config.app.state.portal)
+    role = web.cfg.customer("htsnonprod").ses_role_arn
+    failing = {"on": True}
+
+    def deny(model=None, params=None, **_):
+        if failing["on"] and model.name == "AssumeRole" and role in str((params or {}).get("body")):
+            return (type("R", (), {"status_code": 403, "headers": {}, "content": b"", "text": ""})(),
+                    {"Error": {"Code": "AccessDenied", "Message": "injected: not allowed to assume the role"},
+                     "ResponseMetadata": {"HTTPStatusCode": 403, "HTTPHeaders": {}}})
+        return None
+
+    aud.clients.add_hook("before-call.sts.AssumeRole", deny)   # the portal's own client factory
+    aud._books.pop("htsnonprod", None)                          # its cached credentials go too
+    aud.forget("htsnonprod")
+    try:
+        c = web.login("victor")
+        r = c.get("/audience/htsnonprod")
+        assert r.status_code == 200 and "could not be read" in r.text and "AccessDenied" in r.text
+        change_id = web.submit("alice")
+        html = c.get(f"/changes/{change_id}").text
+        nonprod = html.split('data-customer="htsnonprod"', 1)[1]
+        assert "Could not read this customer's contacts" in nonprod and "AccessDenied" in nonprod
+        hts = html.split('data-customer="hts"', 1)[1].split('data-customer="htsnonprod"', 1)[0]
+        assert "alice@example.com" in hts                       # the other customer is still previewed
+    finally:
+        failing["on"] = False
+        aud.forget("htsnonprod")
