@@ -2,7 +2,7 @@
 
 Pure decisions only (no I/O): the CLI (``runtime/audience_commands.py``) and the portal read the
 contacts through the tenant's SES adapter, ask here what to change, print the plan and then
-apply it through the adapter (``runtime/audience_apply.py``).
+apply it through the adapter (``runtime/contacts.py``).
 
 Rules every plan keeps:
 - A contact who unsubscribed from everything is never re-subscribed (``UnsubscribeAll`` is only
