@@ -10,12 +10,10 @@ from __future__ import annotations
 import sys
 import time
 from collections import defaultdict
-from pathlib import Path
 
 from ..config import Config
-from ..files import load_document
+from ..files import example_change
 
-SAMPLE = Path(__file__).resolve().parents[2] / "configs" / "examples" / "change.yaml"
 DEADLINE = 120.0
 
 
@@ -24,9 +22,7 @@ def _log(msg: str) -> None:
 
 
 def _sample_change(cfg: Config) -> dict:
-    content = load_document(SAMPLE) if SAMPLE.exists() else {
-        "title": "Sample change", "schedule": {"implementationStart": "2026-12-08T07:00:00Z",
-                                               "implementationEnd": "2026-12-08T09:00:00Z", "timezone": "UTC"}}
+    content = example_change(7)  # the window is a week from today, whenever the demo runs
     content["customers"] = list(cfg.customer_codes[:2])
     return content
 

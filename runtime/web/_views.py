@@ -30,6 +30,7 @@ TRANSITION_LABELS = {
     "completed": "Completed",
     "cancelled": "Cancelled",
 }
+REVIEW_LABELS = {"changes_requested": "Changes requested", "comment": "Comment"}
 STEP_LABELS = {  # what a customer's people were told for each transition
     "submitted": "approval request",
     "updated": "update",
@@ -130,6 +131,47 @@ def fmt_window(schedule: Mapping | None) -> str:
     if ls.date() == le.date():
         return f"{fmt_time(start, tz, with_zone=False)} \u2013 {le:%H:%M} {le.tzname()}"
     return f"{fmt_time(start, tz, with_zone=False)} \u2013 {fmt_time(end, tz)}"
+
+
+def _span(seconds: float) -> str:
+    seconds = abs(seconds)
+    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute")):
+        if seconds >= 2 * size or (unit == "minute" and seconds >= size):
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return "less than a minute"
+
+
+def window_phase(schedule: Mapping | None, now: datetime) -> dict:
+    """Where ``now`` stands against the window: upcoming, in progress or ended (not a status).
+
+    ``{"state": "upcoming" | "in_progress" | "ended" | "unscheduled", "text": "Starts in 7 days"}``
+    """
+    schedule = schedule or {}
+    start, end = _parse(schedule.get("implementationStart")), _parse(schedule.get("implementationEnd"))
+    if start is None or end is None:
+        return {"state": "unscheduled", "text": "Not scheduled yet"}
+    if now < start:
+        return {"state": "upcoming", "text": f"Starts in {_span((start - now).total_seconds())}"}
+    if now < end:
+        return {"state": "in_progress", "text": f"In progress; ends in {_span((end - now).total_seconds())}"}
+    return {"state": "ended", "text": f"Ended {_span((now - end).total_seconds())} ago"}
+
+
+def window_views(schedule: Mapping | None) -> dict:
+    """The window three ways: in the change's own zone, in UTC, and the instants for the
+    reader's zone (the page's script writes that one; without script the change's zone shows)."""
+    schedule = schedule or {}
+    start, end = _parse(schedule.get("implementationStart")), _parse(schedule.get("implementationEnd"))
+    if start is None or end is None:
+        return {}
+
+    def iso(dt: datetime) -> str:
+        return dt.astimezone(ZoneInfo("UTC")).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+    return {"own": fmt_window(schedule), "zone": schedule.get("timezone") or "UTC",
+            "utc": fmt_window({**schedule, "timezone": "UTC"}), "start": iso(start), "end": iso(end),
+            "minutes": int((end - start).total_seconds() // 60)}
 
 
 def safe_url(url: object) -> str | None:
@@ -292,6 +334,10 @@ def timeline(change: Mapping, names: Mapping[str, str] | None = None) -> list[di
                 details.append("It had been approved: the announcement list is told.")
             if m.get("note"):
                 details.append(f"Note: {m['note']}")
+        elif t in REVIEW_LABELS:
+            kind = "review"
+            title = REVIEW_LABELS[t]
+            details.append(str(m.get("comment") or ""))
         else:
             kind = "backend"
             if t == "processed":
@@ -406,7 +452,13 @@ def form_values(form: Mapping[str, Any], customers: list[str]) -> dict[str, Any]
                                                              "meeting_location")}
     values["customers"] = customers
     values["meeting_required"] = str(form.get("meeting_required") or "") in ("1", "on", "true", "yes")
+    values["allow_past"] = checked(form.get("allow_past"))
     return values
+
+
+def checked(value: object) -> bool:
+    """A checkbox (or hidden flag) of a posted form."""
+    return str(value or "") in ("1", "on", "true", "yes")
 
 
 def form_to_content(values: Mapping[str, Any], *, partial: bool,

@@ -10,7 +10,10 @@ import uuid
 
 import pytest
 
+from tests.conftest import day
 from tests.web.conftest import shot, sign_in
+
+D8, D9 = day(8), day(9)  # dates from today: they never go stale
 
 pytestmark = pytest.mark.browser
 
@@ -19,8 +22,8 @@ def fill_change(page, title: str, *, customers=("hts", "htsnonprod"), meeting: b
     page.fill("#title", title)
     for c in customers:
         page.check(f"input[name=customers][value={c}]")
-    page.fill("#start", "2026-12-08T02:00")
-    page.fill("#end", "2026-12-08T04:00")
+    page.fill("#start", f"{D8}T02:00")
+    page.fill("#end", f"{D8}T04:00")
     page.fill("#timezone", "America/New_York")
     page.fill("#reason", "Security fixes for the <VPN> appliance firmware.")
     page.fill("#implementationPlan", "1. Fail over.\n2. Upgrade the primary.\n3. Fail back.")
