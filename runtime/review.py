@@ -30,7 +30,7 @@ ANSWERS = ("updated", "rescheduled")
 def check_comment(text: object, *, required: bool = True) -> str:
     if text is None or (isinstance(text, str) and not text.strip()):
         if required:
-            raise InvalidInput("comment: required; say what should change")
+            raise InvalidInput("comment: a comment is required; say what should change")
         return ""
     if not isinstance(text, str):
         raise InvalidInput(f"comment: expected text, got {type(text).__name__}")

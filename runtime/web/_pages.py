@@ -17,6 +17,7 @@ from starlette.datastructures import FormData
 
 from ..errors import IllegalTransition, InvalidInput, NotFound, StaleVersion
 from ..lifecycle import allowed_actions
+from ..words import topic_names
 from . import _ops, _views
 from ._app import new_csrf, safe_next
 from ._auth import (API_TOKEN_MAX_TTL, Forbidden, Principal, TooManyAttempts, Unauthenticated, may_edit_draft,
@@ -93,10 +94,10 @@ def _authored_summary(user: Principal, row: dict) -> bool:
 def _result_flash(request: Request, result, verb: str) -> None:
     if result.complete:
         told = ", ".join(_portal(request).names.get(c, c) for c in result.triggers_written)
-        flash(request, "ok", f"{verb}. Version {result.seq}; notifying {told}." if told else f"{verb}.")
+        flash(request, "ok", f"{verb}; notifying {told}." if told else f"{verb}.")
     else:
         failed = ", ".join(result.triggers_failed)
-        flash(request, "warn", f"{verb} (version {result.seq}), but the notification for {failed} could not be "
+        flash(request, "warn", f"{verb}, but the notification for {failed} could not be "
                                "queued. An approver can retry it with \u201cSend notifications again\u201d.")
 
 
@@ -419,7 +420,7 @@ def _detail_ctx(portal, change: dict) -> dict:
     meeting = _views.meeting(change)
     waiting = any(r["state"] == "pending" for r in rows) or meeting["state"] == "waiting"
     return {"delivery": rows, "meeting": meeting, "waiting": waiting,
-            "timeline": _views.timeline(change, portal.names)}
+            "timeline": _views.timeline(change, portal.names, topic_names(portal.cfg))}
 
 
 def _when_ctx(portal, change: dict) -> dict:

@@ -30,6 +30,9 @@ TRANSITION_LABELS = {
     "completed": "Completed",
     "cancelled": "Cancelled",
 }
+FIELD_LABELS = {"title": "title", "customers": "customers", "schedule": "window", "meeting": "meeting",
+                "tickets": "tickets", "reason": "reason", "implementationPlan": "implementation plan",
+                "testPlan": "test plan", "customerImpact": "customer impact", "rollbackPlan": "rollback plan"}
 REVIEW_LABELS = {"changes_requested": "Changes requested", "comment": "Comment"}
 STEP_LABELS = {  # what a customer's people were told for each transition
     "submitted": "approval request",
@@ -300,11 +303,39 @@ def meeting(change: Mapping) -> dict:
 # The modification timeline
 
 
+def not_found_text(path: str) -> str:
+    """A 404 for people: what was not found, in their words (the API keeps the precise message)."""
+    parts = [p for p in path.split("/") if p]
+    if len(parts) >= 2 and parts[0] in ("changes", "drafts"):
+        what = "change" if parts[0] == "changes" else "draft"
+        return (f"There is no {what} {parts[1]}. The link may be mistyped, or the {what} was "
+                + ("submitted or deleted" if what == "draft" else "never submitted") + "; search for it instead.")
+    return "There is no page at this address."
+
+
 def _schedule_text(s: Mapping | None) -> str:
     return fmt_window(s) if s else "?"
 
 
-def timeline(change: Mapping, names: Mapping[str, str] | None = None) -> list[dict]:
+def _raw(m: Mapping) -> list[str]:
+    """The internal facts of a history entry, for its detail view (not the headline)."""
+    out = []
+    if m.get("seq") is not None:
+        out.append(f"version {m['seq']}")
+    if m.get("actor"):
+        out.append(f"recorded by {m['actor']}")
+    for key, label in (("customer", "customer"), ("transition", "transition"), ("topic", "topic"),
+                       ("meetingId", "event")):
+        if m.get(key) not in (None, ""):
+            out.append(f"{label} {m[key]}")
+    return out
+
+
+def timeline(change: Mapping, names: Mapping[str, str] | None = None,
+             topics: Mapping[str, str] | None = None) -> list[dict]:
+    """The history for people: headlines in their words; ``raw`` keeps the internal facts."""
+    from ..words import topic_display
+
     names = names or {}
     tz = (change.get("schedule") or {}).get("timezone")
     out = []
@@ -322,7 +353,7 @@ def timeline(change: Mapping, names: Mapping[str, str] | None = None) -> list[di
                 details.append("Customers: " + ", ".join(names.get(c, c) for c in m.get("customers") or []))
             if t == "updated":
                 if m.get("fields"):
-                    title += ": " + ", ".join(m["fields"])
+                    title += ": " + ", ".join(FIELD_LABELS.get(f, f) for f in m["fields"])
                 if m.get("addedCustomers"):
                     details.append("Added: " + ", ".join(names.get(c, c) for c in m["addedCustomers"]))
                 if m.get("removedCustomers"):
@@ -347,7 +378,7 @@ def timeline(change: Mapping, names: Mapping[str, str] | None = None) -> list[di
                 if f:
                     title += f", {f} failed"
                 if m.get("topic"):
-                    details.append(f"Topic {m['topic']}, for transition #{m.get('transition')}")
+                    details.append(f"To the \u201c{topic_display(m['topic'], names=topics)}\u201d list")
             elif t == "rejected":
                 title = f"{who or 'A trigger'}: rejected"
                 details.append(str(m.get("reason", "")))
@@ -363,6 +394,7 @@ def timeline(change: Mapping, names: Mapping[str, str] | None = None) -> list[di
             else:
                 title = t.replace("_", " ").capitalize()
         out.append({"i": i, "type": t, "kind": kind, "title": title, "details": [d for d in details if d],
+                    "raw": _raw(m),
                     "actor": m.get("actor", ""), "timestamp": m.get("timestamp", ""),
                     "when": fmt_time(m.get("timestamp"), tz), "seq": m.get("seq")})
     out.sort(key=lambda e: (str(e["timestamp"]), e["i"]))

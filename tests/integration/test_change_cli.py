@@ -303,3 +303,28 @@ def test_the_example_change_has_a_window_from_today_and_submits(run_cli, stack, 
     path.write_text(out)
     assert run_cli("change", "submit", path, "--config", stack.path)[0] == 0
     assert run_cli("change", "example", "--days", "-1")[0] == 2
+
+
+def test_request_changes_and_comment_tell_nobody_and_keep_the_version(run_cli, stack, tmp_path, sample_change):
+    change_id = submit(run_cli, stack, tmp_path, sample_change, "--as", "ann")
+    for c in ("hts", "htsnonprod"):
+        stack.drain_events(c, expect=1)
+    before = stack.snapshot()
+    code, _, err = run_cli("change", "request-changes", change_id, "--comment", " ", "--config", stack.path)
+    assert code == 2 and "comment: a comment is required" in err and stack.snapshot() == before
+    code, _, err = run_cli("change", "request-changes", change_id, "--comment", "Name the gateways",
+                           "--as", "bob", "--config", stack.path)
+    assert code == 0, err
+    assert run_cli("change", "comment", change_id, "--comment", "Done soon", "--as", "ann",
+                   "--config", stack.path)[0] == 0
+    archive = stack.get_json(f"archive/{change_id}.json")
+    assert archive["version"] == 1 and archive["status"] == "submitted"
+    assert [(m["type"], m["actor"], m.get("comment")) for m in archive["modifications"]] == [
+        ("submitted", "ann", None), ("changes_requested", "bob", "Name the gateways"), ("comment", "ann", "Done soon")]
+    after = stack.snapshot()
+    assert {k: v for k, v in after.items() if not k.startswith("archive/")} == \
+        {k: v for k, v in before.items() if not k.startswith("archive/")}      # no trigger written
+    assert not stack.drain_events("hts", expect=1, timeout=2)
+    run_cli("change", "approve", change_id, "--config", stack.path)
+    code, _, err = run_cli("change", "request-changes", change_id, "--comment", "late", "--config", stack.path)
+    assert code == 3 and "cannot request changes on a change that is approved" in err

@@ -119,7 +119,7 @@ def test_request_changes_is_an_entry_not_a_transition():
 
 @pytest.mark.parametrize("comment", [None, "", "   "])
 def test_a_request_for_changes_needs_a_comment(comment):
-    with pytest.raises(InvalidInput, match="^comment: required"):
+    with pytest.raises(InvalidInput, match="^comment: a comment is required"):
         review_entry(submitted(), "changes_requested", actor="bob", now=NOW, comment=comment)
 
 

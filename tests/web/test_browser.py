@@ -78,7 +78,7 @@ def test_draft_submit_approve_and_watch_delivery_and_meeting_appear(new_page, we
     bob.wait_for_url(f"**/changes/{change_id}")
     bob.click("button[data-action=approve]")
     bob.wait_for_url(f"**/changes/{change_id}")
-    assert "Approved. Version 2" in bob.locator(".flash-ok").inner_text()
+    assert "Approved; notifying HTS Production, HTS Non-Production." in bob.locator(".flash-ok").inner_text()
     assert bob.locator(".badge").first.text_content() == "approved"
     assert bob.locator("tr[data-customer=hts]").get_attribute("data-state") == "pending"
     assert "Being scheduled" in bob.locator("#meeting").inner_text()

@@ -39,10 +39,10 @@ def test_actions_on_a_stale_or_final_change_explain_themselves(web):
     assert "must be after the start" in flash_after(bob, r)
     r = post(bob, f"/changes/{cid}/reschedule", version="2", start=f"{D9}T02:00", end=f"{D9}T03:00",
              timezone="America/New_York", note="freeze")
-    assert "Rescheduled. Version 3" in flash_after(bob, r)
+    assert "Rescheduled; notifying " in flash_after(bob, r)
     assert web.lifecycle.show(cid)["schedule"]["implementationStart"] == at(D9, "02:00", "America/New_York")
     r = post(bob, f"/changes/{cid}/cancel", version="3")
-    assert "Cancelled. Version 4" in flash_after(bob, r)
+    assert "Cancelled; notifying " in flash_after(bob, r)
     page = bob.get(f"/changes/{cid}").text
     assert "This change is cancelled: nothing more happens to it." in page
     r = post(bob, f"/changes/{cid}/frobnicate", version="4")
