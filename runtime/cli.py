@@ -521,7 +521,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run the sample scenario on the embedded stack and print a report",
                        formatter_class=fmt)
     p.add_argument("--keep-running", action="store_true",
-                   help="after the report, keep the stack and the runtime up with the web portal (Ctrl-C stops)")
+                   help="after the report, keep the stack and the runtime up with the web portal (Ctrl-C "
+                        "stops), on the configured ports and Ray namespace, so other ttr commands work against it")
     _common(p, acting=True)
     p.set_defaults(func=cmd_demo)
 

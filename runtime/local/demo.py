@@ -1,8 +1,10 @@
 """``ttr demo``: the sample scenario on the embedded stack, with a readable report.
 
-Starts the emulators on free ports and the runtime on a local Ray, submits and approves the
-sample change for two customers, waits (with a deadline) until every customer has processed
-every transition, then prints what was sent, to whom, and the archive's modifications.
+Starts the emulators and the runtime on a local Ray, submits and approves the sample change
+(its window a week from today) for two customers, waits (with a deadline) until every customer
+has processed every transition, then prints what was sent, to whom, and the archive's
+modifications. Alone it uses free ports and its own Ray namespace; ``--keep-running`` makes it
+the local stack (see ``run_demo``).
 """
 
 from __future__ import annotations

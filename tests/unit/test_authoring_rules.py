@@ -151,3 +151,27 @@ def test_window_phase_is_derived_from_now(now, state, text):
 
 def test_window_phase_without_a_window():
     assert window_phase({}, datetime.now(timezone.utc))["state"] == "unscheduled"
+
+
+# words --------------------------------------------------------------------------------------------
+
+def test_topic_display_names_default_and_configured():
+    from types import SimpleNamespace
+
+    from runtime.words import topic_display, topic_names
+
+    assert topic_display("aws-announce") == "Change announcements"
+    assert topic_display("finops-announce") == "Finops announce"           # unknown: words, not a key
+    cfg = SimpleNamespace(topics=[{"name": "aws-announce", "display": "Announcements"},
+                                  SimpleNamespace(name="cic-announce", display="CIC news")])
+    names = topic_names(cfg)
+    assert topic_display("aws-announce", names=names) == "Announcements"
+    assert topic_display("cic-announce", cfg) == "CIC news" and topic_display("aws-approval", cfg) == "Change approvals"
+
+
+def test_not_found_says_what_was_not_found():
+    from runtime.web._views import not_found_text
+
+    assert not_found_text("/changes/CHG-x").startswith("There is no change CHG-x.")
+    assert not_found_text("/drafts/CHG-y").startswith("There is no draft CHG-y.")
+    assert not_found_text("/nowhere") == "There is no page at this address."

@@ -178,6 +178,9 @@ def test_portal_request_changes_needs_a_comment_and_shows_on_the_dashboard(web):
     assert "changes requested" in dash and "Say which gateway &lt;first&gt;" in dash
     detail = alice.get(f"/changes/{cid}").text
     assert 'id="open-request"' in detail and "Changes requested by bob" in detail
+    queue = bob.get("/approvals").text
+    row = queue[queue.index(title):][:1500]
+    assert "changes requested</span> by bob" in row
 
 
 # --- words people read ----------------------------------------------------------------------------
