@@ -60,7 +60,7 @@ def run_demo(cfg: Config, *, actor: str, keep_running: bool = False) -> int:
     from ..telemetry import setup_telemetry, shutdown_telemetry
     from .runtime_host import default_telemetry_files, start_runtime
     from .stack import (LocalStack, clear_ray_address, start_local_portal, warn_unreachable,
-                        write_ray_address)
+                        with_portal_links, write_ray_address)
 
     traces, metrics_file = default_telemetry_files("demo")
     setup_telemetry("demo")
@@ -83,8 +83,7 @@ def run_demo(cfg: Config, *, actor: str, keep_running: bool = False) -> int:
         cfg = stack.cfg
         if keep_running:
             portal = start_local_portal(cfg, cfg.local.web_port)
-            # the emails link to the change where this portal listens
-            cfg = cfg.with_overrides(email=cfg.email.model_copy(update={"portal_base_url": portal.url}))
+            cfg = with_portal_links(cfg, portal.url)  # the emails link where this portal listens
         _log("starting the runtime on a local Ray ...")
         rt = start_runtime(cfg, namespace=namespace, poll_wait=2)
         try:

@@ -65,6 +65,11 @@ def warn_unreachable(cfg: Config, stack: LocalStack) -> None:
              f"Graph emulator listens on {stack.graph.base_url}; `ttr run` beside it will not reach it")
 
 
+def with_portal_links(cfg: Config, portal_url: str) -> Config:
+    """The configuration the runtime sends emails with: their links point where the portal listens."""
+    return cfg.with_overrides(email=cfg.email.model_copy(update={"portal_base_url": portal_url}))
+
+
 def wait_for_signal() -> None:
     stop = threading.Event()
 
@@ -119,24 +124,24 @@ def run_local_up(cfg: Config, *, emulators_only: bool) -> int:
         parts = [f"aws={stack.aws.endpoint_url}", f"graph={stack.graph.base_url}", f"bucket={cfg.bucket}",
                  f"customers={','.join(cfg.customer_codes)}"]
         runtime = None
-        if not emulators_only:
-            from .runtime_host import default_telemetry_files, start_runtime
-
-            traces, metrics_file = default_telemetry_files("local")
-            _log(f"traces: {traces}\nmetrics: {metrics_file}")
-            runtime = start_runtime(stack.cfg)
-            parts.append("runtime=local-ray")
-            write_ray_address()
         portal = start_local_portal(stack.cfg, cfg.local.web_port)
-        parts.append(f"portal={portal.url}")
-        print("ready " + " ".join(parts), flush=True)
         try:
+            if not emulators_only:
+                from .runtime_host import default_telemetry_files, start_runtime
+
+                traces, metrics_file = default_telemetry_files("local")
+                _log(f"traces: {traces}\nmetrics: {metrics_file}")
+                runtime = start_runtime(with_portal_links(stack.cfg, portal.url))
+                parts.append("runtime=local-ray")
+                write_ray_address()
+            parts.append(f"portal={portal.url}")
+            print("ready " + " ".join(parts), flush=True)
             wait_for_signal()
         finally:
             portal.stop()
-        if runtime is not None:
-            runtime.shutdown()
-            clear_ray_address()
+            if runtime is not None:
+                runtime.shutdown()
+                clear_ray_address()
     finally:
         stack.stop()
     _log("stopped")
