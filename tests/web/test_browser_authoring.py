@@ -112,7 +112,9 @@ def test_pages_fit_a_390px_phone_without_horizontal_scroll(open_page, web):
     page = open_page("bob", width=390)
     for path, name in ((f"/changes/{change_id}", "25-phone-change"), ("/", "26-phone-dashboard"),
                        ("/changes", "27-phone-changes"), ("/approvals", "28-phone-approvals"),
-                       ("/changes/new", "29-phone-new-change")):
+                       ("/changes/new", "29-phone-new-change"), ("/drafts", "30-phone-drafts"),
+                       ("/account", "31-phone-account"), ("/docs", "32-phone-api-docs"),
+                       ("/changes/CHG-missing", "33-phone-not-found")):
         page.goto(path)
         widths = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
         shot(page, name)
