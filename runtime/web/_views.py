@@ -306,7 +306,7 @@ def meeting(change: Mapping) -> dict:
 def not_found_text(path: str) -> str:
     """A 404 for people: what was not found, in their words (the API keeps the precise message)."""
     parts = [p for p in path.split("/") if p]
-    if len(parts) >= 2 and parts[0] in ("changes", "drafts"):
+    if parts[:1] in (["changes"], ["drafts"]) and (len(parts) == 2 or parts[2:] == ["edit"]):
         what = "change" if parts[0] == "changes" else "draft"
         return (f"There is no {what} {parts[1]}. The link may be mistyped, or the {what} was "
                 + ("submitted or deleted" if what == "draft" else "never submitted") + "; search for it instead.")

@@ -174,4 +174,6 @@ def test_not_found_says_what_was_not_found():
 
     assert not_found_text("/changes/CHG-x").startswith("There is no change CHG-x.")
     assert not_found_text("/drafts/CHG-y").startswith("There is no draft CHG-y.")
+    assert not_found_text("/changes/CHG-x/edit").startswith("There is no change CHG-x.")
     assert not_found_text("/nowhere") == "There is no page at this address."
+    assert not_found_text("/changes/CHG-x/frobnicate") == "There is no page at this address."
