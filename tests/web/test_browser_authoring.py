@@ -59,6 +59,7 @@ def test_request_changes_reaches_the_submitter_who_updates_then_it_is_approved(o
     alice.click(f"text={title}")
     alice.wait_for_url(f"**/changes/{change_id}")
     assert "Changes requested by bob" in alice.locator("#open-request").inner_text()
+    shot(alice, "22a-change-with-request-submitter")
     alice.locator("#open-request a", has_text="edit it now").click()
     alice.wait_for_url(f"**/changes/{change_id}/edit")
     alice.fill("#rollbackPlan", "Reinstall the previous firmware from the backup slot.")
@@ -68,7 +69,7 @@ def test_request_changes_reaches_the_submitter_who_updates_then_it_is_approved(o
     alice.fill("#comment", "Done: rollback plan added.")
     alice.click("button[data-action=comment]")
     alice.wait_for_url(f"**/changes/{change_id}*")
-    shot(alice, "22-updated-after-review")
+    shot(alice, "22b-updated-after-review")
 
     bob.goto(f"/changes/{change_id}")
     assert "Done: rollback plan added." in bob.locator("#review").inner_text()
