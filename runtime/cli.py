@@ -95,7 +95,8 @@ def cmd_change_submit(args) -> int:
         raise InvalidInput("change submit: give either FILE or --draft ID (not both, not neither)")
     cfg = _config(args)
     content = load_document(args.file) if args.file else {}
-    result = _lifecycle(cfg).submit(content, actor=actor_of(args), draft_id=args.draft)
+    result = _lifecycle(cfg).submit(content, actor=actor_of(args), draft_id=args.draft,
+                                    allow_past=args.allow_past)
     return _report_transition(result, "submitted")
 
 
@@ -105,24 +106,52 @@ def _transition(action: str, verb: str):
         params: dict = {}
         if getattr(args, "reason", None):
             params["note"] = args.reason  # the transition's note, not the change's reason field
+        if getattr(args, "allow_past", False):
+            params["allow_past"] = True
+        if getattr(args, "before_start", False):
+            params["before_start"] = True
         if action == "reschedule":
             params.update(start=args.start, end=args.end)
             if args.timezone:
                 params["timezone"] = args.timezone
         if action == "update":
             from .files import load_document
+            from .rules import check_known_fields
 
-            params.update(load_document(args.file))
-            for f in ("changeId", "status", "version", "modifications"):
-                if f in params and f != "changeId":
+            doc = load_document(args.file)
+            for f in ("status", "version", "modifications"):
+                if f in doc:
                     raise InvalidInput(f"update: {f} is managed by ttr and cannot be set")
-            if params.get("changeId") not in (None, args.id):
-                raise InvalidInput(f"update: the file is for change {params['changeId']}, not {args.id}")
-            params.pop("changeId", None)
+            check_known_fields(doc)  # before the options join the content
+            if doc.get("changeId") not in (None, args.id):
+                raise InvalidInput(f"update: the file is for change {doc['changeId']}, not {args.id}")
+            doc.pop("changeId", None)
+            params.update(doc)
         result = _lifecycle(cfg).transition(args.id, action, actor=actor_of(args), params=params,
                                             expected_version=args.expect_version)
         return _report_transition(result, verb)
     return run
+
+
+def cmd_change_review(kind: str):
+    def run(args) -> int:
+        from .review import record_review
+
+        cfg = _config(args)
+        entry = record_review(_lifecycle(cfg).archive, args.id, kind, actor=actor_of(args), comment=args.comment,
+                              expected_version=getattr(args, "expect_version", None))
+        _out(args.id)
+        _err(f"{kind.replace('_', ' ')} recorded on {args.id} (version {entry['version']} stays; nobody outside "
+             "is told)")
+        return 0
+    return run
+
+
+def cmd_change_example(args) -> int:
+    from .files import dump_yaml, example_change
+
+    _out(dump_yaml(example_change(args.days)).rstrip())
+    return 0
 
 
 def cmd_change_show(args) -> int:
@@ -303,6 +332,11 @@ def _customer_filter(p: argparse.ArgumentParser) -> None:
     p.add_argument("--customer", metavar="C", action="append", help="only this customer (repeatable)")
 
 
+def _allow_past(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-past", action="store_true",
+                   help="accept a window that started already (a change recorded after the fact)")
+
+
 def _common(p: argparse.ArgumentParser, *, acting: bool = False) -> None:
     p.add_argument("--config", metavar="F", help="configuration file (default: $TTR_CONFIG, else configs/local.yaml)")
     if acting:
@@ -334,6 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "implementationEnd, timezone}.")
     p.add_argument("file", metavar="FILE", nargs="?", help="JSON or YAML with the change's fields ('-' for stdin)")
     p.add_argument("--draft", metavar="ID", help="submit a saved draft instead of a file")
+    _allow_past(p)
     _common(p, acting=True)
     p.set_defaults(func=cmd_change_submit)
 
@@ -345,6 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--reason", help="a note recorded with the transition")
         p.add_argument("--expect-version", type=int, metavar="N",
                        help="refuse (exit 3) unless the archive is at version N")
+        if action == "complete":
+            p.add_argument("--before-start", action="store_true",
+                           help="complete although the window has not started yet (exit 2 without it)")
         _common(p, acting=True)
         p.set_defaults(func=_transition(action, verb))
 
@@ -355,6 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timezone", metavar="TZ", help="new IANA time zone (default: unchanged)")
     p.add_argument("--reason", help="a note recorded with the transition")
     p.add_argument("--expect-version", type=int, metavar="N", help="refuse (exit 3) unless at version N")
+    _allow_past(p)
     _common(p, acting=True)
     p.set_defaults(func=_transition("reschedule", "rescheduled"))
 
@@ -364,8 +403,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE", help="JSON or YAML with the fields to change ('-' for stdin)")
     p.add_argument("--reason", help="a note recorded with the transition")
     p.add_argument("--expect-version", type=int, metavar="N", help="refuse (exit 3) unless at version N")
+    _allow_past(p)
     _common(p, acting=True)
     p.set_defaults(func=_transition("update", "updated"))
+
+    p = csub.add_parser("request-changes", formatter_class=fmt,
+                        help="send a submitted change back to its submitter with a comment (tells nobody outside)")
+    p.add_argument("id", metavar="ID", help="the changeId")
+    p.add_argument("--comment", required=True, help="what should change (required)")
+    p.add_argument("--expect-version", type=int, metavar="N", help="refuse (exit 3) unless at version N")
+    _common(p, acting=True)
+    p.set_defaults(func=cmd_change_review("changes_requested"))
+
+    p = csub.add_parser("comment", help="comment on a change (kept in its history; tells nobody outside)",
+                        formatter_class=fmt)
+    p.add_argument("id", metavar="ID", help="the changeId")
+    p.add_argument("--comment", required=True, help="the comment")
+    _common(p, acting=True)
+    p.set_defaults(func=cmd_change_review("comment"))
+
+    p = csub.add_parser("example", help="print a sample change (YAML) with a window N days from today",
+                        formatter_class=fmt)
+    p.add_argument("--days", type=int, default=7, metavar="N", help="days from today (default 7)")
+    p.set_defaults(func=cmd_change_example)
 
     p = csub.add_parser("show", help="print the archive JSON of a change", formatter_class=fmt)
     p.add_argument("id", metavar="ID", help="the changeId")
@@ -462,7 +522,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run the sample scenario on the embedded stack and print a report",
                        formatter_class=fmt)
     p.add_argument("--keep-running", action="store_true",
-                   help="after the report, keep the stack and the runtime up with the web portal (Ctrl-C stops)")
+                   help="after the report, keep the stack and the runtime up with the web portal (Ctrl-C "
+                        "stops), on the configured ports and Ray namespace, so other ttr commands work against it")
     _common(p, acting=True)
     p.set_defaults(func=cmd_demo)
 

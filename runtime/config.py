@@ -254,10 +254,9 @@ class Config(_Strict):
         return {t.name: t.default for t in self.topics}
 
     def topic_display(self, name: str) -> str:
-        for t in self.topics:
-            if t.name == name:
-                return t.display
-        return name
+        from .words import topic_display
+
+        return topic_display(name, self)
 
     def customer(self, code: str) -> CustomerConfig:
         for c in self.customers:

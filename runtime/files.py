@@ -66,3 +66,35 @@ def load_document(path: str | Path) -> dict:
     if not isinstance(data, dict):
         raise InvalidInput(f"{source}: expected a mapping of change fields, got {type(data).__name__}")
     return data
+
+
+EXAMPLE_CHANGE = Path(__file__).resolve().parents[1] / "configs" / "examples" / "change.yaml"
+
+
+def example_change(days: int = 7) -> dict:
+    """configs/examples/change.yaml with a window ``days`` from today (02:00-04:00 in its zone)."""
+    from .rules import window_from_today
+
+    if days < 0:
+        raise InvalidInput(f"--days: {days} is in the past; give 0 or more days from today")
+    content = load_document(EXAMPLE_CHANGE)
+    out: dict = {}
+    for k, v in content.items():  # the window right after the customers, as a person writes it
+        out[k] = v
+        if k == "customers":
+            out["schedule"] = window_from_today(days)
+    out.setdefault("schedule", window_from_today(days))
+    return out
+
+
+def dump_yaml(data: object) -> str:
+    """YAML as a person writes it: keys in order, multi-line text as literal blocks."""
+    class _Dumper(yaml.SafeDumper):
+        pass
+
+    def _str(dumper, value: str):
+        style = "|" if "\n" in value else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    _Dumper.add_representer(str, _str)
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True)

@@ -18,6 +18,7 @@ from .model import (SYSTEM_FIELDS, USER_FIELDS, Trigger, append_modifications, c
                     draft_key, latest_lifecycle, lifecycle_entries, new_change_id, now_iso,
                     parse_rfc3339, validate_change, validate_schedule)
 from .ports import ObjectStore
+from .rules import DRAFT_BOOKKEEPING, FREE_PREFIX, check_complete, check_known_fields, check_window
 from .telemetry import metrics
 
 ACTIONS = ("submit", "update", "approve", "reschedule", "complete", "cancel")
@@ -61,9 +62,13 @@ def apply_transition(change: Mapping, action: str, *, actor: str, now: str,
     ``params``: for ``update`` the new content fields; for ``reschedule`` ``start``/``end`` (and
     optionally ``timezone``); for any action an optional ``note`` recorded with the transition
     (kept apart from the change's own ``reason`` field, which an update may change).
+    ``allow_past`` (update, reschedule) accepts a window that started already; ``before_start``
+    (complete) accepts completing before the window starts (``runtime.rules``).
     """
     params = dict(params or {})
     note = params.pop("note", None)
+    allow_past = bool(params.pop("allow_past", False))
+    before_start = bool(params.pop("before_start", False))
     status = change.get("status", "new") if change else "new"
     check_transition(status, action)
     version = int(change.get("version", 0) or 0)
@@ -75,7 +80,8 @@ def apply_transition(change: Mapping, action: str, *, actor: str, now: str,
     extra: dict[str, Any] = {}
 
     if action == "update":
-        content = {k: v for k, v in params.items() if k in USER_FIELDS}
+        check_known_fields(params)
+        content = {k: v for k, v in params.items() if k in USER_FIELDS or k.startswith(FREE_PREFIX)}
         if not content:
             raise InvalidInput(f"update: nothing to change (updatable fields: {', '.join(USER_FIELDS)})")
         candidate = {**out, **content}
@@ -83,6 +89,8 @@ def apply_transition(change: Mapping, action: str, *, actor: str, now: str,
         changed = sorted(k for k in content if out.get(k) != candidate.get(k))
         if not changed:
             raise InvalidInput("update: the new content is identical to the current change")
+        if "schedule" in changed:
+            check_window(candidate["schedule"], now, allow_past=allow_past)
         before = list(out.get("customers", []))
         out.update({k: candidate[k] for k in content})
         extra["fields"] = changed
@@ -102,6 +110,7 @@ def apply_transition(change: Mapping, action: str, *, actor: str, now: str,
         if params.get("timezone"):
             sched["timezone"] = params["timezone"]
         out["schedule"] = validate_schedule(sched)
+        check_window(out["schedule"], now, allow_past=allow_past)
         if (out["schedule"]["implementationStart"], out["schedule"]["implementationEnd"],
                 out["schedule"]["timezone"]) == (previous.get("implementationStart"),
                                                  previous.get("implementationEnd"), previous.get("timezone")):
@@ -110,6 +119,8 @@ def apply_transition(change: Mapping, action: str, *, actor: str, now: str,
         extra["schedule"] = dict(out["schedule"])
     elif action == "cancel":
         extra["wasApproved"] = ever_approved(out)
+    elif action == "complete":
+        check_complete(out, now, before_start=before_start)
 
     seq = version + 1
     out["version"] = seq
@@ -124,9 +135,10 @@ def apply_transition(change: Mapping, action: str, *, actor: str, now: str,
 
 
 def new_archive(content: Mapping, *, change_id: str, actor: str, now: str,
-                known_customers: Iterable[str]) -> dict:
+                known_customers: Iterable[str], allow_past: bool = False) -> dict:
     """The archive of a newly submitted change (version 1, one ``submitted`` record)."""
     data = validate_change(content, known_customers)
+    check_window(data["schedule"], now, allow_past=allow_past)
     for f in SYSTEM_FIELDS:
         if f in data and f not in ("changeId",):
             data.pop(f)
@@ -170,6 +182,7 @@ class Lifecycle:
 
     # drafts ------------------------------------------------------------------------------
     def save_draft(self, content: Mapping, *, actor: str) -> str:
+        check_known_fields(content, also=DRAFT_BOOKKEEPING)
         data = validate_change(content, self.customers, partial=True)
         change_id = data.get("changeId") or new_change_id()
         check_change_id(change_id)
@@ -191,14 +204,18 @@ class Lifecycle:
             raise InvalidInput(f"draft {change_id} is not valid JSON") from None
 
     # transitions -------------------------------------------------------------------------
-    def submit(self, content: Mapping, *, actor: str, draft_id: str | None = None) -> TransitionResult:
+    def submit(self, content: Mapping, *, actor: str, draft_id: str | None = None,
+               allow_past: bool = False) -> TransitionResult:
+        check_known_fields(content)
         if draft_id is not None:
-            content = {**self.load_draft(draft_id), **{k: v for k, v in content.items()}}
+            draft = self.load_draft(draft_id)
+            check_known_fields(draft, also=DRAFT_BOOKKEEPING)
+            content = {**draft, **{k: v for k, v in content.items()}}
             content["changeId"] = draft_id
         change_id = content.get("changeId") or new_change_id()
         check_change_id(change_id)
         change = new_archive(content, change_id=change_id, actor=actor, now=self.clock(),
-                             known_customers=self.customers)
+                             known_customers=self.customers, allow_past=allow_past)
         self.archive.create(change)  # create-only: AlreadyExists if the id is taken
         if draft_id is not None:
             try:

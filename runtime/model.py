@@ -112,8 +112,8 @@ def validate_schedule(schedule: object) -> dict:
     check_timezone(schedule["timezone"])
     if end <= start:
         raise InvalidInput(
-            f"schedule: implementationEnd ({schedule['implementationEnd']}) must be after "
-            f"implementationStart ({schedule['implementationStart']})")
+            f"schedule.implementationEnd: {schedule['implementationEnd']} must be after "
+            f"the start, implementationStart ({schedule['implementationStart']})")
     return out
 
 

@@ -65,6 +65,7 @@ def run_once(args) -> dict:
     from runtime.lifecycle import Lifecycle
     from runtime.local.stack import LocalStack
     from runtime.processing import plan
+    from runtime.rules import window_from_today
 
     cfg = parse_config(bench_config(args.tenants, args.recipients), "<bench>")
     with LocalStack(cfg, aws_port=0, graph_port=0) as stack:
@@ -82,8 +83,7 @@ def run_once(args) -> dict:
             ids = []
             for n in range(args.changes):
                 content = {"title": f"Bench change {n}", "customers": codes,
-                           "schedule": {"implementationStart": "2026-12-08T02:00:00Z",
-                                        "implementationEnd": "2026-12-08T03:00:00Z", "timezone": "UTC"}}
+                           "schedule": window_from_today(8, hours=1, tz="UTC")}
                 ids.append(lc.submit(content, actor="bench").change_id)
             submitted = time.monotonic()
             pending = set(ids)

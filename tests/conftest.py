@@ -239,12 +239,34 @@ def run_cli(capsys):
     return run
 
 
+def day(days: int, tz: str = "America/New_York") -> str:
+    """The date ``days`` from today in ``tz`` (YYYY-MM-DD): test dates never go stale."""
+    from datetime import datetime, timedelta, timezone
+    from zoneinfo import ZoneInfo
+
+    return (datetime.now(timezone.utc).astimezone(ZoneInfo(tz)).date() + timedelta(days=days)).isoformat()
+
+
+def at(date: str, hhmm: str, tz: str) -> str:
+    """``date`` at ``hhmm`` local time in ``tz``, as RFC 3339 (the portal's form conversion)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    return datetime.fromisoformat(f"{date}T{hhmm}").replace(tzinfo=ZoneInfo(tz)).isoformat()
+
+
+def window(days: int = 8, start: str = "02:00", hours: int = 2, tz: str = "America/New_York") -> dict:
+    """A schedule ``days`` from today (see runtime.rules.window_from_today)."""
+    from runtime.rules import window_from_today
+
+    return window_from_today(days, start=start, hours=hours, tz=tz)
+
+
+# The sample's window is 8 days from today, 02:00-04:00 in New York.
 SAMPLE_CHANGE = {
     "title": "Patch the shared VPN gateways",
     "customers": ["hts", "htsnonprod"],
-    "schedule": {"implementationStart": "2026-12-08T02:00:00-05:00",
-                 "implementationEnd": "2026-12-08T04:00:00-05:00",
-                 "timezone": "America/New_York"},
+    "schedule": window(8),
     "reason": "Security fixes",
     "meeting": {"required": True},
 }

@@ -1,8 +1,10 @@
 """``ttr demo``: the sample scenario on the embedded stack, with a readable report.
 
-Starts the emulators on free ports and the runtime on a local Ray, submits and approves the
-sample change for two customers, waits (with a deadline) until every customer has processed
-every transition, then prints what was sent, to whom, and the archive's modifications.
+Starts the emulators and the runtime on a local Ray, submits and approves the sample change
+(its window a week from today) for two customers, waits (with a deadline) until every customer
+has processed every transition, then prints what was sent, to whom, and the archive's
+modifications. Alone it uses free ports and its own Ray namespace; ``--keep-running`` makes it
+the local stack (see ``run_demo``).
 """
 
 from __future__ import annotations
@@ -12,10 +14,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from ..config import Config
-from ..files import load_document
+from ..config import DEFAULT_CONFIG_PATH, Config
+from ..files import example_change
 
-SAMPLE = Path(__file__).resolve().parents[2] / "configs" / "examples" / "change.yaml"
 DEADLINE = 120.0
 
 
@@ -24,9 +25,7 @@ def _log(msg: str) -> None:
 
 
 def _sample_change(cfg: Config) -> dict:
-    content = load_document(SAMPLE) if SAMPLE.exists() else {
-        "title": "Sample change", "schedule": {"implementationStart": "2026-12-08T07:00:00Z",
-                                               "implementationEnd": "2026-12-08T09:00:00Z", "timezone": "UTC"}}
+    content = example_change(7)  # the window is a week from today, whenever the demo runs
     content["customers"] = list(cfg.customer_codes[:2])
     return content
 
@@ -50,22 +49,43 @@ def wait_processed(lc, change_id: str, deadline: float) -> dict:
 
 
 def run_demo(cfg: Config, *, actor: str, keep_running: bool = False) -> int:
+    """The demo. Alone it takes free ports and its own Ray namespace (it never collides with a
+    `ttr local up`); with ``keep_running`` it is the local stack: the configured ports, the
+    namespace `ttr local up` uses and .ttr/ray-address, so `ttr change list` and `ttr status`
+    work next, and the emails' portal links point where its portal listens."""
     from ..adapters.aws import AwsClients
     from ..adapters.s3 import S3ObjectStore
     from ..lifecycle import Lifecycle
     from .aws_emulator import AwsEmulator
     from ..telemetry import setup_telemetry, shutdown_telemetry
     from .runtime_host import default_telemetry_files, start_runtime
-    from .stack import LocalStack
+    from .stack import (LocalStack, clear_ray_address, start_local_portal, warn_unreachable,
+                        with_portal_links, write_ray_address)
 
     traces, metrics_file = default_telemetry_files("demo")
     setup_telemetry("demo")
     started = time.monotonic()
-    # Free ports: the demo never collides with a `ttr local up` already running.
-    with LocalStack(cfg, aws_port=0, graph_port=0) as stack:
+    if keep_running:
+        ports, namespace = {"aws_port": cfg.local.aws_port, "graph_port": cfg.local.graph_port}, LOCAL_NAMESPACE
+    else:
+        ports, namespace = {"aws_port": 0, "graph_port": 0}, "ttr-demo"
+    stack = LocalStack(cfg, **ports)
+    try:
+        stack.start()
+    except OSError as exc:
+        _log(f"ttr demo: cannot start the emulators on the configured ports ({exc}); is `ttr local up` "
+             "or another demo running? Stop it, or run `ttr demo` without --keep-running (free ports).")
+        return 1
+    portal = None
+    try:
+        if keep_running:
+            warn_unreachable(cfg, stack)
         cfg = stack.cfg
+        if keep_running:
+            portal = start_local_portal(cfg, cfg.local.web_port)
+            cfg = with_portal_links(cfg, portal.url)  # the emails link where this portal listens
         _log("starting the runtime on a local Ray ...")
-        rt = start_runtime(cfg, namespace="ttr-demo", poll_wait=2)
+        rt = start_runtime(cfg, namespace=namespace, poll_wait=2)
         try:
             lc = Lifecycle(S3ObjectStore(AwsClients(cfg.region, cfg.aws_endpoint_url), cfg.bucket),
                            cfg.customer_codes)
@@ -90,14 +110,25 @@ def run_demo(cfg: Config, *, actor: str, keep_running: bool = False) -> int:
             if keep_running:
                 _report(cfg, change, emails, health, time.monotonic() - started)
                 _telemetry_lines(traces, metrics_file)
-                _keep_running(cfg)
+                write_ray_address()
+                try:
+                    _keep_running(cfg, portal.url, change_id)
+                finally:
+                    clear_ray_address()
                 return 0
         finally:
             rt.shutdown(timeout=10)
+    finally:
+        if portal is not None:
+            portal.stop()
+        stack.stop()
     shutdown_telemetry()
     _report(cfg, change, emails, health, time.monotonic() - started)
     _telemetry_lines(traces, metrics_file)
     return 0
+
+
+LOCAL_NAMESPACE = "ttr"  # the namespace `ttr local up` and `ttr run` use, where `ttr status` looks
 
 
 def _telemetry_lines(traces: str, metrics_file: str) -> None:
@@ -105,16 +136,20 @@ def _telemetry_lines(traces: str, metrics_file: str) -> None:
           f"   metrics (JSON lines, OpenTelemetry metrics data):   {metrics_file}", flush=True)
 
 
-def _keep_running(cfg: Config) -> None:
+def _keep_running(cfg: Config, portal_url: str, change_id: str) -> None:
     """--keep-running: the stack stays up with the portal, until Ctrl-C."""
-    from .stack import start_local_portal, wait_for_signal
+    from .stack import wait_for_signal
 
-    portal = start_local_portal(cfg, 0)
-    print(f"\n== Still running: open {portal.url} (Ctrl-C stops everything)", flush=True)
-    try:
-        wait_for_signal()
-    finally:
-        portal.stop()
+    default = Path(DEFAULT_CONFIG_PATH).resolve()
+    source = f" --config {cfg.source}" if cfg.source and Path(cfg.source).resolve() != default else ""
+    print(f"\n== Still running (Ctrl-C stops everything)\n"
+          f"   portal: {portal_url}/changes/{change_id}\n"
+          f"   emails: every message SES sent, under ses.Message of {cfg.aws_endpoint_url}/moto-api/data.json\n"
+          f"   next, in another shell:\n"
+          f"     ttr change list{source}\n"
+          f"     ttr status{source}\n"
+          f"ready portal={portal_url} aws={cfg.aws_endpoint_url} namespace={LOCAL_NAMESPACE}", flush=True)
+    wait_for_signal()
 
 
 def _report(cfg: Config, change: dict, emails, health: dict, elapsed: float) -> None:

@@ -55,6 +55,21 @@ class LocalStack:
         self.stop()
 
 
+def warn_unreachable(cfg: Config, stack: LocalStack) -> None:
+    """Say so when the configuration points other ttr commands somewhere the stack does not listen."""
+    if cfg.aws_endpoint_url and cfg.aws_endpoint_url.rstrip("/") != stack.aws.endpoint_url:
+        _log(f"warning: {cfg.source} points aws_endpoint_url at {cfg.aws_endpoint_url}, but the "
+             f"emulator listens on {stack.aws.endpoint_url}; other ttr commands will not reach it")
+    if cfg.graph.base_url.rstrip("/") != stack.graph.base_url:
+        _log(f"warning: {cfg.source} points graph.base_url at {cfg.graph.base_url}, but the "
+             f"Graph emulator listens on {stack.graph.base_url}; `ttr run` beside it will not reach it")
+
+
+def with_portal_links(cfg: Config, portal_url: str) -> Config:
+    """The configuration the runtime sends emails with: their links point where the portal listens."""
+    return cfg.with_overrides(email=cfg.email.model_copy(update={"portal_base_url": portal_url}))
+
+
 def wait_for_signal() -> None:
     stop = threading.Event()
 
@@ -80,7 +95,7 @@ def start_local_portal(cfg: Config, port: int):
     return portal
 
 
-def _write_ray_address(runtime) -> None:
+def write_ray_address() -> None:
     """`ttr status` finds the embedded runtime's Ray through .ttr/ray-address."""
     import ray
 
@@ -91,6 +106,12 @@ def _write_ray_address(runtime) -> None:
     (p / "ray-address").write_text(ray.get_runtime_context().gcs_address + "\n")
 
 
+def clear_ray_address() -> None:
+    from pathlib import Path
+
+    Path(".ttr", "ray-address").unlink(missing_ok=True)
+
+
 def run_local_up(cfg: Config, *, emulators_only: bool) -> int:
     stack = LocalStack(cfg)
     try:
@@ -99,35 +120,28 @@ def run_local_up(cfg: Config, *, emulators_only: bool) -> int:
         _log(f"ttr: error: {exc}")
         return 1
     try:
-        if cfg.aws_endpoint_url and cfg.aws_endpoint_url.rstrip("/") != stack.aws.endpoint_url:
-            _log(f"warning: {cfg.source} points aws_endpoint_url at {cfg.aws_endpoint_url}, but the "
-                 f"emulator listens on {stack.aws.endpoint_url}; other ttr commands will not reach it")
-        if cfg.graph.base_url.rstrip("/") != stack.graph.base_url:
-            _log(f"warning: {cfg.source} points graph.base_url at {cfg.graph.base_url}, but the "
-                 f"Graph emulator listens on {stack.graph.base_url}; `ttr run` beside it will not reach it")
+        warn_unreachable(cfg, stack)
         parts = [f"aws={stack.aws.endpoint_url}", f"graph={stack.graph.base_url}", f"bucket={cfg.bucket}",
                  f"customers={','.join(cfg.customer_codes)}"]
         runtime = None
-        if not emulators_only:
-            from .runtime_host import default_telemetry_files, start_runtime
-
-            traces, metrics_file = default_telemetry_files("local")
-            _log(f"traces: {traces}\nmetrics: {metrics_file}")
-            runtime = start_runtime(stack.cfg)
-            parts.append("runtime=local-ray")
-            _write_ray_address(runtime)
         portal = start_local_portal(stack.cfg, cfg.local.web_port)
-        parts.append(f"portal={portal.url}")
-        print("ready " + " ".join(parts), flush=True)
         try:
+            if not emulators_only:
+                from .runtime_host import default_telemetry_files, start_runtime
+
+                traces, metrics_file = default_telemetry_files("local")
+                _log(f"traces: {traces}\nmetrics: {metrics_file}")
+                runtime = start_runtime(with_portal_links(stack.cfg, portal.url))
+                parts.append("runtime=local-ray")
+                write_ray_address()
+            parts.append(f"portal={portal.url}")
+            print("ready " + " ".join(parts), flush=True)
             wait_for_signal()
         finally:
             portal.stop()
-        if runtime is not None:
-            runtime.shutdown()
-            from pathlib import Path
-
-            Path(".ttr", "ray-address").unlink(missing_ok=True)
+            if runtime is not None:
+                runtime.shutdown()
+                clear_ray_address()
     finally:
         stack.stop()
     _log("stopped")

@@ -34,6 +34,7 @@ from runtime.lifecycle import Lifecycle
 from runtime.local.aws_emulator import AwsEmulator
 from runtime.local.bootstrap import ensure_management, seed_customer_ses
 from runtime.model import lifecycle_entries
+from runtime.rules import window_from_today
 from runtime.operations import redrive
 from runtime.processing import plan
 from runtime.recipients import Contact, select_recipients, topic_for
@@ -225,8 +226,7 @@ class ChaosRun:
             title = f"Chaos {self.p.seed}-{i} {uuid.uuid4().hex[:6]}"
             content = {"title": title, "customers": custs, "reason": "<b>chaos</b> & friends",
                        "meeting": {"required": self.rng.random() < 0.6},
-                       "schedule": {"implementationStart": "2026-12-08T02:00:00Z",
-                                    "implementationEnd": "2026-12-08T03:00:00Z", "timezone": "Europe/Paris"}}
+                       "schedule": window_from_today(8, hours=1, tz="Europe/Paris")}
             cid = self.lc.submit(content, actor="chaos").change_id
             self.titles[cid] = title
             note = f"note-{i}"
@@ -240,8 +240,10 @@ class ChaosRun:
             if self.rng.random() < 0.85:
                 steps.append(("approve", {}))
                 if self.rng.random() < 0.4:
-                    steps.append(("reschedule", {"start": "2026-12-09T02:00:00Z", "end": "2026-12-09T04:00:00Z"}))
-                steps.append(self.rng.choice([("complete", {}), ("cancel", {}), ("none", {})]))
+                    moved = window_from_today(9, tz="Europe/Paris")
+                    steps.append(("reschedule", {"start": moved["implementationStart"],
+                                                 "end": moved["implementationEnd"]}))
+                steps.append(self.rng.choice([("complete", {"before_start": True}), ("cancel", {}), ("none", {})]))
             else:
                 steps.append(("cancel", {}))
             for action, params in steps:

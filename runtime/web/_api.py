@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import InvalidInput
 from ..lifecycle import TransitionResult
+from ..rules import check_known_fields
 from . import _ops, _views
 from ._app import BadRequest, PreconditionRequired, etag_of, new_csrf
 from ._auth import API_TOKEN_DEFAULT_TTL, API_TOKEN_MAX_TTL, Forbidden
@@ -38,6 +39,12 @@ transition is illegal from the change's status. Background processing (delivery 
 meeting) changes the digest but never the version, so it never makes an editor stale.
 
 **Errors** are `{"error": code, "message": text, "field"?: name}`.
+
+**Windows.** A submit, update or reschedule whose window starts in the past is refused (422,
+field `schedule.implementationStart`) unless `?allowPast=true` (a change recorded after the fact);
+an end not after the start is refused (`schedule.implementationEnd`). A field the schema does not
+know is refused with the nearest known one (`x-` fields are free). Completing before the window
+starts needs `?beforeStart=true` (422, field `beforeStart`, without it).
 """
 
 router = APIRouter(prefix="/api", tags=["api"], responses={
@@ -93,6 +100,28 @@ class RescheduleBody(TransitionBody):
     start: str = Field(examples=["2026-12-09T02:00:00-05:00"])
     end: str = Field(examples=["2026-12-09T04:00:00-05:00"])
     timezone: str | None = None
+
+
+class CommentBody(BaseModel):
+    comment: str | None = Field(None, description="required: what should change, or the comment",
+                                examples=["Please add the rollback plan for the secondary gateway."])
+
+
+class ReviewEntry(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: Literal["changes_requested", "comment"]
+    key: str
+    timestamp: str
+    actor: str
+    comment: str
+    version: int = Field(description="the change's version the entry was made on")
+
+
+class Reviews(BaseModel):
+    changeId: str
+    openRequest: ReviewEntry | None = Field(description="the request for changes not yet answered by an "
+                                                        "update or a reschedule")
+    items: list[ReviewEntry]
 
 
 class RetriggerBody(BaseModel):
@@ -168,6 +197,10 @@ def _portal(request: Request):
 
 def _user(request: Request):
     return request.state.user
+
+
+ALLOW_PAST = Query(False, alias="allowPast", description="accept a window that started already "
+                                                         "(a change recorded after the fact)")
 
 
 def _content(body: BaseModel) -> dict[str, Any]:
@@ -275,8 +308,8 @@ def list_changes(
 
 @router.post("/changes", response_model=TransitionOut, status_code=201, summary="Submit a new change",
              responses={409: {"description": "the changeId exists"}, 422: {"description": "invalid content"}})
-def submit_change(request: Request, response: Response, body: ChangeContent):
-    result = _ops.submit(_portal(request), _user(request), _content(body))
+def submit_change(request: Request, response: Response, body: ChangeContent, allow_past: bool = ALLOW_PAST):
+    result = _ops.submit(_portal(request), _user(request), _content(body), allow_past=allow_past)
     return _result(response, result, 201)
 
 
@@ -334,8 +367,11 @@ def approve(request: Request, response: Response, change_id: str, body: Transiti
 @router.post("/changes/{change_id}/complete", response_model=TransitionOut, responses=_T_RESPONSES,
              summary="Mark an approved change completed")
 def complete(request: Request, response: Response, change_id: str, body: TransitionBody | None = None,
-             if_match: str | None = Header(None)):
-    return _transition(request, response, change_id, "complete", if_match, _note(body))
+             if_match: str | None = Header(None),
+             before_start: bool = Query(False, alias="beforeStart",
+                                        description="complete although the window has not started yet")):
+    params = {**_note(body), **({"before_start": True} if before_start else {})}
+    return _transition(request, response, change_id, "complete", if_match, params)
 
 
 @router.post("/changes/{change_id}/cancel", response_model=TransitionOut, responses=_T_RESPONSES,
@@ -348,8 +384,8 @@ def cancel(request: Request, response: Response, change_id: str, body: Transitio
 @router.post("/changes/{change_id}/reschedule", response_model=TransitionOut, responses=_T_RESPONSES,
              summary="Move a submitted or approved change (the status stays)")
 def reschedule(request: Request, response: Response, change_id: str, body: RescheduleBody,
-               if_match: str | None = Header(None)):
-    params = {"start": body.start, "end": body.end, **_note(body)}
+               if_match: str | None = Header(None), allow_past: bool = ALLOW_PAST):
+    params = {"start": body.start, "end": body.end, **_note(body), **({"allow_past": True} if allow_past else {})}
     if body.timezone:
         params["timezone"] = body.timezone
     return _transition(request, response, change_id, "reschedule", if_match, params)
@@ -360,12 +396,56 @@ def reschedule(request: Request, response: Response, change_id: str, body: Resch
              description="Send only the fields to change. An added customer gets the approval request "
                          "for the first time; the history keeps which fields changed.")
 def update(request: Request, response: Response, change_id: str, body: ChangeContent,
-           if_match: str | None = Header(None)):
+           if_match: str | None = Header(None), allow_past: bool = ALLOW_PAST):
     content = _content(body)
     _ops.reject_managed(content)
     if content.pop("changeId", change_id) != change_id:
         raise InvalidInput("changeId: a change keeps its id")
+    check_known_fields(content)  # before the extra parameters join the content
+    if allow_past:
+        content["allow_past"] = True
     return _transition(request, response, change_id, "update", if_match, content)
+
+
+@router.post("/changes/{change_id}/request-changes", response_model=ReviewEntry, status_code=201,
+             responses={**_T_RESPONSES, 422: {"description": "no comment (field comment)"}},
+             summary="Send a submitted change back to its submitter, with a comment (approver)",
+             description="Records a `changes_requested` entry in the history. Nobody outside is told (no "
+                         "trigger, no email); the version and the status stay (the change waits in "
+                         "`submitted` until it is updated). Requires `If-Match`, like a transition.")
+def request_changes(request: Request, response: Response, change_id: str, body: CommentBody,
+                    if_match: str | None = Header(None)):
+    from ..review import CHANGES_REQUESTED
+    from ._auth import require
+
+    require(_user(request), "request_changes")
+    version = expected_version(if_match)
+    entry = _ops.review(_portal(request), _user(request), change_id, CHANGES_REQUESTED, comment=body.comment,
+                        expected_version=version)
+    response.headers["Location"] = f"/api/changes/{change_id}/comments"
+    return entry
+
+
+@router.post("/changes/{change_id}/comments", response_model=ReviewEntry, status_code=201,
+             responses={403: {"description": "viewers read; commenting needs submitter or approver"},
+                        404: {"description": "no such change"}, 422: {"description": "no comment"}},
+             summary="Comment on a change (kept in its history; nobody outside is told)")
+def add_comment(request: Request, response: Response, change_id: str, body: CommentBody):
+    from ..review import COMMENT
+
+    entry = _ops.review(_portal(request), _user(request), change_id, COMMENT, comment=body.comment,
+                        expected_version=None)
+    response.headers["Location"] = f"/api/changes/{change_id}/comments"
+    return entry
+
+
+@router.get("/changes/{change_id}/comments", response_model=Reviews,
+            summary="The review of a change: requests for changes and comments, oldest first")
+def list_comments(request: Request, change_id: str):
+    from ..review import comments, open_request
+
+    change = _portal(request).lifecycle.show(change_id)
+    return Reviews(changeId=change_id, openRequest=open_request(change), items=comments(change))
 
 
 def _note(body: TransitionBody | None) -> dict:
@@ -417,6 +497,6 @@ def delete_draft(request: Request, change_id: str):
 
 @router.post("/drafts/{change_id}/submit", response_model=TransitionOut, status_code=201,
              summary="Submit a draft: it becomes a change (version 1) and the draft is removed")
-def submit_draft(request: Request, response: Response, change_id: str):
-    result = _ops.submit_draft(_portal(request), _user(request), change_id)
+def submit_draft(request: Request, response: Response, change_id: str, allow_past: bool = ALLOW_PAST):
+    result = _ops.submit_draft(_portal(request), _user(request), change_id, allow_past=allow_past)
     return _result(response, result, 201)

@@ -27,6 +27,7 @@ from urllib.parse import parse_qs, quote
 
 from ..errors import (AlreadyExists, ConflictError, ExternalError, IllegalTransition, InvalidInput, NotFound,
                       RetryableError, StaleVersion, TtrError)
+from ..words import topic_display, topic_names
 from ._auth import (ApiTokens, Forbidden, LocalUsers, LoginThrottle, Principal, TooManyAttempts, Unauthenticated,
                     load_session_secret)
 
@@ -150,6 +151,7 @@ class Portal:
         self.session_max = session_max
         self.clock = clock
         self.names = _views.customer_names(cfg)
+        self.topic_names = topic_names(cfg)
         self._ledgers: dict[str, tuple[str, dict]] = {}
         self._ledger_lock = threading.Lock()
         self.oidc = None
@@ -161,7 +163,9 @@ class Portal:
                                      autoescape=select_autoescape(default=True, default_for_string=True),
                                      trim_blocks=True, lstrip_blocks=True)
         self.templates.filters.update(when=_views.fmt_time, window=_views.fmt_window, safe_url=_views.safe_url,
-                                      ts=_views.local_time, md=_views.mini_markdown)
+                                      ts=_views.local_time, md=_views.mini_markdown,
+                                      topic=lambda name: topic_display(name, names=self.topic_names),
+                                      customer=lambda code: self.names.get(code, code))
         self.templates.globals.update(customer_names=self.names)
 
     # identity --------------------------------------------------------------------------------
@@ -458,7 +462,10 @@ def create_app(cfg, *, store=None, session_secret: str | None = None, throttle: 
             return JSONResponse(error_body(exc, status), status_code=status, headers=headers)
         titles = {403: "Not allowed", 404: "Not found", 409: "Not possible now", 412: "Changed meanwhile",
                   429: "Slow down"}
-        return page_error(request, status, titles.get(status, "Something went wrong"), str(exc))
+        from ._views import not_found_text
+
+        message = not_found_text(request.url.path) if status == 404 else str(exc)
+        return page_error(request, status, titles.get(status, "Something went wrong"), message)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):

@@ -86,6 +86,8 @@ ACTION_ROLES: dict[str, tuple[str, ...]] = {
     "cancel": ("submitter", "approver"),
     "approve": ("approver",),
     "retrigger": ("approver",),
+    "request_changes": ("approver",),
+    "comment": ("submitter", "approver"),
 }
 
 
@@ -93,6 +95,7 @@ ACTION_PHRASES = {
     "draft": "writing changes", "submit": "submitting changes", "update": "editing changes",
     "reschedule": "rescheduling changes", "complete": "completing changes", "cancel": "cancelling changes",
     "approve": "approving changes", "retrigger": "sending notifications again",
+    "request_changes": "requesting changes", "comment": "commenting on changes",
 }
 
 
@@ -135,6 +138,8 @@ def why_not(user: Principal, action: str, change: Mapping | None = None) -> str 
     if action == "approve" and authored(user, change):
         what = "submitted" if is_owner(user, change) else "edited"
         return f"you {what} this change; another approver must approve it (four-eyes)"
+    if action == "request_changes" and is_owner(user, change):
+        return "you submitted this change; edit it yourself, or ask another approver to review it"
     if action in ("update", "reschedule", "complete", "cancel") and not user.has("approver"):
         if not is_owner(user, change):
             return f"only the submitter ({submitted_by(change)}), an approver or an admin may {action} this change"

@@ -24,6 +24,7 @@ from ..errors import InvalidInput, NotFound, TtrError
 from ..model import TEXT_FIELDS, lifecycle_entries, parse_rfc3339
 from ..ports import ObjectStore
 from ..processing import plan
+from ..review import open_request
 from ._auth import submitted_by
 
 SEARCH_TEXT_LIMIT = 4000  # characters per long text field kept for search
@@ -64,6 +65,7 @@ def summarize_change(change: Mapping) -> dict:
         "joinUrl": meta.get("joinUrl"),
         "pendingCustomers": pending,
         "tickets": dict(change.get("tickets") or {}),
+        "changesRequested": open_request(change),
     }
 
 

@@ -42,10 +42,24 @@ def transition(portal, user: Principal, change_id: str, action: str, *,
                                        expected_version=current)
 
 
-def submit(portal, user: Principal, content: Mapping[str, Any]) -> TransitionResult:
+def review(portal, user: Principal, change_id: str, kind: str, *, comment: object,
+           expected_version: int | None) -> dict:
+    """Request changes (an approver) or comment: an entry in the history, no trigger, no email."""
+    from ..review import CHANGES_REQUESTED, check_comment, record_review
+
+    action = "request_changes" if kind == CHANGES_REQUESTED else "comment"
+    require(user, action)
+    check_comment(comment)
+    change, _ = portal.lifecycle.archive.load(change_id)
+    require(user, action, change)
+    return record_review(portal.lifecycle.archive, change_id, kind, actor=user.name, comment=comment,
+                         expected_version=expected_version, clock=portal.lifecycle.clock)
+
+
+def submit(portal, user: Principal, content: Mapping[str, Any], *, allow_past: bool = False) -> TransitionResult:
     require(user, "submit")
     reject_managed(content)
-    return portal.lifecycle.submit(dict(content), actor=user.name)
+    return portal.lifecycle.submit(dict(content), actor=user.name, allow_past=allow_past)
 
 
 def retrigger(portal, user: Principal, change_id: str, customers: list[str] | None) -> TransitionResult:
@@ -99,13 +113,14 @@ def delete_draft(portal, user: Principal, change_id: str) -> None:
     portal.store.delete(draft_key(change_id))
 
 
-def submit_draft(portal, user: Principal, change_id: str, content: Mapping[str, Any] | None = None) -> TransitionResult:
+def submit_draft(portal, user: Principal, change_id: str, content: Mapping[str, Any] | None = None, *,
+                 allow_past: bool = False) -> TransitionResult:
     draft = load_draft(portal, change_id)
     _may(user, draft)
     require(user, "submit")
     content = dict(content or {})
     reject_managed(content)
-    return portal.lifecycle.submit(content, actor=user.name, draft_id=change_id)
+    return portal.lifecycle.submit(content, actor=user.name, draft_id=change_id, allow_past=allow_past)
 
 
 def _may(user: Principal, draft: Mapping) -> None:

@@ -17,6 +17,7 @@ from starlette.datastructures import FormData
 
 from ..errors import IllegalTransition, InvalidInput, NotFound, StaleVersion
 from ..lifecycle import allowed_actions
+from ..words import topic_names
 from . import _audience, _ops, _views
 from ._app import new_csrf, safe_next
 from ._auth import (API_TOKEN_MAX_TTL, Forbidden, Principal, TooManyAttempts, Unauthenticated, may_edit_draft,
@@ -93,10 +94,10 @@ def _authored_summary(user: Principal, row: dict) -> bool:
 def _result_flash(request: Request, result, verb: str) -> None:
     if result.complete:
         told = ", ".join(_portal(request).names.get(c, c) for c in result.triggers_written)
-        flash(request, "ok", f"{verb}. Version {result.seq}; notifying {told}." if told else f"{verb}.")
+        flash(request, "ok", f"{verb}; notifying {told}." if told else f"{verb}.")
     else:
         failed = ", ".join(result.triggers_failed)
-        flash(request, "warn", f"{verb} (version {result.seq}), but the notification for {failed} could not be "
+        flash(request, "warn", f"{verb}, but the notification for {failed} could not be "
                                "queued. An approver can retry it with \u201cSend notifications again\u201d.")
 
 
@@ -279,7 +280,7 @@ def new_change_post(request: Request, form: FormData = Depends(form_data)):
             cid = _ops.create_draft(portal, user, content)
             flash(request, "ok", "Draft saved. Nobody is told anything until you submit it.")
             return redirect(f"/drafts/{cid}")
-        result = _ops.submit(portal, user, content)
+        result = _ops.submit(portal, user, content, allow_past=values["allow_past"])
     except InvalidInput as exc:
         return _form_page(request, mode="new", values=values, errors=_views.form_errors(exc), status=422)
     _result_flash(request, result, "Submitted for approval")
@@ -312,7 +313,7 @@ def draft_post(request: Request, change_id: str, form: FormData = Depends(form_d
         if action == "draft":
             flash(request, "ok", "Draft saved.")
             return redirect(f"/drafts/{change_id}")
-        result = _ops.submit_draft(portal, user, change_id)
+        result = _ops.submit_draft(portal, user, change_id, allow_past=values["allow_past"])
     except InvalidInput as exc:
         return _form_page(request, mode="draft", values=values, errors=_views.form_errors(exc), draft=draft,
                           status=422)
@@ -360,6 +361,8 @@ def edit_change_post(request: Request, change_id: str, form: FormData = Depends(
     if not params:
         flash(request, "info", "Nothing changed, so nothing was saved.")
         return redirect(f"/changes/{change_id}")
+    if values["allow_past"]:
+        params["allow_past"] = True
     try:
         result = _ops.transition(portal, user, change_id, "update", expected_version=had, params=params)
     except (StaleVersion, IllegalTransition):
@@ -417,7 +420,22 @@ def _detail_ctx(portal, change: dict) -> dict:
     meeting = _views.meeting(change)
     waiting = any(r["state"] == "pending" for r in rows) or meeting["state"] == "waiting"
     return {"delivery": rows, "meeting": meeting, "waiting": waiting,
-            "timeline": _views.timeline(change, portal.names)}
+            "timeline": _views.timeline(change, portal.names, topic_names(portal.cfg))}
+
+
+def _when_ctx(portal, change: dict) -> dict:
+    now = datetime.fromtimestamp(portal.clock(), tz=timezone.utc)
+    return {"phase": _views.window_phase(change.get("schedule"), now),
+            "when": _views.window_views(change.get("schedule"))}
+
+
+def _review_ctx(user: Principal, change: dict) -> dict:
+    from ..review import comments, open_request
+
+    submitted = change.get("status") == "submitted"
+    return {"open_request": open_request(change), "reviews": comments(change),
+            "can_request_changes": submitted and why_not(user, "request_changes", change) is None,
+            "can_comment": why_not(user, "comment", change) is None}
 
 
 @router.get("/changes/{change_id}")
@@ -428,6 +446,7 @@ def change_detail(request: Request, change_id: str):
     actions = _actions(user, change)
     readonly = not actions and bool(allowed_actions(str(change.get("status"))))
     return render(request, "change_detail.html", nav="changes", change=change, actions=actions, readonly=readonly,
+                  **_when_ctx(portal, change), **_review_ctx(user, change),
                   resched={"start": _views.to_local_input(sched.get("implementationStart"), sched.get("timezone")),
                            "end": _views.to_local_input(sched.get("implementationEnd"), sched.get("timezone")),
                            "timezone": sched.get("timezone") or ""},
@@ -448,7 +467,7 @@ def change_delivery(request: Request, change_id: str):
 @router.post("/changes/{change_id}/{action}")
 def change_action(request: Request, change_id: str, action: str, form: FormData = Depends(form_data)):
     portal, user = _portal(request), _user(request)
-    if action not in ("approve", "complete", "cancel", "reschedule", "retrigger"):
+    if action not in ("approve", "complete", "cancel", "reschedule", "retrigger", *REVIEW_ACTIONS):
         raise NotFound(f"no action {action!r}")
     if action == "retrigger":
         result = _ops.retrigger(portal, user, change_id, None)
@@ -460,11 +479,20 @@ def change_action(request: Request, change_id: str, action: str, form: FormData 
     if note:
         params["note"] = note
     try:
+        if action in REVIEW_ACTIONS:  # an entry in the history; nobody outside is told
+            kind = REVIEW_ACTIONS[action]
+            _ops.review(portal, user, change_id, kind, comment=form.get("comment"),
+                        expected_version=had if kind == "changes_requested" else None)
+            flash(request, "ok", REVIEW_DONE[kind])
+            return redirect(f"/changes/{change_id}#review")
         if action == "reschedule":
             tz = str(form.get("timezone") or "").strip()
             params["start"] = _views.from_local_input(str(form.get("start") or ""), tz, "start")
             params["end"] = _views.from_local_input(str(form.get("end") or ""), tz, "end")
             params["timezone"] = tz
+        for flag in ("allow_past", "before_start"):
+            if _views.checked(form.get(flag)):
+                params[flag] = True
         result = _ops.transition(portal, user, change_id, action, expected_version=had, params=params)
     except StaleVersion:
         fresh = portal.lifecycle.show(change_id)
@@ -481,6 +509,11 @@ def change_action(request: Request, change_id: str, action: str, form: FormData 
         return redirect(f"/changes/{change_id}")
     _result_flash(request, result, DONE_LABELS[action])
     return redirect(f"/changes/{change_id}")
+
+
+REVIEW_ACTIONS = {"request-changes": "changes_requested", "comment": "comment"}
+REVIEW_DONE = {"changes_requested": "Sent back to the submitter with your comment. Nobody outside was told.",
+               "comment": "Comment added."}
 
 
 # ---------------------------------------------------------------------------------------------

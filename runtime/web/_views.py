@@ -30,6 +30,10 @@ TRANSITION_LABELS = {
     "completed": "Completed",
     "cancelled": "Cancelled",
 }
+FIELD_LABELS = {"title": "title", "customers": "customers", "schedule": "window", "meeting": "meeting",
+                "tickets": "tickets", "reason": "reason", "implementationPlan": "implementation plan",
+                "testPlan": "test plan", "customerImpact": "customer impact", "rollbackPlan": "rollback plan"}
+REVIEW_LABELS = {"changes_requested": "Changes requested", "comment": "Comment"}
 STEP_LABELS = {  # what a customer's people were told for each transition
     "submitted": "approval request",
     "updated": "update",
@@ -130,6 +134,47 @@ def fmt_window(schedule: Mapping | None) -> str:
     if ls.date() == le.date():
         return f"{fmt_time(start, tz, with_zone=False)} \u2013 {le:%H:%M} {le.tzname()}"
     return f"{fmt_time(start, tz, with_zone=False)} \u2013 {fmt_time(end, tz)}"
+
+
+def _span(seconds: float) -> str:
+    seconds = abs(seconds)
+    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute")):
+        if seconds >= 2 * size or (unit == "minute" and seconds >= size):
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return "less than a minute"
+
+
+def window_phase(schedule: Mapping | None, now: datetime) -> dict:
+    """Where ``now`` stands against the window: upcoming, in progress or ended (not a status).
+
+    ``{"state": "upcoming" | "in_progress" | "ended" | "unscheduled", "text": "Starts in 7 days"}``
+    """
+    schedule = schedule or {}
+    start, end = _parse(schedule.get("implementationStart")), _parse(schedule.get("implementationEnd"))
+    if start is None or end is None:
+        return {"state": "unscheduled", "text": "Not scheduled yet"}
+    if now < start:
+        return {"state": "upcoming", "text": f"Starts in {_span((start - now).total_seconds())}"}
+    if now < end:
+        return {"state": "in_progress", "text": f"In progress; ends in {_span((end - now).total_seconds())}"}
+    return {"state": "ended", "text": f"Ended {_span((now - end).total_seconds())} ago"}
+
+
+def window_views(schedule: Mapping | None) -> dict:
+    """The window three ways: in the change's own zone, in UTC, and the instants for the
+    reader's zone (the page's script writes that one; without script the change's zone shows)."""
+    schedule = schedule or {}
+    start, end = _parse(schedule.get("implementationStart")), _parse(schedule.get("implementationEnd"))
+    if start is None or end is None:
+        return {}
+
+    def iso(dt: datetime) -> str:
+        return dt.astimezone(ZoneInfo("UTC")).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+    return {"own": fmt_window(schedule), "zone": schedule.get("timezone") or "UTC",
+            "utc": fmt_window({**schedule, "timezone": "UTC"}), "start": iso(start), "end": iso(end),
+            "minutes": int((end - start).total_seconds() // 60)}
 
 
 def safe_url(url: object) -> str | None:
@@ -258,11 +303,39 @@ def meeting(change: Mapping) -> dict:
 # The modification timeline
 
 
+def not_found_text(path: str) -> str:
+    """A 404 for people: what was not found, in their words (the API keeps the precise message)."""
+    parts = [p for p in path.split("/") if p]
+    if parts[:1] in (["changes"], ["drafts"]) and (len(parts) == 2 or parts[2:] == ["edit"]):
+        what = "change" if parts[0] == "changes" else "draft"
+        return (f"There is no {what} {parts[1]}. The link may be mistyped, or the {what} was "
+                + ("submitted or deleted" if what == "draft" else "never submitted") + "; search for it instead.")
+    return "There is no page at this address."
+
+
 def _schedule_text(s: Mapping | None) -> str:
     return fmt_window(s) if s else "?"
 
 
-def timeline(change: Mapping, names: Mapping[str, str] | None = None) -> list[dict]:
+def _raw(m: Mapping) -> list[str]:
+    """The internal facts of a history entry, for its detail view (not the headline)."""
+    out = []
+    if m.get("seq") is not None:
+        out.append(f"version {m['seq']}")
+    if m.get("actor"):
+        out.append(f"recorded by {m['actor']}")
+    for key, label in (("customer", "customer"), ("transition", "transition"), ("topic", "topic"),
+                       ("meetingId", "event")):
+        if m.get(key) not in (None, ""):
+            out.append(f"{label} {m[key]}")
+    return out
+
+
+def timeline(change: Mapping, names: Mapping[str, str] | None = None,
+             topics: Mapping[str, str] | None = None) -> list[dict]:
+    """The history for people: headlines in their words; ``raw`` keeps the internal facts."""
+    from ..words import topic_display
+
     names = names or {}
     tz = (change.get("schedule") or {}).get("timezone")
     out = []
@@ -280,7 +353,7 @@ def timeline(change: Mapping, names: Mapping[str, str] | None = None) -> list[di
                 details.append("Customers: " + ", ".join(names.get(c, c) for c in m.get("customers") or []))
             if t == "updated":
                 if m.get("fields"):
-                    title += ": " + ", ".join(m["fields"])
+                    title += ": " + ", ".join(FIELD_LABELS.get(f, f) for f in m["fields"])
                 if m.get("addedCustomers"):
                     details.append("Added: " + ", ".join(names.get(c, c) for c in m["addedCustomers"]))
                 if m.get("removedCustomers"):
@@ -292,6 +365,10 @@ def timeline(change: Mapping, names: Mapping[str, str] | None = None) -> list[di
                 details.append("It had been approved: the announcement list is told.")
             if m.get("note"):
                 details.append(f"Note: {m['note']}")
+        elif t in REVIEW_LABELS:
+            kind = "review"
+            title = REVIEW_LABELS[t]
+            details.append(str(m.get("comment") or ""))
         else:
             kind = "backend"
             if t == "processed":
@@ -301,7 +378,7 @@ def timeline(change: Mapping, names: Mapping[str, str] | None = None) -> list[di
                 if f:
                     title += f", {f} failed"
                 if m.get("topic"):
-                    details.append(f"Topic {m['topic']}, for transition #{m.get('transition')}")
+                    details.append(f"To the \u201c{topic_display(m['topic'], names=topics)}\u201d list")
             elif t == "rejected":
                 title = f"{who or 'A trigger'}: rejected"
                 details.append(str(m.get("reason", "")))
@@ -317,6 +394,7 @@ def timeline(change: Mapping, names: Mapping[str, str] | None = None) -> list[di
             else:
                 title = t.replace("_", " ").capitalize()
         out.append({"i": i, "type": t, "kind": kind, "title": title, "details": [d for d in details if d],
+                    "raw": _raw(m),
                     "actor": m.get("actor", ""), "timestamp": m.get("timestamp", ""),
                     "when": fmt_time(m.get("timestamp"), tz), "seq": m.get("seq")})
     out.sort(key=lambda e: (str(e["timestamp"]), e["i"]))
@@ -406,7 +484,13 @@ def form_values(form: Mapping[str, Any], customers: list[str]) -> dict[str, Any]
                                                              "meeting_location")}
     values["customers"] = customers
     values["meeting_required"] = str(form.get("meeting_required") or "") in ("1", "on", "true", "yes")
+    values["allow_past"] = checked(form.get("allow_past"))
     return values
+
+
+def checked(value: object) -> bool:
+    """A checkbox (or hidden flag) of a posted form."""
+    return str(value or "") in ("1", "on", "true", "yes")
 
 
 def form_to_content(values: Mapping[str, Any], *, partial: bool,

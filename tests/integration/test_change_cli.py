@@ -7,6 +7,8 @@ import json
 import pytest
 import yaml
 
+from tests.conftest import day, window
+
 
 def write(tmp_path, data, name="change.yaml"):
     p = tmp_path / name
@@ -66,10 +68,10 @@ def test_full_lifecycle_and_reads(run_cli, stack, tmp_path, sample_change):
     change_id = submit(run_cli, stack, tmp_path, {**sample_change, "customers": ["hts"]})
     upd = write(tmp_path, {"customers": ["hts", "htsnonprod"], "title": "Renamed"}, "upd.json")
     assert run_cli("change", "update", change_id, upd, "--config", stack.path)[0] == 0
-    assert run_cli("change", "reschedule", change_id, "--start", "2026-12-09T02:00:00Z",
-                   "--end", "2026-12-09T03:00:00Z", "--config", stack.path)[0] == 0
+    assert run_cli("change", "reschedule", change_id, "--start", f"{day(9)}T02:00:00Z",
+                   "--end", f"{day(9)}T03:00:00Z", "--config", stack.path)[0] == 0
     assert run_cli("change", "approve", change_id, "--config", stack.path)[0] == 0
-    assert run_cli("change", "complete", change_id, "--config", stack.path)[0] == 0
+    assert run_cli("change", "complete", change_id, "--before-start", "--config", stack.path)[0] == 0
     code, out, _ = run_cli("change", "show", change_id, "--config", stack.path)
     shown = json.loads(out)
     assert shown["status"] == "completed" and shown["version"] == 5
@@ -110,14 +112,14 @@ def test_existing_id_exits_3_and_keeps_the_original(run_cli, stack, tmp_path, sa
 
 
 def test_unknown_fields_survive_every_writer(run_cli, stack, tmp_path, sample_change):
-    change_id = submit(run_cli, stack, tmp_path, {**sample_change, "portalHints": {"color": "red"}})
+    change_id = submit(run_cli, stack, tmp_path, {**sample_change, "x-portalHints": {"color": "red"}})
     key = f"archive/{change_id}.json"
     archive = stack.get_json(key)
     archive["addedByAnotherTool"] = [1, 2, 3]
     stack.s3.put_object(Bucket=stack.cfg.bucket, Key=key, Body=json.dumps(archive).encode())
     assert run_cli("change", "approve", change_id, "--config", stack.path)[0] == 0
     after = stack.get_json(key)
-    assert after["portalHints"] == {"color": "red"} and after["addedByAnotherTool"] == [1, 2, 3]
+    assert after["x-portalHints"] == {"color": "red"} and after["addedByAnotherTool"] == [1, 2, 3]
 
 
 def test_drafts_then_submit_from_draft(run_cli, stack, tmp_path, sample_change):
@@ -157,13 +159,22 @@ BAD_CHANGES = [
     ({"customers": ["nobody"]}, "unknown customer 'nobody'"),
     ({"changeId": "../../archive/evil"}, "changeId"),
     ({"changeId": "x" * 129}, "changeId"),
-    ({"schedule": {"implementationStart": "2026-12-08T04:00:00Z", "implementationEnd": "2026-12-08T02:00:00Z",
-                   "timezone": "UTC"}}, "must be after"),
-    ({"schedule": {"implementationStart": "2026-12-08T02:00:00Z", "implementationEnd": "2026-12-08T04:00:00Z",
+    ({"schedule": {"implementationStart": f"{day(8)}T04:00:00Z", "implementationEnd": f"{day(8)}T02:00:00Z",
+                   "timezone": "UTC"}}, "schedule.implementationEnd: "),
+    ({"schedule": {"implementationStart": f"{day(8)}T02:00:00Z", "implementationEnd": f"{day(8)}T02:00:00Z",
+                   "timezone": "UTC"}}, "must be after the start"),
+    ({"schedule": {"implementationStart": f"{day(8)}T02:00:00Z", "implementationEnd": f"{day(8)}T04:00:00Z",
                    "timezone": "Atlantis/Capital"}}, "unknown time zone"),
-    ({"schedule": {"implementationStart": "2026-12-08T02:00:00", "implementationEnd": "2026-12-08T04:00:00Z",
+    ({"schedule": {"implementationStart": f"{day(8)}T02:00:00", "implementationEnd": f"{day(8)}T04:00:00Z",
                    "timezone": "UTC"}}, "offset"),
     ({"title": ""}, "title"),
+    ({"schedule": window(-2)}, "schedule.implementationStart: "),
+    ({"schedule": window(-1, hours=72)}, "is in the past"),
+    ({"rolbackPlan": "undo"}, "rolbackPlan: unknown field; did you mean rollbackPlan?"),
+    ({"schedule": {**window(8), "implementationStrat": "x"}},
+     "schedule.implementationStrat: unknown field; did you mean schedule.implementationStart?"),
+    ({"meeting": {"required": True, "duration": 30}}, "did you mean meeting.durationMinutes?"),
+    ({"status": "approved"}, "status: managed by ttr"),
 ]
 
 
@@ -202,8 +213,8 @@ def test_directory_instead_of_file_exits_2(run_cli, stack, tmp_path):
 def test_bad_reschedule_and_update_exit_2_and_write_nothing(run_cli, stack, tmp_path, sample_change):
     change_id = submit(run_cli, stack, tmp_path, sample_change)
     before = stack.snapshot()
-    code, _, err = run_cli("change", "reschedule", change_id, "--start", "2026-12-09T05:00:00Z",
-                           "--end", "2026-12-09T01:00:00Z", "--config", stack.path)
+    code, _, err = run_cli("change", "reschedule", change_id, "--start", f"{day(9)}T05:00:00Z",
+                           "--end", f"{day(9)}T01:00:00Z", "--config", stack.path)
     assert code == 2 and "must be after" in err
     code, _, err = run_cli("change", "update", change_id, write(tmp_path, {"customers": ["zzz"]}),
                            "--config", stack.path)
@@ -226,3 +237,94 @@ def test_bad_config_exits_2_naming_the_field(run_cli, tmp_path):
     p.write_text("bucket: x-bucket\nemail: {sender: a@b.c}\ngraph: {organizer: o@b.c}\ncustomers: []\n")
     code, _, err = run_cli("change", "list", "--config", p)
     assert code == 2 and "customers" in err and str(p) in err
+
+
+# --- scheduling windows and unknown fields (second wave) ----------------------------------------
+
+
+def test_a_past_start_is_refused_everywhere_unless_allowed(run_cli, stack, tmp_path, sample_change):
+    past = window(-3)
+    change_id = submit(run_cli, stack, tmp_path, sample_change)
+    before = stack.snapshot()
+    code, out, err = run_cli("change", "reschedule", change_id, "--start", past["implementationStart"],
+                             "--end", past["implementationEnd"], "--config", stack.path)
+    assert code == 2 and "error: schedule.implementationStart: " in err and "in the past" in err
+    assert "--allow-past" in err and out == ""
+    code, _, err = run_cli("change", "update", change_id, write(tmp_path, {"schedule": past}), "--config", stack.path)
+    assert code == 2 and "schedule.implementationStart: " in err and "in the past" in err
+    code, _, err = run_cli("change", "update", change_id, write(tmp_path, {"rolbackPlan": "undo"}),
+                           "--config", stack.path)
+    assert code == 2 and "did you mean rollbackPlan?" in err
+    code, _, err = run_cli("change", "update", change_id, write(tmp_path, {"allow_past": True, "title": "t"}),
+                           "--config", stack.path)
+    assert code == 2 and "allow_past: unknown field" in err  # an option is not a field of the file
+    assert stack.snapshot() == before
+    # an update that leaves the window alone is judged on what it changes
+    assert run_cli("change", "update", change_id, write(tmp_path, {"title": "Renamed"}),
+                   "--config", stack.path)[0] == 0
+    # recorded after the fact: allowed with --allow-past, on every writer
+    assert run_cli("change", "update", change_id, write(tmp_path, {"schedule": past}), "--allow-past",
+                   "--config", stack.path)[0] == 0
+    late = window(-1)
+    assert run_cli("change", "reschedule", change_id, "--start", late["implementationStart"],
+                   "--end", late["implementationEnd"], "--allow-past", "--config", stack.path)[0] == 0
+    old_id = submit(run_cli, stack, tmp_path, {**sample_change, "schedule": past}, "--allow-past")
+    assert stack.get_json(f"archive/{old_id}.json")["schedule"]["implementationStart"] == past["implementationStart"]
+
+
+def test_free_x_fields_are_kept_and_updatable(run_cli, stack, tmp_path, sample_change):
+    change_id = submit(run_cli, stack, tmp_path, {**sample_change, "x-team": "network"})
+    assert run_cli("change", "update", change_id, write(tmp_path, {"x-team": "edge"}), "--config", stack.path)[0] == 0
+    assert stack.get_json(f"archive/{change_id}.json")["x-team"] == "edge"
+
+
+def test_complete_before_the_window_needs_before_start(run_cli, stack, tmp_path, sample_change):
+    change_id = submit(run_cli, stack, tmp_path, sample_change)
+    assert run_cli("change", "approve", change_id, "--config", stack.path)[0] == 0
+    before = stack.snapshot()
+    code, out, err = run_cli("change", "complete", change_id, "--config", stack.path)
+    assert code == 2 and "error: beforeStart: the window has not started yet" in err and "--before-start" in err
+    assert out == "" and stack.snapshot() == before
+    assert run_cli("change", "complete", change_id, "--before-start", "--config", stack.path)[0] == 0
+    assert stack.get_json(f"archive/{change_id}.json")["status"] == "completed"
+    # once the window has started, no confirmation is needed
+    started = submit(run_cli, stack, tmp_path, {**sample_change, "schedule": window(-1, hours=72)}, "--allow-past")
+    run_cli("change", "approve", started, "--config", stack.path)
+    assert run_cli("change", "complete", started, "--config", stack.path)[0] == 0
+
+
+def test_the_example_change_has_a_window_from_today_and_submits(run_cli, stack, tmp_path):
+    code, out, err = run_cli("change", "example", "--days", "3")
+    assert code == 0, err
+    example = yaml.safe_load(out)
+    assert example["schedule"]["implementationStart"].startswith(day(3))
+    assert example["rollbackPlan"] and example["customers"] == ["hts", "htsnonprod"]
+    path = tmp_path / "example.yaml"
+    path.write_text(out)
+    assert run_cli("change", "submit", path, "--config", stack.path)[0] == 0
+    assert run_cli("change", "example", "--days", "-1")[0] == 2
+
+
+def test_request_changes_and_comment_tell_nobody_and_keep_the_version(run_cli, stack, tmp_path, sample_change):
+    change_id = submit(run_cli, stack, tmp_path, sample_change, "--as", "ann")
+    for c in ("hts", "htsnonprod"):
+        stack.drain_events(c, expect=1)
+    before = stack.snapshot()
+    code, _, err = run_cli("change", "request-changes", change_id, "--comment", " ", "--config", stack.path)
+    assert code == 2 and "comment: a comment is required" in err and stack.snapshot() == before
+    code, _, err = run_cli("change", "request-changes", change_id, "--comment", "Name the gateways",
+                           "--as", "bob", "--config", stack.path)
+    assert code == 0, err
+    assert run_cli("change", "comment", change_id, "--comment", "Done soon", "--as", "ann",
+                   "--config", stack.path)[0] == 0
+    archive = stack.get_json(f"archive/{change_id}.json")
+    assert archive["version"] == 1 and archive["status"] == "submitted"
+    assert [(m["type"], m["actor"], m.get("comment")) for m in archive["modifications"]] == [
+        ("submitted", "ann", None), ("changes_requested", "bob", "Name the gateways"), ("comment", "ann", "Done soon")]
+    after = stack.snapshot()
+    assert {k: v for k, v in after.items() if not k.startswith("archive/")} == \
+        {k: v for k, v in before.items() if not k.startswith("archive/")}      # no trigger written
+    assert not stack.drain_events("hts", expect=1, timeout=2)
+    run_cli("change", "approve", change_id, "--config", stack.path)
+    code, _, err = run_cli("change", "request-changes", change_id, "--comment", "late", "--config", stack.path)
+    assert code == 3 and "cannot request changes on a change that is approved" in err

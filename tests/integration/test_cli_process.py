@@ -49,3 +49,15 @@ def test_usage_errors_exit_2():
     r = subprocess.run([sys.executable, "-m", "runtime.cli", "change", "frobnicate"], capture_output=True,
                        text=True, timeout=30)
     assert r.returncode == 2 and "invalid choice" in r.stderr
+
+
+def test_review_and_example_commands_import_no_ray(stack, tmp_path):
+    ex = run("change", "example", "--days", "5")
+    assert ex.returncode == 0 and "HEAVY=\n" in ex.stderr, ex.stderr
+    p = tmp_path / "example.yaml"
+    p.write_text(ex.stdout)
+    change_id = run("change", "submit", p, "--config", stack.path).stdout.strip()
+    for argv in (("change", "request-changes", change_id, "--comment", "more detail", "--as", "bob"),
+                 ("change", "comment", change_id, "--comment", "ok", "--as", "ann")):
+        r = run(*argv, "--config", stack.path)
+        assert r.returncode == 0 and "HEAVY=\n" in r.stderr, r.stderr

@@ -20,7 +20,7 @@ from runtime.lifecycle import Lifecycle
 from runtime.local.aws_emulator import AwsEmulator
 from runtime.pacing import RateLimiter
 from runtime.processing import plan
-from tests.conftest import GRAPH_ORGANIZER, make_stack
+from tests.conftest import GRAPH_ORGANIZER, make_stack, window
 
 CUSTOMERS = ["hts", "htsnonprod", "acme"]
 EXPECTED_ATTENDEES = {"alice@example.com", "carol@example.com", "dana@example.com", "zed@acme.example.com"}
@@ -140,10 +140,11 @@ def test_three_customers_one_event_exact_attendees(env, emu, sample_change):
     assert len(mods(ch, "meeting_scheduled")) == 1
     md = ch["meetingMetadata"]
     assert md["meetingId"] == event["id"] and md["joinUrl"] == event["onlineMeeting"]["joinUrl"]
-    assert md["attendeeCount"] == 4 and instant(md["startTime"]) == instant("2026-12-08T07:00:00Z")
+    start = sample_change["schedule"]["implementationStart"]           # 02:00 New York, 8 days from today
+    assert md["attendeeCount"] == 4 and instant(md["startTime"]) == instant(start)
     # the meeting runs from implementationStart, in the change's own time zone
     assert event["start"]["timeZone"] == "America/New_York" and event["start"]["dateTime"].startswith(
-        "2026-12-08T02:00:00")
+        start[:19])
 
 
 def test_throttling_and_unavailability_before_and_during_create_still_one_event(stack3, emu, sample_change):
@@ -200,16 +201,18 @@ def test_reschedule_moves_the_same_event_once(env, emu, sample_change):
     cid, _ = approved(env, sample_change)
     env.process()
     first = emu.events()[0]
-    env.lc.transition(cid, "reschedule", actor="bob", params={"start": "2026-12-10T07:00:00Z",
-                                                               "end": "2026-12-10T08:30:00Z"})
+    moved = window(10, start="02:00", hours=1)                         # 02:00-03:00 New York, 10 days on
+    moved["implementationEnd"] = window(10, start="03:30")["implementationStart"]
+    env.lc.transition(cid, "reschedule", actor="bob", params={"start": moved["implementationStart"],
+                                                               "end": moved["implementationEnd"]})
     env.process()
     ch = env.change(cid)
     [event] = emu.events()
     assert event["id"] == first["id"] and event["updateCount"] == 1
-    assert event["start"]["dateTime"].startswith("2026-12-10T02:00:00")
+    assert event["start"]["dateTime"].startswith(moved["implementationStart"][:19])
     assert len(mods(ch, "meeting_updated")) == 1
-    assert instant(ch["meetingMetadata"]["startTime"]) == instant("2026-12-10T07:00:00Z")
-    assert instant(ch["meetingMetadata"]["endTime"]) == instant("2026-12-10T08:30:00Z")
+    assert instant(ch["meetingMetadata"]["startTime"]) == instant(moved["implementationStart"])
+    assert instant(ch["meetingMetadata"]["endTime"]) == instant(moved["implementationEnd"])
 
 
 def test_cancel_cancels_once_records_once_and_announces(env, emu, sample_change):

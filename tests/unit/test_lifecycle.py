@@ -40,7 +40,8 @@ def test_transition_table(status, action):
     assert ((status, action) in LEGAL) == (action in allowed_actions(status))
     ch = {**submitted(), "status": status}
     params = {"update": {"title": "New"},
-              "reschedule": {"start": "2026-12-09T02:00:00Z", "end": "2026-12-09T03:00:00Z"}}.get(action, {})
+              "reschedule": {"start": "2026-12-09T02:00:00Z", "end": "2026-12-09T03:00:00Z"},
+              "complete": {"before_start": True}}.get(action, {})
     if (status, action) in LEGAL:
         out = step(ch, action, **params)
         assert out["version"] == 2
@@ -62,7 +63,7 @@ def test_illegal_transition_leaves_input_untouched():
 
 
 def test_final_statuses_say_so():
-    ch = step(step(submitted(), "approve"), "complete")
+    ch = step(step(submitted(), "approve"), "complete", before_start=True)
     with pytest.raises(IllegalTransition, match="final"):
         step(ch, "cancel")
 
@@ -84,8 +85,10 @@ def test_update_validates_and_refuses_noop():
         step(submitted(), "update", customers=["zzz"])
     with pytest.raises(InvalidInput, match="identical"):
         step(submitted(), "update", title="T")
-    with pytest.raises(InvalidInput, match="nothing to change"):
+    with pytest.raises(InvalidInput, match="^version: managed by ttr"):
         step(submitted(), "update", version=9)
+    with pytest.raises(InvalidInput, match="nothing to change"):
+        step(submitted(), "update", note="only a note")
 
 
 def test_reschedule_keeps_status_and_records_both_schedules():

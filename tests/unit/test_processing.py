@@ -32,7 +32,7 @@ def mark_processed(ch, customer, seq):
 
 
 def test_every_pending_transition_in_order():
-    ch = step(step(change(), "approve"), "complete")
+    ch = step(step(change(), "approve"), "complete", before_start=True)
     p = plan(ch, "a")
     assert [(s.seq, s.type, s.topic, s.kind) for s in p.steps] == [
         (1, "submitted", "aws-approval", "approval_request"),

@@ -9,9 +9,10 @@ import time
 import httpx
 
 from runtime.web._app import OPEN_PATHS, OPEN_PREFIXES
+from tests.conftest import day, window
 from tests.web.conftest import SECRET, csrf_of, session_cookie
 
-START = "2026-12-08T02:00:00-05:00"
+START = window(8)["implementationStart"]
 
 
 def etag(client: httpx.Client, cid: str) -> str:
@@ -299,12 +300,12 @@ def test_a_change_through_its_whole_lifecycle_keeps_its_history(web):
                    json={"customers": ["hts", "htsnonprod"], "rollbackPlan": "revert"})
     assert r.status_code == 200 and sorted(r.json()["triggers"]["written"]) == ["hts", "htsnonprod"]
     r = alice.post(f"/api/changes/{cid}/reschedule", headers={"If-Match": r.headers["etag"]},
-                   json={"start": "2026-12-09T02:00:00-05:00", "end": "2026-12-09T03:00:00-05:00",
+                   json={"start": f"{day(9)}T02:00:00-05:00", "end": f"{day(9)}T03:00:00-05:00",
                          "note": "change freeze"})
     assert r.status_code == 200 and r.json()["status"] == "submitted"
     r = bob.post(f"/api/changes/{cid}/approve", headers={"If-Match": r.headers["etag"]}, json={"note": "ok"})
     assert r.status_code == 200
-    r = alice.post(f"/api/changes/{cid}/complete", headers={"If-Match": r.headers["etag"]})
+    r = alice.post(f"/api/changes/{cid}/complete?beforeStart=true", headers={"If-Match": r.headers["etag"]})
     assert r.status_code == 200 and r.json()["status"] == "completed"
     r = bob.post(f"/api/changes/{cid}/cancel", headers={"If-Match": r.headers["etag"]})
     assert r.status_code == 409 and "completed is final" in r.json()["message"]
@@ -390,13 +391,13 @@ def test_a_trigger_that_cannot_be_written_is_reported_not_hidden(web_stack):
 
 def test_drafts_create_read_update_delete_submit(web):
     alice = web.bearer("alice")
-    r = alice.post("/api/drafts", json={"title": "Half a change", "customers": ["hts"], "future": {"x": 1}})
+    r = alice.post("/api/drafts", json={"title": "Half a change", "customers": ["hts"], "x-future": {"x": 1}})
     assert r.status_code == 201
     did = r.json()["changeId"]
     assert r.headers["location"] == f"/api/drafts/{did}"
     draft = alice.get(f"/api/drafts/{did}").json()
-    assert (draft["status"], draft["createdBy"], draft["future"]) == ("draft", "alice", {"x": 1})
-    r = alice.put(f"/api/drafts/{did}", json={**web.content(), "future": {"x": 1}})
+    assert (draft["status"], draft["createdBy"], draft["x-future"]) == ("draft", "alice", {"x": 1})
+    r = alice.put(f"/api/drafts/{did}", json={**web.content(), "x-future": {"x": 1}})
     assert r.status_code == 200 and r.json()["createdBy"] == "alice" and r.json()["createdAt"] == draft["createdAt"]
     assert did in [d["changeId"] for d in alice.get("/api/drafts").json()["items"]]
     assert did not in [d["changeId"] for d in web.bearer("carol").get("/api/drafts").json()["items"]]
@@ -410,7 +411,7 @@ def test_drafts_create_read_update_delete_submit(web):
     assert r.status_code == 201 and r.json()["changeId"] == did and r.json()["version"] == 1
     assert alice.get(f"/api/drafts/{did}").status_code == 404
     change = alice.get(f"/api/changes/{did}").json()
-    assert change["future"] == {"x": 1} and change["status"] == "submitted"
+    assert change["x-future"] == {"x": 1} and change["status"] == "submitted"
     # an admin may delete anyone's draft
     other = alice.post("/api/drafts", json={"title": "scrap"}).json()["changeId"]
     assert web.bearer("admin").delete(f"/api/drafts/{other}").status_code == 204
@@ -442,9 +443,7 @@ def test_list_filters_and_cursor_pagination(web):
     alice = web.bearer("alice")
     ids = [web.submit("alice", title=f"{tag} one", customers=["hts"]),
            web.submit("carol", title=f"{tag} two"),
-           web.submit("alice", title=f"{tag} three", schedule={"implementationStart": "2027-03-01T10:00:00Z",
-                                                              "implementationEnd": "2027-03-01T11:00:00Z",
-                                                              "timezone": "UTC"})]
+           web.submit("alice", title=f"{tag} three", schedule=window(120, tz="UTC"))]
     web.lifecycle.transition(ids[1], "approve", actor="bob")
 
     def q(**params):
@@ -460,8 +459,8 @@ def test_list_filters_and_cursor_pagination(web):
     assert [c["changeId"] for c in second["items"]] == [ids[0]] and second["nextCursor"] is None
     assert [c["changeId"] for c in q(status="approved")["items"]] == [ids[1]]
     assert {c["changeId"] for c in q(customer="htsnonprod")["items"]} == {ids[1], ids[2]}
-    assert [c["changeId"] for c in q(**{"from": "2027-01-01"})["items"]] == [ids[2]]
-    assert [c["changeId"] for c in q(to="2026-12-31")["items"]] == [ids[1], ids[0]]
+    assert [c["changeId"] for c in q(**{"from": day(60)})["items"]] == [ids[2]]
+    assert [c["changeId"] for c in q(to=day(30))["items"]] == [ids[1], ids[0]]
     assert [c["changeId"] for c in q(createdBy="carol")["items"]] == [ids[1]]
     assert q(q=f"{tag} nothing-like-this")["total"] == 0
     assert alice.get("/api/changes", params={"q": tag.upper()}).json()["total"] == 3

@@ -10,7 +10,10 @@ import uuid
 
 import pytest
 
+from tests.conftest import day
 from tests.web.conftest import shot, sign_in
+
+D8, D9 = day(8), day(9)  # dates from today: they never go stale
 
 pytestmark = pytest.mark.browser
 
@@ -19,8 +22,8 @@ def fill_change(page, title: str, *, customers=("hts", "htsnonprod"), meeting: b
     page.fill("#title", title)
     for c in customers:
         page.check(f"input[name=customers][value={c}]")
-    page.fill("#start", "2026-12-08T02:00")
-    page.fill("#end", "2026-12-08T04:00")
+    page.fill("#start", f"{D8}T02:00")
+    page.fill("#end", f"{D8}T04:00")
     page.fill("#timezone", "America/New_York")
     page.fill("#reason", "Security fixes for the <VPN> appliance firmware.")
     page.fill("#implementationPlan", "1. Fail over.\n2. Upgrade the primary.\n3. Fail back.")
@@ -75,7 +78,7 @@ def test_draft_submit_approve_and_watch_delivery_and_meeting_appear(new_page, we
     bob.wait_for_url(f"**/changes/{change_id}")
     bob.click("button[data-action=approve]")
     bob.wait_for_url(f"**/changes/{change_id}")
-    assert "Approved. Version 2" in bob.locator(".flash-ok").inner_text()
+    assert "Approved; notifying HTS Production, HTS Non-Production." in bob.locator(".flash-ok").inner_text()
     assert bob.locator(".badge").first.text_content() == "approved"
     assert bob.locator("tr[data-customer=hts]").get_attribute("data-state") == "pending"
     assert "Being scheduled" in bob.locator("#meeting").inner_text()

@@ -5,7 +5,10 @@ from __future__ import annotations
 import html as htmllib
 import re
 
+from tests.conftest import at, day
 from tests.web.conftest import csrf_of
+
+D8, D9 = day(8), day(9)  # dates from today: they never go stale
 
 
 def flash_after(client, response) -> str:
@@ -31,15 +34,15 @@ def test_actions_on_a_stale_or_final_change_explain_themselves(web):
     assert web.lifecycle.show(cid)["status"] == "submitted"
     r = post(bob, f"/changes/{cid}/complete", version="2")
     assert "Not possible: cannot complete a change that is submitted" in flash_after(bob, r)
-    r = post(bob, f"/changes/{cid}/reschedule", version="2", start="2026-12-09T04:00", end="2026-12-09T03:00",
+    r = post(bob, f"/changes/{cid}/reschedule", version="2", start=f"{D9}T04:00", end=f"{D9}T03:00",
              timezone="America/New_York")
-    assert "must be after implementationStart" in flash_after(bob, r)
-    r = post(bob, f"/changes/{cid}/reschedule", version="2", start="2026-12-09T02:00", end="2026-12-09T03:00",
+    assert "must be after the start" in flash_after(bob, r)
+    r = post(bob, f"/changes/{cid}/reschedule", version="2", start=f"{D9}T02:00", end=f"{D9}T03:00",
              timezone="America/New_York", note="freeze")
-    assert "Rescheduled. Version 3" in flash_after(bob, r)
-    assert web.lifecycle.show(cid)["schedule"]["implementationStart"] == "2026-12-09T02:00:00-05:00"
+    assert "Rescheduled; notifying " in flash_after(bob, r)
+    assert web.lifecycle.show(cid)["schedule"]["implementationStart"] == at(D9, "02:00", "America/New_York")
     r = post(bob, f"/changes/{cid}/cancel", version="3")
-    assert "Cancelled. Version 4" in flash_after(bob, r)
+    assert "Cancelled; notifying " in flash_after(bob, r)
     page = bob.get(f"/changes/{cid}").text
     assert "This change is cancelled: nothing more happens to it." in page
     r = post(bob, f"/changes/{cid}/frobnicate", version="4")
@@ -59,8 +62,8 @@ def test_editing_is_for_submitted_changes_and_their_owner(web):
     r = alice2.get(f"/changes/{other}/edit")
     assert r.status_code == 403 and "Only the submitter (carol)" in htmllib.unescape(r.text)
     r = alice2.post(f"/changes/{other}/edit", data={"csrf_token": csrf_of(r.text), "version": "1",
-                                                    "title": "hijack", "customers": ["hts"], "start": "2026-12-08T02:00",
-                                                    "end": "2026-12-08T04:00", "timezone": "UTC"})
+                                                    "title": "hijack", "customers": ["hts"], "start": f"{D8}T02:00",
+                                                    "end": f"{D8}T04:00", "timezone": "UTC"})
     assert r.status_code == 403
     web.lifecycle.transition(cid, "approve", actor="bob")
     r = alice2.get(f"/changes/{cid}/edit")
@@ -73,12 +76,12 @@ def test_edit_form_inline_errors_nothing_changed_and_conflicts(web):
     page = alice.get(f"/changes/{cid}/edit").text
     base = htmllib.unescape(re.search(r'name="base" value="([^"]*)"', page).group(1))
     form = {"csrf_token": csrf_of(page), "version": "1", "base": base, "title": "Conflict base",
-            "customers": ["hts", "htsnonprod"], "start": "2026-12-08T02:00", "end": "2026-12-08T04:00",
+            "customers": ["hts", "htsnonprod"], "start": f"{D8}T02:00", "end": f"{D8}T04:00",
             "timezone": "America/New_York", "reason": "Security fixes", "meeting_required": "1"}
     form["title"] = web.lifecycle.show(cid)["title"]
     r = alice.post(f"/changes/{cid}/edit", data=form)
     assert "Nothing changed, so nothing was saved." in flash_after(alice, r)
-    r = alice.post(f"/changes/{cid}/edit", data={**form, "end": "2026-12-08T01:00"})
+    r = alice.post(f"/changes/{cid}/edit", data={**form, "end": f"{D8}T01:00"})
     assert r.status_code == 422 and "must be after" in htmllib.unescape(r.text)
     r = alice.post(f"/changes/{cid}/edit", data={**form, "timezone": "Mars/Base"})
     assert r.status_code == 422 and 'id="err-timezone"' in r.text
@@ -97,8 +100,8 @@ def test_forms_refuse_people_without_the_role(web):
     assert r.status_code == 403 and "Writing changes needs the submitter or admin role" in r.text
     assert 'fieldset disabled' in r.text
     r = victor.post("/changes/new", data={"csrf_token": csrf_of(r.text), "action": "submit",
-                                          "title": "t", "customers": ["hts"], "start": "2026-12-08T02:00",
-                                          "end": "2026-12-08T04:00", "timezone": "UTC"})
+                                          "title": "t", "customers": ["hts"], "start": f"{D8}T02:00",
+                                          "end": f"{D8}T04:00", "timezone": "UTC"})
     assert r.status_code == 403
     did = web.bearer("alice").post("/api/drafts", json={"title": "Alice's draft"}).json()["changeId"]
     carol = web.login("carol")
@@ -112,8 +115,8 @@ def test_forms_refuse_people_without_the_role(web):
 def test_new_change_and_draft_forms(web):
     alice = web.login("alice")
     page = alice.get("/changes/new").text
-    form = {"csrf_token": csrf_of(page), "title": "Form change", "customers": ["hts"], "start": "2026-12-08T02:00",
-            "end": "2026-12-08T04:00", "timezone": "Nowhere/Land"}
+    form = {"csrf_token": csrf_of(page), "title": "Form change", "customers": ["hts"], "start": f"{D8}T02:00",
+            "end": f"{D8}T04:00", "timezone": "Nowhere/Land"}
     r = alice.post("/changes/new", data={**form, "action": "submit"})
     assert r.status_code == 422 and "Unknown time zone" in htmllib.unescape(r.text)
     assert 'value="Form change"' in r.text                       # what was typed stays
@@ -121,7 +124,7 @@ def test_new_change_and_draft_forms(web):
     assert "Draft saved" in flash_after(alice, r)
     did = r.headers["location"].rsplit("/", 1)[1]
     assert web.bearer("alice").get(f"/api/drafts/{did}").json()["schedule"]["implementationStart"] == \
-        "2026-12-08T02:00:00+01:00"
+        at(D8, "02:00", "Europe/Paris")
     page = alice.get(f"/drafts/{did}").text
     r = alice.post(f"/drafts/{did}", data={**form, "csrf_token": csrf_of(page), "timezone": "Europe/Paris",
                                            "title": "", "action": "submit"})

@@ -14,7 +14,11 @@ from runtime.web._views import (change_to_form, changed_fields, delivery, field_
 from tests.conftest import SAMPLE_CHANGE
 
 CUSTOMERS = ("hts", "htsnonprod")
+# Pure functions with a fixed "now": these fixed dates are relative to it and never go stale.
 NOW = "2026-11-01T10:00:00.000Z"
+FIXED = {**SAMPLE_CHANGE, "schedule": {"implementationStart": "2026-12-08T02:00:00-05:00",
+                                       "implementationEnd": "2026-12-08T04:00:00-05:00",
+                                       "timezone": "America/New_York"}}
 
 
 def user(name, *roles):
@@ -22,7 +26,7 @@ def user(name, *roles):
 
 
 def submitted(actor="alice", **over):
-    return new_archive({**SAMPLE_CHANGE, **over}, change_id="CHG-1", actor=actor, now=NOW, known_customers=CUSTOMERS)
+    return new_archive({**FIXED, **over}, change_id="CHG-1", actor=actor, now=NOW, known_customers=CUSTOMERS)
 
 
 # permissions ----------------------------------------------------------------------------------

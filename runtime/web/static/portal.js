@@ -20,6 +20,21 @@
   };
   localize(document);
 
+  // A change window in the reader's own zone: "Mon 7 Dec 2026, 08:00 – 10:00 CET".
+  try {
+    var dayFormat = new Intl.DateTimeFormat(undefined, { weekday: "short", day: "numeric", month: "short",
+      year: "numeric", hour: "2-digit", minute: "2-digit" });
+    var hourFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", timeZoneName: "short" });
+    var dateOnly = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "2-digit", day: "2-digit" });
+    var zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
+    document.querySelectorAll("[data-local-window]").forEach(function (el) {
+      var s = new Date(el.getAttribute("data-start")), e = new Date(el.getAttribute("data-end"));
+      if (isNaN(s.getTime()) || isNaN(e.getTime())) return;
+      var end = dateOnly.format(s) === dateOnly.format(e) ? hourFormat.format(e) : timeFormat.format(e);
+      el.textContent = dayFormat.format(s) + " \u2013 " + end + (zone ? " (your zone, " + zone + ")" : "");
+    });
+  } catch (e) { /* keep the change's own zone */ }
+
   // Ask before buttons that tell customers something.
   document.addEventListener("click", function (ev) {
     var btn = ev.target.closest("[data-confirm]");
