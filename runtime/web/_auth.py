@@ -111,12 +111,29 @@ def is_owner(user: Principal, change: Mapping) -> bool:
     return _same(user.name, submitted_by(change)) or _same(user.name, change.get("createdBy"))
 
 
+# The user transitions that shape what an approver approves: its content and its window.
+SHAPING_TYPES = ("submitted", "updated", "rescheduled")
+
+
+def shaped_by(change: Mapping) -> list[str]:
+    """Everyone who shaped the change's content or window: its author (``createdBy``), who
+    submitted it, everyone who wrote its draft (``draftAuthors``), who updated or rescheduled it.
+    Any of them approving it would break four-eyes."""
+    names = [change.get("createdBy")]
+    for m in change.get("modifications", []) or []:
+        if isinstance(m, Mapping) and m.get("type") in SHAPING_TYPES:
+            names.append(m.get("actor"))
+            names.extend(m.get("draftAuthors") or ())
+    out: dict[str, str] = {}
+    for n in names:
+        if isinstance(n, str) and n.strip():
+            out.setdefault(n.strip().lower(), n.strip())
+    return sorted(out.values())
+
+
 def authored(user: Principal, change: Mapping) -> bool:
-    """Submitted the change, or edited its content: either rules out approving it (four-eyes)."""
-    if is_owner(user, change):
-        return True
-    return any(isinstance(m, Mapping) and m.get("type") == "updated" and _same(m.get("actor"), user.name)
-               for m in change.get("modifications", []) or [])
+    """Wrote, submitted, edited or moved the change: any rules out approving it (four-eyes)."""
+    return any(_same(user.name, n) for n in shaped_by(change))
 
 
 def why_not(user: Principal, action: str, change: Mapping | None = None) -> str | None:
@@ -133,7 +150,7 @@ def why_not(user: Principal, action: str, change: Mapping | None = None) -> str 
     if change is None:
         return None
     if action == "approve" and authored(user, change):
-        what = "submitted" if is_owner(user, change) else "edited"
+        what = "submitted" if _same(user.name, submitted_by(change)) else "edited"
         return f"you {what} this change; another approver must approve it (four-eyes)"
     if action in ("update", "reschedule", "complete", "cancel") and not user.has("approver"):
         if not is_owner(user, change):

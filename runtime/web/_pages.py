@@ -84,7 +84,7 @@ def _approvable(index, user: Principal) -> list[dict]:
 
 
 def _authored_summary(user: Principal, row: dict) -> bool:
-    """Four-eyes on a list row: submitted or edited by this user (as ``_auth.authored``)."""
+    """Four-eyes on a list row: shaped by this user (``editedBy`` is ``_auth.shaped_by``)."""
     name = user.name.lower()
     authors = [row.get("submittedBy"), row.get("createdBy"), *(row.get("editedBy") or [])]
     return name in {str(a or "").lower() for a in authors}
@@ -228,7 +228,7 @@ def approvals(request: Request, cursor: str = ""):
     for r in page.items:
         reason = why_not(user, "approve")
         if reason is None and _authored_summary(user, r):
-            reason = "You submitted or edited this change; another approver must approve it."
+            reason = "You wrote, submitted, edited or rescheduled this change; another approver must approve it."
         rows.append({**r, "blocked": reason})
     return render(request, "approvals.html", nav="approvals", page=page, rows=rows, cursor=cursor)
 

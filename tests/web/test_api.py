@@ -292,6 +292,37 @@ def test_roles_and_four_eyes_on_the_api(web):
     assert web.bearer("alice").post(f"/api/changes/{cid}/retrigger").status_code == 403
 
 
+def test_four_eyes_after_a_reschedule_by_the_same_approver(web):
+    cid = web.submit("alice")
+    bob = web.bearer("bob")
+    r = bob.post(f"/api/changes/{cid}/reschedule", headers={"If-Match": etag(bob, cid)},
+                 json={"start": "2026-12-09T02:00:00-05:00", "end": "2026-12-09T04:00:00-05:00"})
+    assert r.status_code == 200
+    r = bob.post(f"/api/changes/{cid}/approve", headers={"If-Match": r.headers["etag"]})
+    assert r.status_code == 403 and "four-eyes" in r.json()["message"]
+    assert web.lifecycle.show(cid)["status"] == "submitted"
+    row = web.login("bob").get("/approvals").text.split(cid, 1)[1].split("</tr>", 1)[0]
+    assert "another approver must approve it" in row          # the queue says so too
+    r = web.bearer("admin").post(f"/api/changes/{cid}/approve", headers={"If-Match": "*"})
+    assert r.status_code == 200
+
+
+def test_four_eyes_when_an_admin_submits_someone_elses_draft(web):
+    carol, admin = web.bearer("carol"), web.bearer("admin")
+    cid = carol.post("/api/drafts", json=web.content()).json()["changeId"]
+    r = admin.post(f"/api/drafts/{cid}/submit")
+    assert r.status_code == 201, r.text
+    change = admin.get(f"/api/changes/{cid}").json()
+    assert change["createdBy"] == "carol"
+    assert change["modifications"][0]["actor"] == "admin"
+    assert change["modifications"][0]["draftAuthors"] == ["carol"]
+    assert "editors" not in change and "modifiedBy" not in change
+    r = carol.post(f"/api/changes/{cid}/approve", headers={"If-Match": "*"})
+    assert r.status_code == 403 and "four-eyes" in r.json()["message"]
+    r = web.bearer("bob").post(f"/api/changes/{cid}/approve", headers={"If-Match": "*"})
+    assert r.status_code == 200
+
+
 def test_a_change_through_its_whole_lifecycle_keeps_its_history(web):
     alice, bob = web.bearer("alice"), web.bearer("bob")
     cid = alice.post("/api/changes", json=web.content(customers=["hts"])).json()["changeId"]

@@ -56,6 +56,28 @@ def test_four_eyes_covers_the_submitter_and_anyone_who_edited_the_content():
         require(user("carol", "approver"), "approve", change)
 
 
+def test_four_eyes_covers_who_moved_the_window():
+    # reproduced before the fix: an approver reschedules someone else's change, then approves it alone
+    change = submitted("alice")
+    moved = apply_transition(change, "reschedule", actor="bob", now=NOW, known_customers=CUSTOMERS,
+                             params={"start": "2026-12-09T02:00:00-05:00", "end": "2026-12-09T04:00:00-05:00"})
+    assert "you edited this change" in why_not(user("bob", "approver"), "approve", moved)
+    assert why_not(user("dave", "approver"), "approve", moved) is None
+    assert summarize_change(moved)["editedBy"] == ["alice", "bob"]
+
+
+def test_four_eyes_keeps_the_drafts_authors_when_someone_else_submits_it():
+    # reproduced before the fix: an admin submits carol's draft; createdBy became the admin
+    change = new_archive({**SAMPLE_CHANGE}, change_id="CHG-1", actor="root", now=NOW, known_customers=CUSTOMERS,
+                         author="carol", draft_authors=["carol", "erin"])
+    assert change["createdBy"] == "carol"
+    assert change["modifications"][0]["actor"] == "root"                     # who submitted
+    assert change["modifications"][0]["draftAuthors"] == ["carol", "erin"]
+    for who in ("carol", "erin", "root"):
+        assert "four-eyes" in why_not(user(who, "approver"), "approve", change), who
+    assert why_not(user("dave", "approver"), "approve", change) is None
+
+
 def test_drafts_belong_to_their_author_or_an_admin():
     draft = {"changeId": "CHG-d", "createdBy": "alice"}
     assert may_edit_draft(user("alice", "submitter"), draft) is None
