@@ -8,7 +8,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, NotFound
 from ..lifecycle import TransitionResult
 from . import _ops, _views
 from ._app import BadRequest, PreconditionRequired, etag_of, new_csrf
@@ -101,6 +101,15 @@ class RetriggerBody(BaseModel):
 
 class TokenBody(BaseModel):
     ttl: int = Field(API_TOKEN_DEFAULT_TTL, ge=60, le=API_TOKEN_MAX_TTL, description="seconds")
+    label: str = Field("", max_length=100, description="what the token is for (shown in the token list)")
+
+
+class TokenInfo(BaseModel):
+    id: str
+    label: str
+    expiresAt: float
+    createdAt: float
+    current: bool = Field(description="the token this request came with")
 
 
 class Triggers(BaseModel):
@@ -156,6 +165,7 @@ class Token(BaseModel):
     token: str
     tokenType: Literal["Bearer"] = "Bearer"
     expiresAt: float
+    id: str = Field(description="for DELETE /api/tokens/{id}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,8 +246,26 @@ def create_token(request: Request, body: TokenBody | None = None):
     user = _user(request)
     if user.via != "session":
         raise Forbidden("API tokens are created from a signed-in session (the portal's Account page)")
-    token, exp = _portal(request).tokens.issue(user, (body or TokenBody()).ttl)
-    return Token(token=token, expiresAt=exp)
+    body = body or TokenBody()
+    token, exp = _portal(request).tokens.issue(user, body.ttl, label=body.label)
+    return Token(token=token, expiresAt=exp, id=_portal(request).tokens.id_of(token))
+
+
+@router.get("/tokens", response_model=list[TokenInfo], summary="Your API tokens that are still valid")
+def list_tokens(request: Request):
+    user = _user(request)
+    return [TokenInfo(id=t["id"], label=t.get("label", ""), expiresAt=t["exp"], createdAt=t.get("created", 0),
+                      current=t["id"] == user.token_id)
+            for t in _portal(request).records.tokens(user.source, user.name)]
+
+
+@router.delete("/tokens/{token_id}", status_code=204, summary="Revoke one of your API tokens",
+               description="It stops working at once on this instance, within seconds on the others.")
+def revoke_token(request: Request, token_id: str):
+    user = _user(request)
+    if not _portal(request).records.revoke_token(user.source, user.name, token_id):
+        raise NotFound(f"you have no API token {token_id!r}")
+    return Response(status_code=204)
 
 
 @router.get("/customers", response_model=list[Customer], summary="The configured customers")

@@ -27,8 +27,8 @@ from ..errors import InvalidInput, TtrError
 
 ROLES = ("viewer", "submitter", "approver", "admin")
 API_TOKEN_PREFIX = "ttr1."
-API_TOKEN_MAX_TTL = 30 * 24 * 3600
-API_TOKEN_DEFAULT_TTL = 7 * 24 * 3600
+API_TOKEN_MAX_TTL = 7 * 24 * 3600
+API_TOKEN_DEFAULT_TTL = 24 * 3600
 SESSION_SECRET_ENV = "TTR_SESSION_SECRET"
 SESSION_SECRET_FILE = "session-secret"
 MIN_SECRET_LENGTH = 32
@@ -57,6 +57,7 @@ class Principal:
     source: str = "local"          # local | oidc
     display: str = ""
     via: str = "session"           # session | bearer
+    token_id: str = ""             # the API token's id, when it came with one
 
     @property
     def label(self) -> str:
@@ -65,9 +66,9 @@ class Principal:
     def has(self, *roles: str) -> bool:
         return "admin" in self.roles or any(r in self.roles for r in roles)
 
-    def to_session(self, *, at: float) -> dict:
+    def to_session(self, *, at: float, generation: int = 0, credential: str = "") -> dict:
         return {"name": self.name, "roles": sorted(self.roles), "source": self.source,
-                "display": self.display, "at": at}
+                "display": self.display, "at": at, "gen": generation, "cred": credential}
 
     def to_json(self) -> dict:
         return {"username": self.name, "displayName": self.label, "roles": sorted(self.roles),
@@ -226,6 +227,16 @@ class LocalUsers:
             return None
         return self.principal(user)
 
+    def credential(self, name: str) -> str:
+        """A fingerprint of the user's password hash: a session issued before the password was
+        changed (a new hash in the configuration) carries another one, and ends."""
+        user = self.get(name)
+        if user is None:
+            return ""
+        import hashlib
+
+        return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
+
     @staticmethod
     def principal(user, via: str = "session") -> Principal:
         return Principal(name=user.username, roles=frozenset(user.roles), source="local", via=via)
@@ -285,25 +296,37 @@ class ApiTokens:
     """Bearer tokens minted by the portal for a signed-in user: ``ttr1.<itsdangerous payload>``.
 
     Signed with a key derived from the session secret (a different salt, so a session cookie is
-    never a token and a token never a cookie). Stateless: they expire (at most 30 days); changing
-    the session secret revokes them all; a local user removed from the config loses access at once.
+    never a token and a token never a cookie), and recorded on the server (``_principals``): a
+    token is good only while its id is in its principal's record, so each can be revoked on its
+    own. Short-lived (a day by default, a week at most); changing the session secret revokes them
+    all; a local user removed from the config loses access at once, and a single sign-on token
+    stops working when single sign-on is switched off (``Portal.verify_bearer``).
     """
 
     SALT = "ttr-api-token"
 
-    def __init__(self, secret: str, clock: Callable[[], float] = time.time):
+    def __init__(self, secret: str, records, clock: Callable[[], float] = time.time):
         from itsdangerous import URLSafeTimedSerializer
 
         self._s = URLSafeTimedSerializer(secret, salt=self.SALT)
+        self.records = records
         self.clock = clock
 
-    def issue(self, user: Principal, ttl: int = API_TOKEN_DEFAULT_TTL) -> tuple[str, float]:
+    def issue(self, user: Principal, ttl: int = API_TOKEN_DEFAULT_TTL, label: str = "") -> tuple[str, float]:
         if not 60 <= ttl <= API_TOKEN_MAX_TTL:
             raise InvalidInput(f"ttl: from 60 to {API_TOKEN_MAX_TTL} seconds")
         exp = self.clock() + ttl
+        tid = secrets.token_urlsafe(12)
+        self.records.add_token(user.source, user.name, tid, exp=int(exp), roles=sorted(user.roles),
+                               label=label[:100])
         body = self._s.dumps({"sub": user.name, "roles": sorted(user.roles), "src": user.source,
-                              "dsp": user.display, "exp": int(exp)})
+                              "dsp": user.display, "exp": int(exp), "tid": tid})
         return API_TOKEN_PREFIX + body, exp
+
+    def id_of(self, token: str) -> str:
+        """The id of a token this portal signed ('' for anything else)."""
+        ok, data = self._s.loads_unsafe(token.removeprefix(API_TOKEN_PREFIX))
+        return str(data.get("tid") or "") if ok and isinstance(data, dict) else ""
 
     def verify(self, token: str) -> Principal:
         from itsdangerous import BadSignature, SignatureExpired
@@ -318,8 +341,11 @@ class ApiTokens:
             raise Unauthenticated("the API token is not valid") from None
         if not isinstance(data, dict) or float(data.get("exp", 0)) < self.clock():
             raise Unauthenticated("the API token has expired")
-        return Principal(name=str(data["sub"]), roles=frozenset(data.get("roles", ())),
-                         source=str(data.get("src", "local")), display=str(data.get("dsp", "")), via="bearer")
+        source, name = str(data.get("src", "local")), str(data["sub"])
+        if not data.get("tid") or self.records.token(source, name, str(data["tid"])) is None:
+            raise Unauthenticated("the API token was revoked")
+        return Principal(name=name, roles=frozenset(data.get("roles", ())), source=source,
+                         display=str(data.get("dsp", "")), via="bearer", token_id=str(data["tid"]))
 
 
 # ---------------------------------------------------------------------------------------------

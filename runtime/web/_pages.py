@@ -150,6 +150,9 @@ def logout_page(request: Request):
 
 @router.post("/logout")
 def logout(request: Request):
+    user = request.state.user
+    if user is not None and user.via == "session":
+        _portal(request).end_sessions(user)  # a copy of the cookie is worth nothing now
     request.session.clear()
     return redirect("/login?out=1")
 
@@ -486,9 +489,27 @@ def change_action(request: Request, change_id: str, action: str, form: FormData 
 # Account (API tokens) and the API reference
 
 
+def _tokens(request: Request) -> list[dict]:
+    user = _user(request)
+    return [{**t, "expires": _views.fmt_time(datetime.fromtimestamp(t["exp"], tz=timezone.utc)
+                                             .isoformat(timespec="seconds"))}
+            for t in _portal(request).records.tokens(user.source, user.name)]
+
+
 @router.get("/account")
 def account(request: Request):
-    return render(request, "account.html", nav="account", token=None, max_days=API_TOKEN_MAX_TTL // 86400)
+    return render(request, "account.html", nav="account", token=None, max_days=API_TOKEN_MAX_TTL // 86400,
+                  tokens=_tokens(request))
+
+
+@router.post("/account/token/{token_id}/revoke")
+def account_token_revoke(request: Request, token_id: str):
+    user = _user(request)
+    if _portal(request).records.revoke_token(user.source, user.name, token_id):
+        flash(request, "ok", "The token was revoked: it no longer works.")
+    else:
+        flash(request, "warn", "No such token (it may have expired or been revoked already).")
+    return redirect("/account")
 
 
 @router.post("/account/token")
@@ -496,12 +517,12 @@ def account_token(request: Request, form: FormData = Depends(form_data)):
     portal, user = _portal(request), _user(request)
     if user.via != "session":
         raise Forbidden("API tokens are created from a signed-in session")
-    days = _int(form.get("days")) or 7
+    days = _int(form.get("days")) or 1
     days = max(1, min(days, API_TOKEN_MAX_TTL // 86400))
-    token, exp = portal.tokens.issue(user, days * 86400)
+    token, exp = portal.tokens.issue(user, days * 86400, label=str(form.get("label") or "").strip()[:100])
     expires_at = _views.fmt_time(datetime.fromtimestamp(exp, tz=timezone.utc).isoformat(timespec="seconds"))
     return render(request, "account.html", nav="account", token=token, expires_at=expires_at, days=days,
-                  max_days=API_TOKEN_MAX_TTL // 86400, headers={"Cache-Control": "no-store"})
+                  max_days=API_TOKEN_MAX_TTL // 86400, tokens=_tokens(request), headers={"Cache-Control": "no-store"})
 
 
 @router.get("/docs")

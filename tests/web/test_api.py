@@ -7,9 +7,12 @@ import json
 import time
 
 import httpx
+import pytest
 
+from runtime.errors import InvalidInput
 from runtime.web._app import OPEN_PATHS, OPEN_PREFIXES
-from tests.web.conftest import SECRET, csrf_of, session_cookie
+from runtime.web._auth import Unauthenticated
+from tests.web.conftest import SECRET, api_tokens, csrf_of, session_cookie
 
 START = "2026-12-08T02:00:00-05:00"
 
@@ -206,12 +209,110 @@ def test_bearer_tokens(web):
 
 
 def test_an_expired_token_is_refused(web):
-    from runtime.web._auth import ApiTokens, Principal
+    from runtime.web._auth import Principal
 
-    token, _ = ApiTokens(SECRET, clock=lambda: time.time() - 7200).issue(
+    token, _ = api_tokens(web.store, clock=lambda: time.time() - 7200).issue(
         Principal(name="alice", roles=frozenset({"submitter"})), ttl=3600)
     r = web.anonymous().get("/api/me", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 401 and "expired" in r.json()["message"]
+
+
+def test_api_tokens_expire_and_cannot_be_forged(web):
+    from runtime.web._auth import ApiTokens, Principal
+
+    clock = [time.time()]
+    tokens = api_tokens(web.store, clock=lambda: clock[0])
+    token, exp = tokens.issue(Principal(name="alice", roles=frozenset({"submitter"})), ttl=600)
+    assert token.startswith("ttr1.") and exp == clock[0] + 600
+    got = tokens.verify(token)
+    assert (got.name, got.roles, got.via) == ("alice", frozenset({"submitter"}), "bearer")
+    with pytest.raises(Unauthenticated, match="not valid"):
+        ApiTokens("t" * 40, tokens.records).verify(token)                      # another key
+    with pytest.raises(Unauthenticated, match="not valid"):
+        tokens.verify(token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB"))
+    with pytest.raises(Unauthenticated, match="not a ttr API token"):
+        tokens.verify("eyJhbGciOi.x.y")
+    clock[0] += 601
+    with pytest.raises(Unauthenticated, match="expired"):
+        tokens.verify(token)
+    with pytest.raises(InvalidInput):
+        tokens.issue(Principal(name="a", roles=frozenset({"viewer"})), ttl=8 * 24 * 3600)   # a week at most
+
+
+def test_api_tokens_are_revoked_one_by_one(web):
+    s = web.login("bob")
+    one = s.post("/api/tokens", json={"ttl": 600, "label": "ci"}).json()
+    two = s.post("/api/tokens", json={"ttl": 600, "label": "laptop"}).json()
+    c = web.anonymous()
+    for t in (one, two):
+        assert c.get("/api/me", headers={"Authorization": f"Bearer {t['token']}"}).status_code == 200
+    listed = {t["id"]: t["label"] for t in s.get("/api/tokens").json()}
+    assert listed[one["id"]] == "ci" and listed[two["id"]] == "laptop"
+    assert s.delete(f"/api/tokens/{one['id']}").status_code == 204
+    r = c.get("/api/me", headers={"Authorization": f"Bearer {one['token']}"})
+    assert r.status_code == 401 and "revoked" in r.json()["message"]
+    assert c.get("/api/me", headers={"Authorization": f"Bearer {two['token']}"}).status_code == 200
+    assert s.delete(f"/api/tokens/{one['id']}").status_code == 404
+    assert web.login("alice").delete(f"/api/tokens/{two['id']}").status_code == 404   # not alice's to revoke
+    assert one["id"] not in {t["id"] for t in s.get("/api/tokens").json()}
+
+
+def test_a_single_sign_on_token_dies_when_single_sign_on_is_switched_off(web):
+    # reproduced before the fix: a token minted for an OIDC user kept working with OIDC off (200 on /api/me)
+    token = web.token("sso-user@example.com", roles=("admin",), source="oidc")
+    r = web.anonymous().get("/api/me", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 401 and "single sign-on" in r.json()["message"]
+
+
+def test_a_user_without_a_role_reads_nothing(web):
+    # reproduced before the fix: a role-less identity read every change
+    cid = web.submit("alice")
+    # a user configured without roles (cookie, token); a token that kept none of the user's roles
+    for c in (_with_cookie(web, "norole"), _with_token(web, "norole", ()), _with_token(web, "alice", ())):
+        for path in ("/api/changes", f"/api/changes/{cid}", "/api/stats"):
+            r = c.get(path)
+            assert r.status_code == 403 and "no role" in r.json()["message"], path
+        page = c.get(f"/changes/{cid}")
+        assert page.status_code == 403 and "no role" in page.text and "Web test" not in page.text
+
+
+def _with_token(web, user, roles):
+    c = web.anonymous()
+    c.headers["Authorization"] = f"Bearer {web.token(user, roles=roles)}"
+    return c
+
+
+def _with_cookie(web, user):
+    c = web.anonymous()
+    c.cookies.set("ttr_session", session_cookie(web.cfg, user))
+    return c
+
+
+def test_signing_out_ends_the_session_everywhere(web):
+    c = web.login("erin", form=True)
+    cookie = c.cookies["ttr_session"]
+    assert c.get("/api/me").status_code == 200
+    r = c.post("/logout", data={"csrf_token": c.csrf})
+    assert r.status_code == 303
+    replay = web.anonymous()                          # the cookie as it was before signing out
+    replay.cookies.set("ttr_session", cookie)
+    assert replay.get("/api/me").status_code == 401
+    assert replay.get("/changes").headers["location"].startswith("/login")
+    assert web.login("erin", form=True).get("/api/me").status_code == 200   # signing in again works
+
+
+def test_a_password_change_ends_the_sessions_made_with_the_old_one(web, web_stack):
+    from runtime.web import hash_password, start_portal
+
+    c = web.login("erin", form=True)
+    users = [u.model_copy(update={"password_hash": hash_password("a-new-password")}) if u.username == "erin" else u
+             for u in web_stack.cfg.web.users]
+    cfg = web_stack.cfg.model_copy(update={"web": web_stack.cfg.web.model_copy(update={"users": users})})
+    with start_portal(cfg, 0, session_secret=SECRET) as other:
+        replay = httpx.Client(base_url=other.url)
+        replay.cookies.set("ttr_session", c.cookies["ttr_session"])
+        assert replay.get("/api/me").status_code == 401
+    assert c.get("/api/me").status_code == 200        # the portal still configured with the old one
 
 
 # ---------------------------------------------------------------------------------------------

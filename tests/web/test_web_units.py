@@ -6,7 +6,7 @@ import pytest
 
 from runtime.errors import InvalidInput
 from runtime.lifecycle import apply_transition, new_archive
-from runtime.web._auth import (ApiTokens, Forbidden, LoginThrottle, Principal, RateLimiter, Unauthenticated,
+from runtime.web._auth import (Forbidden, LoginThrottle, Principal, RateLimiter,
                                load_session_secret, may_edit_draft, require, verify_password, why_not)
 from runtime.web._index import Filters, decode_cursor, matches, paginate, parse_date, summarize_change
 from runtime.web._views import (change_to_form, changed_fields, delivery, field_of, form_to_content, meeting,
@@ -108,26 +108,6 @@ def test_passwords_verify_only_with_the_right_password():
     assert not verify_password(None, "pw-1")                   # unknown user: a dummy check, False
     with pytest.raises(InvalidInput):
         hash_password("")
-
-
-def test_api_tokens_expire_and_cannot_be_forged():
-    clock = [1_000_000.0]
-    tokens = ApiTokens("s" * 40, clock=lambda: clock[0])
-    token, exp = tokens.issue(user("alice", "submitter"), ttl=600)
-    assert token.startswith("ttr1.") and exp == 1_000_600.0
-    got = tokens.verify(token)
-    assert (got.name, got.roles, got.via) == ("alice", frozenset({"submitter"}), "bearer")
-    with pytest.raises(Unauthenticated, match="not valid"):
-        ApiTokens("t" * 40).verify(token)                      # another key
-    with pytest.raises(Unauthenticated, match="not valid"):
-        tokens.verify(token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB"))
-    with pytest.raises(Unauthenticated, match="not a ttr API token"):
-        tokens.verify("eyJhbGciOi.x.y")
-    clock[0] += 601
-    with pytest.raises(Unauthenticated, match="expired"):
-        tokens.verify(token)
-    with pytest.raises(InvalidInput):
-        tokens.issue(user("a", "viewer"), ttl=10 ** 9)
 
 
 def test_rate_limiter_blocks_then_lets_through_after_the_window():
