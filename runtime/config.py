@@ -105,6 +105,20 @@ class OidcConfig(_Strict):
 class WebConfig(_Strict):
     users: tuple[WebUser, ...] = ()
     oidc: OidcConfig | None = None
+    # the proxies (addresses or CIDR ranges) whose X-Forwarded-For the portal believes
+    trusted_proxies: tuple[str, ...] = ()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        import ipaddress
+
+        for p in v:
+            try:
+                ipaddress.ip_network(p, strict=False)
+            except ValueError:
+                raise ValueError(f"{p!r} is not an IP address or CIDR range") from None
+        return v
 
 
 class LocalContact(_Strict):

@@ -394,15 +394,66 @@ class RateLimiter:
 
 
 @dataclass
-class LoginThrottle:
-    """Sign-in attempts: per client address (all attempts) and per username (failures)."""
+class Backoff:
+    """Exponential backoff per key: ``free`` failures cost nothing, then each failure doubles the
+    wait before the next attempt (``base`` seconds, at most ``cap``). Never a lock: the wait always
+    ends, and a success or ``forget`` seconds without a failure clears the key."""
 
-    per_client: RateLimiter = field(default_factory=lambda: RateLimiter(limit=20, window=300))
-    per_user: RateLimiter = field(default_factory=lambda: RateLimiter(limit=5, window=300))
+    free: int = 3
+    base: float = 1.0
+    cap: float = 900.0
+    forget: float = 3600.0
+    clock: Callable[[], float] = time.monotonic
+    max_keys: int = 10_000
+    _state: OrderedDict = field(default_factory=OrderedDict)   # key -> (failures, last failure)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def delay(self, failures: int) -> float:
+        if failures < self.free:
+            return 0.0
+        return min(self.cap, self.base * 2 ** (failures - self.free))
+
+    def retry_after(self, key) -> float | None:
+        with self._lock:
+            got = self._state.get(key)
+            if got is None:
+                return None
+            failures, last = got
+            now = self.clock()
+            if now - last >= self.forget:
+                self._state.pop(key, None)
+                return None
+            wait = last + self.delay(failures) - now
+            return wait if wait > 0 else None
+
+    def failed(self, key) -> None:
+        with self._lock:
+            failures, _ = self._state.pop(key, (0, 0.0))
+            self._state[key] = (failures + 1, self.clock())
+            while len(self._state) > self.max_keys:
+                self._state.popitem(last=False)
+
+    def reset(self, key) -> None:
+        with self._lock:
+            self._state.pop(key, None)
+
+
+@dataclass
+class LoginThrottle:
+    """Sign-in attempts: exponential backoff per (username, client) after failures, and a cap on
+    attempts per client address. A username is never locked: another client signs in as usual.
+    ``client`` is the real client's address (``client_address``: through trusted proxies only)."""
+
+    per_client: RateLimiter = field(default_factory=lambda: RateLimiter(limit=30, window=300))
+    backoff: Backoff = field(default_factory=Backoff)
+
+    @staticmethod
+    def _key(username: str, client: str) -> tuple[str, str]:
+        return ((username or "").strip().lower(), client)
 
     def check(self, client: str, username: str) -> None:
         waits = [w for w in (self.per_client.retry_after(client),
-                             self.per_user.retry_after((username or "").strip().lower())) if w]
+                             self.backoff.retry_after(self._key(username, client))) if w]
         if waits:
             wait = int(max(waits)) + 1
             raise TooManyAttempts(f"too many sign-in attempts; try again in {wait} seconds", retry_after=wait)
@@ -410,8 +461,35 @@ class LoginThrottle:
     def attempt(self, client: str) -> None:
         self.per_client.hit(client)
 
-    def failed(self, username: str) -> None:
-        self.per_user.hit((username or "").strip().lower())
+    def failed(self, username: str, client: str) -> None:
+        self.backoff.failed(self._key(username, client))
 
-    def succeeded(self, username: str) -> None:
-        self.per_user.reset((username or "").strip().lower())
+    def succeeded(self, username: str, client: str) -> None:
+        self.backoff.reset(self._key(username, client))
+
+
+def client_address(peer: str | None, forwarded_for: str | None, trusted: Iterable) -> str:
+    """The address of whoever is signing in. ``X-Forwarded-For`` counts only when the peer is a
+    trusted proxy (``web.trusted_proxies``); then the rightmost address that is not a trusted proxy
+    (what the first proxy saw: the entries to its left are the client's to write)."""
+    import ipaddress
+
+    nets = [ipaddress.ip_network(t, strict=False) for t in trusted]
+
+    def is_trusted(addr: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(addr)
+        except ValueError:
+            return False
+        return any(ip in n for n in nets)
+
+    peer = peer or "?"
+    if not nets or not forwarded_for or not is_trusted(peer):
+        return peer
+    for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
+        if not is_trusted(hop):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer  # garbage in the header: the proxy itself is all we know
+    return peer

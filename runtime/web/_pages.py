@@ -19,8 +19,8 @@ from ..errors import IllegalTransition, InvalidInput, NotFound, StaleVersion
 from ..lifecycle import allowed_actions
 from . import _ops, _views
 from ._app import new_csrf, safe_next
-from ._auth import (API_TOKEN_MAX_TTL, Forbidden, Principal, TooManyAttempts, Unauthenticated, may_edit_draft,
-                    why_not)
+from ._auth import (API_TOKEN_MAX_TTL, Forbidden, Principal, TooManyAttempts, Unauthenticated, client_address,
+                    may_edit_draft, why_not)
 from ._index import MAX_PAGE, Filters, parse_date
 
 router = APIRouter(include_in_schema=False)
@@ -120,7 +120,8 @@ def login_submit(request: Request, form: FormData = Depends(form_data)):
     username = str(form.get("username") or "").strip()
     password = str(form.get("password") or "")
     target = safe_next(str(form.get("next") or "/"))
-    client = request.client.host if request.client else "?"
+    client = client_address(request.client.host if request.client else None, request.headers.get("x-forwarded-for"),
+                            portal.cfg.web.trusted_proxies)
     try:
         portal.throttle.check(client, username)
     except TooManyAttempts as exc:
@@ -130,13 +131,13 @@ def login_submit(request: Request, form: FormData = Depends(form_data)):
     portal.throttle.attempt(client)
     user = portal.users.authenticate(username, password) if username and password else None
     if user is None:
-        portal.throttle.failed(username)
+        portal.throttle.failed(username, client)
         return render(request, "login.html", status=401, next=target, username=username,
                       error="That username and password do not match.")
     if not user.roles:
         return render(request, "login.html", status=403, next=target, username=username,
                       error="Your account has no role in ttr. Ask an administrator.")
-    portal.throttle.succeeded(username)
+    portal.throttle.succeeded(username, client)
     portal.start_session(request.session, user)
     return redirect(target)
 

@@ -169,9 +169,9 @@ def csrf_of(html: str) -> str:
 
 
 def relaxed_throttle():
-    from runtime.web._auth import LoginThrottle, RateLimiter
+    from runtime.web._auth import Backoff, LoginThrottle, RateLimiter
 
-    return LoginThrottle(per_client=RateLimiter(limit=10_000, window=60), per_user=RateLimiter(limit=1000, window=60))
+    return LoginThrottle(per_client=RateLimiter(limit=10_000, window=60), backoff=Backoff(free=1000))
 
 
 @pytest.fixture(scope="session")

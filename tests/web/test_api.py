@@ -146,24 +146,50 @@ def test_login_rejections_and_safe_redirects(web):
         assert r.headers["location"] == ("/ok?x=1" if target == "/ok?x=1" else "/"), target
 
 
-def test_login_attempts_are_rate_limited(web_stack):
+def _portal_with(web_stack, **web_fields):
+    cfg = web_stack.cfg
+    return cfg.model_copy(update={"web": cfg.web.model_copy(update=web_fields)})
+
+
+def _attempt(url, user, password, forwarded_for=None):
+    c = httpx.Client(base_url=url, headers={"X-Forwarded-For": forwarded_for} if forwarded_for else {})
+    csrf = csrf_of(c.get("/login").text)
+    return c.post("/login", data={"username": user, "password": password, "csrf_token": csrf})
+
+
+def test_sign_in_backoff_never_locks_a_known_username_out_for_another_client(web_stack):
+    # reproduced before the fix: five wrong passwords locked "admin" out for everyone
     from runtime.web import start_portal
-    from runtime.web._auth import LoginThrottle, RateLimiter
+    from runtime.web._auth import Backoff, LoginThrottle, RateLimiter
 
-    throttle = LoginThrottle(per_client=RateLimiter(limit=5, window=60), per_user=RateLimiter(limit=3, window=60))
-    with start_portal(web_stack.cfg, 0, session_secret=SECRET, throttle=throttle) as portal:
-        def attempt(user, password):
-            c = httpx.Client(base_url=portal.url)
-            csrf = csrf_of(c.get("/login").text)
-            return c.post("/login", data={"username": user, "password": password, "csrf_token": csrf})
-
-        assert [attempt("alice", "bad").status_code for _ in range(3)] == [401, 401, 401]
-        r = attempt("alice", "alice-demo")                 # even the right password waits now
+    throttle = LoginThrottle(per_client=RateLimiter(limit=100, window=60), backoff=Backoff(free=3, base=30))
+    cfg = _portal_with(web_stack, trusted_proxies=("127.0.0.1",))
+    with start_portal(cfg, 0, session_secret=SECRET, throttle=throttle) as portal:
+        attacker, colleague = "198.51.100.7", "203.0.113.20"
+        assert [_attempt(portal.url, "admin", "guess", attacker).status_code for _ in range(3)] == [401] * 3
+        r = _attempt(portal.url, "admin", "admin-demo", attacker)       # the attacker waits, even when right
         assert r.status_code == 429 and "Too many sign-in attempts" in r.text
-        assert int(r.headers["retry-after"]) > 0
-        assert attempt("bob", "bob-demo").status_code == 303   # another user is not locked out...
-        assert attempt("victor", "bad").status_code == 401
-        assert attempt("victor", "bad").status_code == 429     # ...until the address hits its limit
+        assert 0 < int(r.headers["retry-after"]) <= 31
+        assert _attempt(portal.url, "admin", "admin-demo", colleague).status_code == 303   # admin is not locked
+
+
+def test_a_proxys_shared_address_does_not_block_everyone(web_stack):
+    # reproduced before the fix: behind a proxy every client shared one address and 20 attempts blocked all
+    from runtime.web import start_portal
+    from runtime.web._auth import Backoff, LoginThrottle, RateLimiter
+
+    throttle = LoginThrottle(per_client=RateLimiter(limit=5, window=60), backoff=Backoff(free=1000))
+    with start_portal(_portal_with(web_stack, trusted_proxies=("127.0.0.0/8",)), 0, session_secret=SECRET,
+                      throttle=throttle) as portal:
+        assert [_attempt(portal.url, "bob", "bad", "198.51.100.8").status_code for _ in range(5)] == [401] * 5
+        assert _attempt(portal.url, "bob", "bob-demo", "198.51.100.8").status_code == 429  # that client waits
+        assert _attempt(portal.url, "bob", "bob-demo", "203.0.113.21").status_code == 303  # the others do not
+    # without trusted proxies the header is the client's to invent: it buys nothing
+    with start_portal(web_stack.cfg, 0, session_secret=SECRET,
+                      throttle=LoginThrottle(per_client=RateLimiter(limit=3, window=60),
+                                             backoff=Backoff(free=1000))) as portal:
+        assert [_attempt(portal.url, "bob", "bad", f"192.0.2.{i}").status_code for i in range(3)] == [401] * 3
+        assert _attempt(portal.url, "bob", "bob-demo", "192.0.2.99").status_code == 429
 
 
 def test_a_browser_session_needs_the_csrf_token_to_change_anything(web):
