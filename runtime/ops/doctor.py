@@ -94,7 +94,25 @@ class Doctor:
             self.check_notification(c, bucket_ok)
             self.check_customer_ses(c)
         self.check_graph()
+        self.check_portal_sign_ins()
         return self.checks
+
+    def check_portal_sign_ins(self) -> None:
+        """The README's demo passwords must never reach a portal others can use."""
+        from ..web._auth import DEMO_PASSWORD_SUFFIX, demo_exposed, demo_logins
+
+        names = [d["username"] for d in demo_logins(self.cfg) if d["password"]]
+        if not names:
+            self._add("web/demo-logins", PASS, "no web.users entry has its documented demo password")
+            return
+        refused = demo_exposed(self.cfg, None)
+        fix = ("give them real passwords (`ttr web hash-password`) or remove them from web.users")
+        if refused:
+            self._add("web/demo-logins", FAIL, f"`ttr web` refuses to start: {refused}", fix)
+        else:
+            self._add("web/demo-logins", WARN,
+                      f"{', '.join(names)} sign in with the demo password (username + {DEMO_PASSWORD_SUFFIX!r}); "
+                      "`ttr web` serves them on loopback only", fix)
 
     # -- the runtime's own account ------------------------------------------------------------
     def check_credentials(self) -> None:

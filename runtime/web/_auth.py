@@ -260,6 +260,45 @@ def demo_logins(cfg) -> list[dict]:
     return out
 
 
+def exposure(host: str | None, portal_url: str | None) -> str | None:
+    """Why a portal on ``host``, announced as ``portal_url``, is reachable by others (None: only
+    from this machine, over plain http to loopback: where demo sign-ins are fine)."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    def loopback(h: str | None) -> bool:
+        if not h:
+            return False
+        if h.lower() == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(h.strip("[]")).is_loopback
+        except ValueError:
+            return False
+
+    if host is not None and not loopback(host):
+        return f"it listens on {host}, not on loopback"
+    url = urlsplit(portal_url or "")
+    if url.scheme == "https":
+        return f"email.portal_base_url is {portal_url} (https: a real deployment)"
+    if url.hostname and not loopback(url.hostname):
+        return f"email.portal_base_url is {portal_url}, not on loopback"
+    return None
+
+
+def demo_exposed(cfg, host: str | None) -> str | None:
+    """None, or why serving ``cfg`` on ``host`` would hand the README's demo sign-ins to others."""
+    reason = exposure(host, cfg.email.portal_base_url)
+    if reason is None:
+        return None
+    names = [d["username"] for d in demo_logins(cfg) if d["password"]]
+    if not names:
+        return None
+    return (f"the documented demo password ({DEMO_PASSWORD_SUFFIX!r} after the username) verifies for "
+            f"{', '.join(names)}, and {reason}; give them real passwords (`ttr web hash-password`) "
+            "or remove them from web.users")
+
+
 # ---------------------------------------------------------------------------------------------
 # Secrets and API tokens
 
