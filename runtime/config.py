@@ -48,6 +48,8 @@ class CustomerConfig(_Strict):
     code: str
     name: str
     ses_role_arn: str
+    # sent as sts:ExternalId when assuming ses_role_arn; the role's trust policy requires it
+    external_id: str | None = None
     region: str | None = None
     queue: str | None = None
     contact_list: str = "ccoe-customer-contacts"
@@ -67,6 +69,13 @@ class CustomerConfig(_Strict):
     def _arn(cls, v: str) -> str:
         if not re.match(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$", v):
             raise ValueError(f"{v!r} is not an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>)")
+        return v
+
+    @field_validator("external_id")
+    @classmethod
+    def _external_id(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^[\w+=,.@:/-]{2,1224}$", v):
+            raise ValueError("2 to 1224 characters of letters, digits and +=,.@:/-_ (what STS accepts)")
         return v
 
     @property
@@ -181,6 +190,9 @@ class Config(_Strict):
         qdupes = sorted({q for q in queues if queues.count(q) > 1})
         if qdupes:
             raise ValueError(f"customers: two customers share queue(s) {qdupes}; each tenant needs its own")
+        _one_customer_each(self.customers, "ses_role_arn", lambda c: c.ses_role_arn, "SES role")
+        _one_customer_each(self.customers, "ses_role_arn", lambda c: c.account_id, "AWS account")
+        _one_customer_each(self.customers, "external_id", lambda c: c.external_id, "external_id")
         unknown = sorted(set(self.local.contacts) - set(codes))
         if unknown:
             raise ValueError(f"local.contacts: unknown customer code(s) {unknown}")
@@ -205,6 +217,20 @@ class Config(_Strict):
     def with_overrides(self, **changes) -> "Config":
         """A copy with top-level fields replaced (e.g. the emulator's endpoint and ports)."""
         return self.model_copy(update=changes)
+
+
+def _one_customer_each(customers, field: str, value_of, what: str) -> None:
+    """Tenant isolation: two customers sharing a role, an account or an ExternalId would send one
+    customer's mail through the other's SES."""
+    seen: dict[str, str] = {}
+    for c in customers:
+        v = value_of(c)
+        if v is None:
+            continue
+        if v in seen:
+            raise ValueError(f"customers: {seen[v]} and {c.code} use the same {what} ({v}; {field}); each "
+                             "customer's mail must go through its own account")
+        seen[v] = c.code
 
 
 def _field_path(loc: tuple) -> str:

@@ -20,7 +20,7 @@ from email.utils import parseaddr
 from typing import Callable, Iterable
 from urllib.parse import urlsplit
 
-from ..adapters.aws import AwsClients, aws_errors
+from ..adapters.aws import AwsClients, assume_customer_role, aws_errors
 from ..config import TOPICS, Config, CustomerConfig
 from ..errors import NotFound, PermanentError, TtrError
 from ..local.bootstrap import MAX_RECEIVE_COUNT, notification_rule
@@ -304,10 +304,7 @@ class Doctor:
         where = f"account {c.account_id} ({region})"
         dependents = ("sender", "contact-list", "ses-account", "send-quota")
         try:
-            with aws_errors("sts.AssumeRole"):
-                creds = self.clients.client("sts").assume_role(
-                    RoleArn=c.ses_role_arn, RoleSessionName=f"ttr-doctor-{c.code}"[:64],
-                    DurationSeconds=900)["Credentials"]
+            creds = assume_customer_role(self.clients, c, f"ttr-doctor-{c.code}", 900)
         except TtrError as exc:
             self._add(f"{c.code}/role", FAIL, f"cannot assume {c.ses_role_arn}: {exc}",
                       f"in {where}, create the role with deploy/iam/customer-ses-sender-trust-policy.json "
@@ -318,7 +315,12 @@ class Doctor:
                 self._add(f"{c.code}/{d}", FAIL, f"not checked: the role cannot be assumed (see {c.code}/role)",
                           f"fix {c.code}/role first")
             return
-        self._add(f"{c.code}/role", PASS, f"assumed {c.ses_role_arn}")
+        if c.external_id:
+            self._add(f"{c.code}/role", PASS, f"assumed {c.ses_role_arn} with its ExternalId")
+        else:
+            self._add(f"{c.code}/role", WARN, f"assumed {c.ses_role_arn} without an ExternalId",
+                      f"set customers[{c.code}].external_id and require it in the role's trust policy "
+                      "(deploy/iam/customer-ses-sender-trust-policy.json, sts:ExternalId)")
         ses = self.clients.client_with("sesv2", creds, region)
         self._check_sender(c, ses, where)
         self._check_contact_list(c, ses, where)

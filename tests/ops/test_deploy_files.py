@@ -133,6 +133,9 @@ def test_customer_ses_policy_matches_the_example_customer():
     # the session names the runtime and the doctor use match the trust condition
     for session in (f"ttr-{hts.code}-ses", f"ttr-doctor-{hts.code}"):
         assert fnmatch.fnmatch(session, st["Condition"]["StringLike"]["sts:RoleSessionName"])
+    # the customer's role trusts the runtime only with that customer's ExternalId (confused deputy)
+    assert st["Condition"]["StringEquals"]["sts:ExternalId"] == hts.external_id
+    assert len({c.external_id for c in PROD.customers}) == len(PROD.customers)
 
 
 @pytest.mark.parametrize("name", ["ray-head-task.json", "ray-worker-task.json"])
