@@ -102,13 +102,35 @@ class WebUser(_Strict):
     password_hash: str
     roles: tuple[Literal["viewer", "submitter", "approver", "admin"], ...] = ("viewer",)
 
+    @field_validator("username")
+    @classmethod
+    def _username(cls, v: str) -> str:
+        # no "@", ":" or "/": single sign-on identities ("oidc:{issuer}/{subject}") never collide
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", v):
+            raise ValueError(f"{v!r}: 1 to 64 letters, digits, '.', '_' or '-' (single sign-on users are "
+                             "configured under web.oidc, not here)")
+        return v
+
 
 class OidcConfig(_Strict):
     issuer: str
     client_id: str
     client_secret_env: str = "TTR_OIDC_CLIENT_SECRET"
     roles_claim: str = "groups"
-    role_map: dict[str, tuple[Literal["viewer", "submitter", "approver", "admin"], ...]] = {}
+    # which of the provider's groups grant which roles; required: no group grants anything by its name
+    role_map: dict[str, tuple[Literal["viewer", "submitter", "approver", "admin"], ...]]
+    # bearer tokens: the audience an API access token must carry (besides client_id), and the
+    # clients (azp / client_id claim) whose tokens are accepted (default: the portal's client_id)
+    audience: str | None = None
+    api_clients: tuple[str, ...] = ()
+
+    @field_validator("role_map")
+    @classmethod
+    def _role_map(cls, v: dict) -> dict:
+        if not v:
+            raise ValueError("required and not empty: map your identity provider's groups to ttr roles "
+                             "(e.g. {change-approvers: [approver]}); an empty map would grant nothing")
+        return v
 
 
 class WebConfig(_Strict):
