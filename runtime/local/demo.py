@@ -56,8 +56,10 @@ def run_demo(cfg: Config, *, actor: str, keep_running: bool = False) -> int:
     from .aws_emulator import AwsEmulator
     from ..telemetry import setup_telemetry, shutdown_telemetry
     from .runtime_host import default_telemetry_files, start_runtime
+    from .aws_emulator import require_moto
     from .stack import LocalStack
 
+    require_moto()
     traces, metrics_file = default_telemetry_files("demo")
     setup_telemetry("demo")
     started = time.monotonic()

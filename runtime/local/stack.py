@@ -8,7 +8,7 @@ import threading
 from contextlib import ExitStack
 
 from ..config import Config
-from .aws_emulator import LOOPBACK, AwsEmulator
+from .aws_emulator import LOOPBACK, AwsEmulator, require_moto
 from .graph_emulator import GraphEmulator
 
 
@@ -92,6 +92,7 @@ def _write_ray_address(runtime) -> None:
 
 
 def run_local_up(cfg: Config, *, emulators_only: bool) -> int:
+    require_moto()
     stack = LocalStack(cfg)
     try:
         stack.start()
