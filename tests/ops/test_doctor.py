@@ -274,3 +274,15 @@ def test_demo_sign_ins_on_a_public_portal_fail(good):
     (check,) = doctor.checks
     assert check.status == FAIL and "refuses to start" in check.message and "admin" in check.message
     assert "ttr web hash-password" in check.fix
+
+
+def test_a_customer_without_an_external_id_is_warned_about(good):
+    hts = good.cfg.customer("hts").model_copy(update={"external_id": None})
+    doctor = Doctor(good.cfg, good.clients)
+    doctor.check_customer_ses(hts)
+    role = by_name(doctor.checks)["hts/role"]
+    assert role.status == WARN and "without an ExternalId" in role.message
+    assert "sts:ExternalId" in role.fix
+    doctor = Doctor(good.cfg, good.clients)
+    doctor.check_customer_ses(good.cfg.customer("hts"))
+    assert by_name(doctor.checks)["hts/role"].status == PASS
