@@ -24,12 +24,13 @@ customer, with the modification history preserved on every write.
 
 * a bearer token: `Authorization: Bearer <token>`, where the token is a portal API token
   (`ttr1.…`, created on the portal's *Account* page or with `POST /api/tokens`; it expires, at
-  most after 30 days, and never grants more than the user's current roles), or, when single
-  sign-on is configured, an ID token the identity provider issued to the portal's client id; or
+  most after 7 days, can be revoked with `DELETE /api/tokens/{id}`, and never grants more than
+  the user's current roles), or, when single sign-on is configured, a JWT the identity provider
+  issued for this portal (audience and authorized party checked); or
 * the portal's session cookie, as the pages' own scripts do. State-changing requests made
   with the cookie also need the header `X-CSRF-Token` (from `GET /api/me`).
 
-Without a user the API answers 401; without the role for an action, 403.
+Without a user the API answers 401; without a role (any route) or the role for an action, 403.
 
 **Versions.** `GET /api/changes/{id}` returns an `ETag` of the form `"v{version}.{digest}"`.
 `If-None-Match` with it answers 304 while nothing changed. The transitions require `If-Match`
