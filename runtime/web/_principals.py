@@ -65,8 +65,11 @@ class PrincipalRecords:
     def session_valid(self, source: str, name: str, generation: object) -> bool:
         """A session of this generation is still current (a newer one than the cached record, made
         on another instance a moment ago, is checked against the bucket)."""
-        if generation == self.generation(source, name):
+        cached = self.generation(source, name)
+        if generation == cached:
             return True
+        if not isinstance(generation, int) or isinstance(generation, bool) or generation < cached:
+            return False  # signed out since: no need to ask the bucket (a replayed cookie costs nothing)
         return generation == int(self.load(source, name, fresh=True).get("generation") or 0)
 
     def token(self, source: str, name: str, token_id: str) -> dict | None:

@@ -327,6 +327,27 @@ def test_signing_out_ends_the_session_everywhere(web):
     assert web.login("erin", form=True).get("/api/me").status_code == 200   # signing in again works
 
 
+def test_two_portal_instances_agree_on_sign_outs_and_tokens(web, web_stack):
+    from runtime.web import start_portal
+    from tests.conftest import wait_for
+
+    with start_portal(web_stack.cfg, 0, session_secret=SECRET) as other:
+        c = web.login("erin", form=True)
+        elsewhere = httpx.Client(base_url=other.url)
+        elsewhere.cookies.set("ttr_session", c.cookies["ttr_session"])
+        assert elsewhere.get("/api/me").status_code == 200                # the same session on both
+        token = c.post("/api/tokens", json={"ttl": 600}).json()["token"]
+        bearer = {"Authorization": f"Bearer {token}"}
+        assert httpx.get(f"{other.url}/api/me", headers=bearer).status_code == 200   # minted here, good there
+        assert c.post("/logout", data={"csrf_token": c.csrf}).status_code == 303
+        wait_for(lambda: elsewhere.get("/api/me").status_code == 401, timeout=15,
+                 what="the sign-out to reach the other instance")
+        tid = web.anonymous().get("/api/tokens", headers=bearer).json()[0]["id"]
+        assert web.anonymous().delete(f"/api/tokens/{tid}", headers=bearer).status_code == 204
+        wait_for(lambda: httpx.get(f"{other.url}/api/me", headers=bearer).status_code == 401, timeout=15,
+                 what="the revocation to reach the other instance")
+
+
 def test_a_password_change_ends_the_sessions_made_with_the_old_one(web, web_stack):
     from runtime.web import hash_password, start_portal
 
