@@ -5,11 +5,14 @@ the session cookie are signed by itsdangerous, and OIDC lives in ``_oidc`` (Auth
 
 Roles (a user may hold several; ``admin`` may do everything):
 
-    viewer     read everything
+    viewer     read everything (an identity without any role reads nothing)
     submitter  drafts, submit; update, reschedule, complete or cancel the changes they submitted
-    approver   approve (never a change they submitted or edited: four-eyes); update, reschedule,
-               complete or cancel any change; retrigger
+    approver   approve (never a change they wrote, submitted, edited or rescheduled: four-eyes,
+               ``shaped_by``); update, reschedule, complete or cancel any change; retrigger
     admin      all of the above, on any change, and any draft; four-eyes still applies
+
+Sign-in throttling is an exponential backoff per (username, client) (``Backoff``), never a lock;
+the client address comes through trusted proxies only (``client_address``).
 """
 
 from __future__ import annotations
