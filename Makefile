@@ -35,4 +35,5 @@ clean:
 # them with pip --require-hashes). Re-run after changing dependencies in pyproject.toml.
 lock:
 	uv pip compile pyproject.toml deploy/requirements-build.in --generate-hashes --python-version 3.11 \
-	    --python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" -o deploy/requirements.lock
+	    --python-platform x86_64-manylinux_2_28 --only-binary :all: --custom-compile-command "make lock" \
+	    -o deploy/requirements.lock
