@@ -146,7 +146,8 @@ class Portal:
         self.index = ChangeIndex(store)
         self.users = LocalUsers(cfg.web.users)
         self.records = PrincipalRecords(store, clock=clock)
-        self.tokens = ApiTokens(session_secret, self.records, clock=clock)
+        self.tokens = ApiTokens(session_secret, self.records, clock=clock,
+                                credential_of=lambda u: self.users.credential(u.name) if u.source == "local" else "")
         self.throttle = throttle or LoginThrottle()
         self.session_idle = session_idle
         self.session_max = session_max

@@ -347,12 +347,15 @@ class ApiTokens:
 
     SALT = "ttr-api-token"
 
-    def __init__(self, secret: str, records, clock: Callable[[], float] = time.time):
+    def __init__(self, secret: str, records, clock: Callable[[], float] = time.time,
+                 credential_of: Callable[[Principal], str] | None = None):
         from itsdangerous import URLSafeTimedSerializer
 
         self._s = URLSafeTimedSerializer(secret, salt=self.SALT)
         self.records = records
         self.clock = clock
+        # a fingerprint of the user's password (local users): a new password ends older tokens
+        self.credential_of = credential_of or (lambda user: "")
 
     def issue(self, user: Principal, ttl: int = API_TOKEN_DEFAULT_TTL, label: str = "") -> tuple[str, float]:
         if not 60 <= ttl <= API_TOKEN_MAX_TTL:
@@ -362,7 +365,7 @@ class ApiTokens:
         self.records.add_token(user.source, user.name, tid, exp=int(exp), roles=sorted(user.roles),
                                label=label[:100])
         body = self._s.dumps({"sub": user.name, "roles": sorted(user.roles), "src": user.source,
-                              "dsp": user.display, "exp": int(exp), "tid": tid})
+                              "dsp": user.display, "exp": int(exp), "tid": tid, "crd": self.credential_of(user)})
         return API_TOKEN_PREFIX + body, exp
 
     def id_of(self, token: str) -> str:
@@ -386,8 +389,11 @@ class ApiTokens:
         source, name = str(data.get("src", "local")), str(data["sub"])
         if not data.get("tid") or self.records.token(source, name, str(data["tid"])) is None:
             raise Unauthenticated("the API token was revoked")
-        return Principal(name=name, roles=frozenset(data.get("roles", ())), source=source,
+        user = Principal(name=name, roles=frozenset(data.get("roles", ())), source=source,
                          display=str(data.get("dsp", "")), via="bearer", token_id=str(data["tid"]))
+        if str(data.get("crd") or "") != self.credential_of(user):
+            raise Unauthenticated("the API token was made before the password changed")
+        return user
 
 
 # ---------------------------------------------------------------------------------------------

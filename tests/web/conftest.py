@@ -75,7 +75,7 @@ class Web:
         """An API token as the portal issues it (signed with its key, recorded in the bucket)."""
         if roles is None:
             roles = next(tuple(u.roles) for u in self.cfg.web.users if u.username == user)
-        return api_tokens(self.store).issue(Principal(name=user, roles=frozenset(roles), source=source), ttl)[0]
+        return api_tokens(self.store, self.cfg).issue(Principal(name=user, roles=frozenset(roles), source=source), ttl)[0]
 
     def bearer(self, user: str) -> httpx.Client:
         c = self.anonymous()
@@ -121,13 +121,16 @@ class Web:
         ArchiveRecorder(self.store).record(change_id, records, fields)
 
 
-def api_tokens(store, clock=None):
+def api_tokens(store, cfg, clock=None):
+    """The portal's token issuer for ``cfg`` (its key, its records in the bucket, its users' passwords)."""
     import time
 
-    from runtime.web._auth import ApiTokens
+    from runtime.web._auth import ApiTokens, LocalUsers
     from runtime.web._principals import PrincipalRecords
 
-    return ApiTokens(SECRET, PrincipalRecords(store, ttl=0), clock=clock or time.time)
+    users = LocalUsers(cfg.web.users)
+    return ApiTokens(SECRET, PrincipalRecords(store, ttl=0), clock=clock or time.time,
+                     credential_of=lambda u: users.credential(u.name) if u.source == "local" else "")
 
 
 def session_cookie(cfg, user: str, *, secret: str = SECRET, at: float | None = None, age: float = 0.0,

@@ -237,7 +237,7 @@ def test_bearer_tokens(web):
 def test_an_expired_token_is_refused(web):
     from runtime.web._auth import Principal
 
-    token, _ = api_tokens(web.store, clock=lambda: time.time() - 7200).issue(
+    token, _ = api_tokens(web.store, web.cfg, clock=lambda: time.time() - 7200).issue(
         Principal(name="alice", roles=frozenset({"submitter"})), ttl=3600)
     r = web.anonymous().get("/api/me", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 401 and "expired" in r.json()["message"]
@@ -247,7 +247,7 @@ def test_api_tokens_expire_and_cannot_be_forged(web):
     from runtime.web._auth import ApiTokens, Principal
 
     clock = [time.time()]
-    tokens = api_tokens(web.store, clock=lambda: clock[0])
+    tokens = api_tokens(web.store, web.cfg, clock=lambda: clock[0])
     token, exp = tokens.issue(Principal(name="alice", roles=frozenset({"submitter"})), ttl=600)
     assert token.startswith("ttr1.") and exp == clock[0] + 600
     got = tokens.verify(token)
@@ -352,6 +352,7 @@ def test_a_password_change_ends_the_sessions_made_with_the_old_one(web, web_stac
     from runtime.web import hash_password, start_portal
 
     c = web.login("erin", form=True)
+    token = c.post("/api/tokens", json={"ttl": 600}).json()["token"]
     users = [u.model_copy(update={"password_hash": hash_password("a-new-password")}) if u.username == "erin" else u
              for u in web_stack.cfg.web.users]
     cfg = web_stack.cfg.model_copy(update={"web": web_stack.cfg.web.model_copy(update={"users": users})})
@@ -359,6 +360,8 @@ def test_a_password_change_ends_the_sessions_made_with_the_old_one(web, web_stac
         replay = httpx.Client(base_url=other.url)
         replay.cookies.set("ttr_session", c.cookies["ttr_session"])
         assert replay.get("/api/me").status_code == 401
+        r = httpx.get(f"{other.url}/api/me", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 401 and "password changed" in r.json()["message"]      # and its tokens
     assert c.get("/api/me").status_code == 200        # the portal still configured with the old one
 
 
