@@ -9,7 +9,7 @@ export RAY_AUTH_MODE ?= disabled
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER ?= 0
 export RAY_USAGE_STATS_ENABLED ?= 0
 
-.PHONY: demo test venv clean
+.PHONY: demo test venv clean lock
 
 venv: $(STAMP)
 
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "ttr needs Python 3.11+"'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -U pip
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,local]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -30,3 +30,10 @@ test: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ttr
+
+# The production image's dependencies, every one pinned with its hashes (deploy/Dockerfile installs
+# them with pip --require-hashes). Re-run after changing dependencies in pyproject.toml.
+lock:
+	uv pip compile pyproject.toml deploy/requirements-build.in --generate-hashes --python-version 3.11 \
+	    --python-platform x86_64-manylinux_2_28 --only-binary :all: --custom-compile-command "make lock" \
+	    -o deploy/requirements.lock

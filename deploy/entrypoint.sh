@@ -5,6 +5,8 @@
 #           docker stop) drains the supervisor: no new messages, in-flight ones finish or are
 #           released, exit 0. The head node's Ray processes end with the container.
 #   worker  a Ray worker node joining $RAY_HEAD_ADDRESS, in the foreground.
+#   portal  the web portal and its API on 0.0.0.0:$TTR_PORTAL_PORT (default 8080), behind the
+#           HTTPS load balancer (deploy/elb/); no Ray. It refuses to start with demo passwords.
 #
 # Configuration: $TTR_CONFIG (a file, default /etc/ttr/config.yaml) or $TTR_CONFIG_YAML (the
 # file's content, e.g. injected by ECS from SSM Parameter Store), written to a private file.
@@ -38,6 +40,9 @@ case "$role" in
         # shellcheck disable=SC2086  # $store is empty or one option
         exec ray start --address="${RAY_HEAD_ADDRESS}:6379" --num-cpus="${RAY_WORKER_CPUS:-2}" $store \
             --disable-usage-stats --block
+        ;;
+    portal)
+        exec ttr web --host 0.0.0.0 --port "${TTR_PORTAL_PORT:-8080}" --config "$TTR_CONFIG"
         ;;
     *)
         exec "$@"

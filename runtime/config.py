@@ -49,6 +49,8 @@ class CustomerConfig(_Strict):
     code: str
     name: str
     ses_role_arn: str
+    # sent as sts:ExternalId when assuming ses_role_arn; the role's trust policy requires it
+    external_id: str | None = None
     region: str | None = None
     queue: str | None = None
     contact_list: str = "ccoe-customer-contacts"
@@ -68,6 +70,13 @@ class CustomerConfig(_Strict):
     def _arn(cls, v: str) -> str:
         if not re.match(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$", v):
             raise ValueError(f"{v!r} is not an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>)")
+        return v
+
+    @field_validator("external_id")
+    @classmethod
+    def _external_id(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^[\w+=,.@:/-]{2,1224}$", v):
+            raise ValueError("2 to 1224 characters of letters, digits and +=,.@:/-_ (what STS accepts)")
         return v
 
     @property
@@ -94,18 +103,54 @@ class WebUser(_Strict):
     password_hash: str
     roles: tuple[Literal["viewer", "submitter", "approver", "admin"], ...] = ("viewer",)
 
+    @field_validator("username")
+    @classmethod
+    def _username(cls, v: str) -> str:
+        # no "@", ":" or "/": single sign-on identities ("oidc:{issuer}/{subject}") never collide
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", v):
+            raise ValueError(f"{v!r}: 1 to 64 letters, digits, '.', '_' or '-' (single sign-on users are "
+                             "configured under web.oidc, not here)")
+        return v
+
 
 class OidcConfig(_Strict):
     issuer: str
     client_id: str
     client_secret_env: str = "TTR_OIDC_CLIENT_SECRET"
     roles_claim: str = "groups"
-    role_map: dict[str, tuple[Literal["viewer", "submitter", "approver", "admin"], ...]] = {}
+    # which of the provider's groups grant which roles; required: no group grants anything by its name
+    role_map: dict[str, tuple[Literal["viewer", "submitter", "approver", "admin"], ...]]
+    # bearer tokens: the audience an API access token must carry (besides client_id), and the
+    # clients (azp / client_id claim) whose tokens are accepted (default: the portal's client_id)
+    audience: str | None = None
+    api_clients: tuple[str, ...] = ()
+
+    @field_validator("role_map")
+    @classmethod
+    def _role_map(cls, v: dict) -> dict:
+        if not v:
+            raise ValueError("required and not empty: map your identity provider's groups to ttr roles "
+                             "(e.g. {change-approvers: [approver]}); an empty map would grant nothing")
+        return v
 
 
 class WebConfig(_Strict):
     users: tuple[WebUser, ...] = ()
     oidc: OidcConfig | None = None
+    # the proxies (addresses or CIDR ranges) whose X-Forwarded-For the portal believes
+    trusted_proxies: tuple[str, ...] = ()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        import ipaddress
+
+        for p in v:
+            try:
+                ipaddress.ip_network(p, strict=False)
+            except ValueError:
+                raise ValueError(f"{p!r} is not an IP address or CIDR range") from None
+        return v
 
 
 class LocalContact(_Strict):
@@ -212,6 +257,9 @@ class Config(_Strict):
         qdupes = sorted({q for q in queues if queues.count(q) > 1})
         if qdupes:
             raise ValueError(f"customers: two customers share queue(s) {qdupes}; each tenant needs its own")
+        _one_customer_each(self.customers, "ses_role_arn", lambda c: c.ses_role_arn, "SES role")
+        _one_customer_each(self.customers, "ses_role_arn", lambda c: c.account_id, "AWS account")
+        _one_customer_each(self.customers, "external_id", lambda c: c.external_id, "external_id")
         unknown = sorted(set(self.local.contacts) - set(codes))
         if unknown:
             raise ValueError(f"local.contacts: unknown customer code(s) {unknown}")
@@ -277,6 +325,20 @@ class Config(_Strict):
     def with_overrides(self, **changes) -> "Config":
         """A copy with top-level fields replaced (e.g. the emulator's endpoint and ports)."""
         return self.model_copy(update=changes)
+
+
+def _one_customer_each(customers, field: str, value_of, what: str) -> None:
+    """Tenant isolation: two customers sharing a role, an account or an ExternalId would send one
+    customer's mail through the other's SES."""
+    seen: dict[str, str] = {}
+    for c in customers:
+        v = value_of(c)
+        if v is None:
+            continue
+        if v in seen:
+            raise ValueError(f"customers: {seen[v]} and {c.code} use the same {what} ({v}; {field}); each "
+                             "customer's mail must go through its own account")
+        seen[v] = c.code
 
 
 def _field_path(loc: tuple) -> str:

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from .archive import ArchiveStore
 from .errors import IllegalTransition, InvalidInput, NotFound, StaleVersion, TtrError
-from .model import (SYSTEM_FIELDS, USER_FIELDS, Trigger, append_modifications, check_change_id,
+from .model import (DRAFT_FIELDS, SYSTEM_FIELDS, USER_FIELDS, Trigger, append_modifications, check_change_id,
                     draft_key, latest_lifecycle, lifecycle_entries, new_change_id, now_iso,
                     parse_rfc3339, validate_change, validate_schedule)
 from .ports import ObjectStore
@@ -135,17 +135,25 @@ def apply_transition(change: Mapping, action: str, *, actor: str, now: str,
 
 
 def new_archive(content: Mapping, *, change_id: str, actor: str, now: str,
-                known_customers: Iterable[str], allow_past: bool = False) -> dict:
-    """The archive of a newly submitted change (version 1, one ``submitted`` record)."""
+                known_customers: Iterable[str], allow_past: bool = False, author: str | None = None,
+                draft_authors: Iterable[str] = ()) -> dict:
+    """The archive of a newly submitted change (version 1, one ``submitted`` record).
+
+    From a draft: ``author`` (the draft's creator) stays ``createdBy``, the ``submitted`` record's
+    actor is who submitted it, and ``draftAuthors`` keeps everyone who wrote the draft (four-eyes).
+    """
     data = validate_change(content, known_customers)
     check_window(data["schedule"], now, allow_past=allow_past)
-    for f in SYSTEM_FIELDS:
+    for f in SYSTEM_FIELDS + DRAFT_FIELDS:
         if f in data and f not in ("changeId",):
             data.pop(f)
     base = {"changeId": change_id, **{k: v for k, v in data.items() if k != "changeId"},
-            "status": "new", "version": 0, "createdAt": now, "createdBy": actor, "modifications": []}
+            "status": "new", "version": 0, "createdAt": now, "createdBy": author or actor, "modifications": []}
     base.setdefault("meeting", {"required": False})
     out = apply_transition(base, "submit", actor=actor, now=now, known_customers=known_customers)
+    writers = sorted({str(a) for a in (author, *draft_authors) if a})
+    if writers:
+        out["modifications"][-1]["draftAuthors"] = writers
     return out
 
 
@@ -183,7 +191,8 @@ class Lifecycle:
     # drafts ------------------------------------------------------------------------------
     def save_draft(self, content: Mapping, *, actor: str) -> str:
         check_known_fields(content, also=DRAFT_BOOKKEEPING)
-        data = validate_change(content, self.customers, partial=True)
+        editors = [str(e) for e in (content.get("editors") or []) if e]
+        data = validate_change({k: v for k, v in content.items() if k != "editors"}, self.customers, partial=True)
         change_id = data.get("changeId") or new_change_id()
         check_change_id(change_id)
         if self.archive.exists(change_id):
@@ -193,6 +202,8 @@ class Lifecycle:
         data.update({"changeId": change_id, "status": "draft", "modifiedAt": now, "modifiedBy": actor})
         data.setdefault("createdAt", now)
         data.setdefault("createdBy", actor)
+        # everyone who wrote the draft: kept into the submitted record, for four-eyes
+        data["editors"] = editors + ([actor] if actor not in editors else [])
         self.store.put(draft_key(change_id), _dump(data))
         return change_id
 
@@ -207,15 +218,19 @@ class Lifecycle:
     def submit(self, content: Mapping, *, actor: str, draft_id: str | None = None,
                allow_past: bool = False) -> TransitionResult:
         check_known_fields(content)
+        author, draft_authors = None, []
         if draft_id is not None:
             draft = self.load_draft(draft_id)
             check_known_fields(draft, also=DRAFT_BOOKKEEPING)
+            author = draft.get("createdBy") or None
+            draft_authors = [e for e in (draft.get("editors") or []) + [draft.get("modifiedBy")] if e]
             content = {**draft, **{k: v for k, v in content.items()}}
             content["changeId"] = draft_id
         change_id = content.get("changeId") or new_change_id()
         check_change_id(change_id)
         change = new_archive(content, change_id=change_id, actor=actor, now=self.clock(),
-                             known_customers=self.customers, allow_past=allow_past)
+                             known_customers=self.customers, allow_past=allow_past, author=author,
+                             draft_authors=draft_authors)
         self.archive.create(change)  # create-only: AlreadyExists if the id is taken
         if draft_id is not None:
             try:

@@ -28,6 +28,8 @@ TEXT_FIELDS = ("reason", "implementationPlan", "testPlan", "customerImpact", "ro
 USER_FIELDS = ("title", "customers", "schedule", "meeting", "tickets") + TEXT_FIELDS
 SYSTEM_FIELDS = ("changeId", "status", "version", "createdAt", "createdBy", "modifications",
                  "meetingMetadata")
+# What only a draft carries (who last saved it, everyone who wrote it); never copied into the archive.
+DRAFT_FIELDS = ("modifiedAt", "modifiedBy", "editors")
 MAX_TITLE = 200
 MAX_TEXT = 20_000
 

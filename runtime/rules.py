@@ -17,7 +17,7 @@ from typing import Iterable, Mapping
 from zoneinfo import ZoneInfo
 
 from .errors import InvalidInput
-from .model import SYSTEM_FIELDS, USER_FIELDS, parse_rfc3339
+from .model import DRAFT_FIELDS, SYSTEM_FIELDS, USER_FIELDS, parse_rfc3339
 
 FREE_PREFIX = "x-"
 TOP_FIELDS = ("changeId",) + USER_FIELDS
@@ -26,7 +26,7 @@ NESTED_FIELDS = {
     "meeting": ("required", "title", "durationMinutes", "location"),
 }
 # What the portal keeps on a draft besides its content (it writes them itself).
-DRAFT_BOOKKEEPING = ("status", "createdAt", "createdBy", "modifiedAt", "modifiedBy")
+DRAFT_BOOKKEEPING = ("status", "createdAt", "createdBy") + DRAFT_FIELDS
 
 
 def _unknown(name: str, known: Iterable[str], where: str) -> InvalidInput:

@@ -114,6 +114,17 @@ class AwsClients:
                                            endpoint_url=self.endpoint_url, config=self.config))
 
 
+def assume_customer_role(clients: "AwsClients", customer, session_name: str, seconds: int = 3600) -> dict:
+    """Credentials in a customer's account: its SES role, with the customer's ``ExternalId`` (the
+    role's trust policy requires it, so the runtime cannot be tricked into acting for another
+    tenant with a role ARN that tenant supplied). The only place ttr assumes a customer's role."""
+    kwargs = {"RoleArn": customer.ses_role_arn, "RoleSessionName": session_name[:64], "DurationSeconds": seconds}
+    if customer.external_id:
+        kwargs["ExternalId"] = customer.external_id
+    with aws_errors("sts.AssumeRole"):
+        return clients.client("sts").assume_role(**kwargs)["Credentials"]
+
+
 def error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 

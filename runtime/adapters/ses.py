@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 from ..config import Config, CustomerConfig
 from ..errors import PermanentError, RecipientRejected, RetryableError, TenantPaused
-from .aws import AwsClients, aws_errors
+from .aws import AwsClients, assume_customer_role, aws_errors
 
 REFRESH_MARGIN = 300          # seconds before expiry we assume the role again
 SESSION_SECONDS = 3600
@@ -38,11 +38,8 @@ class TenantSes:
     def _ses(self):
         with self._lock:
             if self._client is None or time.time() > self._expires_at - REFRESH_MARGIN:
-                sts = self.clients.client("sts")
-                with aws_errors("sts.AssumeRole"):
-                    creds = sts.assume_role(RoleArn=self.customer.ses_role_arn,
-                                            RoleSessionName=f"ttr-{self.customer.code}-ses",
-                                            DurationSeconds=SESSION_SECONDS)["Credentials"]
+                creds = assume_customer_role(self.clients, self.customer, f"ttr-{self.customer.code}-ses",
+                                             SESSION_SECONDS)
                 self.assume_role_calls += 1
                 exp = creds.get("Expiration")
                 if isinstance(exp, datetime):

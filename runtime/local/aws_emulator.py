@@ -47,6 +47,21 @@ class SentEmail:
     body: str
 
 
+LOCAL_EXTRA = ("the embedded AWS emulator needs moto, which is not installed (production images leave it "
+               "out): pip install 'ttr[local]' (in a checkout: .venv/bin/pip install -e '.[local]'; `make demo` "
+               "and `make test` install it)")
+
+
+def require_moto() -> None:
+    """A clear exit (1) instead of a traceback when the ``local`` extra is missing."""
+    from ..errors import TtrError
+
+    try:
+        import moto.server  # noqa: F401
+    except ImportError:
+        raise TtrError(LOCAL_EXTRA) from None
+
+
 class AwsEmulator:
     """moto's ThreadedMotoServer bound to loopback."""
 

@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass
 from typing import Callable
 
-from ..adapters.aws import AwsClients, aws_errors
+from ..adapters.aws import AwsClients, assume_customer_role, aws_errors
 from ..audience import plan_topics, ses_topics
 from ..config import Config, CustomerConfig
 from ..errors import AlreadyExists, NotFound
@@ -353,10 +353,7 @@ def _queue_arn_for(sqs, name: str, dlq_arn: str) -> str:
 
 
 def assume_customer(clients: AwsClients, customer: CustomerConfig, session_name: str) -> dict:
-    sts = clients.client("sts")
-    with aws_errors("sts.AssumeRole"):
-        return sts.assume_role(RoleArn=customer.ses_role_arn, RoleSessionName=session_name,
-                               DurationSeconds=3600)["Credentials"]
+    return assume_customer_role(clients, customer, session_name, 3600)
 
 
 def seed_customer_ses(cfg: Config, clients: AwsClients, *, report: Report | None = None) -> list[Step]:

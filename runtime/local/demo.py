@@ -59,9 +59,11 @@ def run_demo(cfg: Config, *, actor: str, keep_running: bool = False) -> int:
     from .aws_emulator import AwsEmulator
     from ..telemetry import setup_telemetry, shutdown_telemetry
     from .runtime_host import default_telemetry_files, start_runtime
+    from .aws_emulator import require_moto
     from .stack import (LocalStack, clear_ray_address, start_local_portal, warn_unreachable,
                         with_portal_links, write_ray_address)
 
+    require_moto()
     traces, metrics_file = default_telemetry_files("demo")
     setup_telemetry("demo")
     started = time.monotonic()

@@ -8,7 +8,7 @@ import threading
 from contextlib import ExitStack
 
 from ..config import Config
-from .aws_emulator import LOOPBACK, AwsEmulator
+from .aws_emulator import LOOPBACK, AwsEmulator, require_moto
 from .graph_emulator import GraphEmulator
 
 
@@ -113,6 +113,7 @@ def clear_ray_address() -> None:
 
 
 def run_local_up(cfg: Config, *, emulators_only: bool) -> int:
+    require_moto()
     stack = LocalStack(cfg)
     try:
         stack.start()

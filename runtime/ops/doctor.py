@@ -20,7 +20,7 @@ from email.utils import parseaddr
 from typing import Callable, Iterable
 from urllib.parse import urlsplit
 
-from ..adapters.aws import AwsClients, aws_errors
+from ..adapters.aws import AwsClients, assume_customer_role, aws_errors
 from ..audience import plan_topics
 from ..config import Config, CustomerConfig
 from ..errors import NotFound, PermanentError, TtrError
@@ -95,7 +95,25 @@ class Doctor:
             self.check_notification(c, bucket_ok)
             self.check_customer_ses(c)
         self.check_graph()
+        self.check_portal_sign_ins()
         return self.checks
+
+    def check_portal_sign_ins(self) -> None:
+        """The README's demo passwords must never reach a portal others can use."""
+        from ..web._auth import DEMO_PASSWORD_SUFFIX, demo_exposed, demo_logins
+
+        names = [d["username"] for d in demo_logins(self.cfg) if d["password"]]
+        if not names:
+            self._add("web/demo-logins", PASS, "no web.users entry has its documented demo password")
+            return
+        refused = demo_exposed(self.cfg, None)
+        fix = ("give them real passwords (`ttr web hash-password`) or remove them from web.users")
+        if refused:
+            self._add("web/demo-logins", FAIL, f"`ttr web` refuses to start: {refused}", fix)
+        else:
+            self._add("web/demo-logins", WARN,
+                      f"{', '.join(names)} sign in with the demo password (username + {DEMO_PASSWORD_SUFFIX!r}); "
+                      "`ttr web` serves them on loopback only", fix)
 
     # -- the runtime's own account ------------------------------------------------------------
     def check_credentials(self) -> None:
@@ -287,10 +305,7 @@ class Doctor:
         where = f"account {c.account_id} ({region})"
         dependents = ("sender", "contact-list", "ses-account", "send-quota")
         try:
-            with aws_errors("sts.AssumeRole"):
-                creds = self.clients.client("sts").assume_role(
-                    RoleArn=c.ses_role_arn, RoleSessionName=f"ttr-doctor-{c.code}"[:64],
-                    DurationSeconds=900)["Credentials"]
+            creds = assume_customer_role(self.clients, c, f"ttr-doctor-{c.code}", 900)
         except TtrError as exc:
             self._add(f"{c.code}/role", FAIL, f"cannot assume {c.ses_role_arn}: {exc}",
                       f"in {where}, create the role with deploy/iam/customer-ses-sender-trust-policy.json "
@@ -301,7 +316,12 @@ class Doctor:
                 self._add(f"{c.code}/{d}", FAIL, f"not checked: the role cannot be assumed (see {c.code}/role)",
                           f"fix {c.code}/role first")
             return
-        self._add(f"{c.code}/role", PASS, f"assumed {c.ses_role_arn}")
+        if c.external_id:
+            self._add(f"{c.code}/role", PASS, f"assumed {c.ses_role_arn} with its ExternalId")
+        else:
+            self._add(f"{c.code}/role", WARN, f"assumed {c.ses_role_arn} without an ExternalId",
+                      f"set customers[{c.code}].external_id and require it in the role's trust policy "
+                      "(deploy/iam/customer-ses-sender-trust-policy.json, sts:ExternalId)")
         ses = self.clients.client_with("sesv2", creds, region)
         self._check_sender(c, ses, where)
         self._check_contact_list(c, ses, where)

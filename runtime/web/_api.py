@@ -8,7 +8,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, NotFound
 from ..lifecycle import TransitionResult
 from ..rules import check_known_fields
 from . import _ops, _views
@@ -25,12 +25,13 @@ customer, with the modification history preserved on every write.
 
 * a bearer token: `Authorization: Bearer <token>`, where the token is a portal API token
   (`ttr1.…`, created on the portal's *Account* page or with `POST /api/tokens`; it expires, at
-  most after 30 days, and never grants more than the user's current roles), or, when single
-  sign-on is configured, an ID token the identity provider issued to the portal's client id; or
+  most after 7 days, can be revoked with `DELETE /api/tokens/{id}`, and never grants more than
+  the user's current roles), or, when single sign-on is configured, a JWT the identity provider
+  issued for this portal (audience and authorized party checked); or
 * the portal's session cookie, as the pages' own scripts do. State-changing requests made
   with the cookie also need the header `X-CSRF-Token` (from `GET /api/me`).
 
-Without a user the API answers 401; without the role for an action, 403.
+Without a user the API answers 401; without a role (any route) or the role for an action, 403.
 
 **Versions.** `GET /api/changes/{id}` returns an `ETag` of the form `"v{version}.{digest}"`.
 `If-None-Match` with it answers 304 while nothing changed. The transitions require `If-Match`
@@ -130,6 +131,15 @@ class RetriggerBody(BaseModel):
 
 class TokenBody(BaseModel):
     ttl: int = Field(API_TOKEN_DEFAULT_TTL, ge=60, le=API_TOKEN_MAX_TTL, description="seconds")
+    label: str = Field("", max_length=100, description="what the token is for (shown in the token list)")
+
+
+class TokenInfo(BaseModel):
+    id: str
+    label: str
+    expiresAt: float
+    createdAt: float
+    current: bool = Field(description="the token this request came with")
 
 
 class Triggers(BaseModel):
@@ -185,6 +195,7 @@ class Token(BaseModel):
     token: str
     tokenType: Literal["Bearer"] = "Bearer"
     expiresAt: float
+    id: str = Field(description="for DELETE /api/tokens/{id}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -269,8 +280,26 @@ def create_token(request: Request, body: TokenBody | None = None):
     user = _user(request)
     if user.via != "session":
         raise Forbidden("API tokens are created from a signed-in session (the portal's Account page)")
-    token, exp = _portal(request).tokens.issue(user, (body or TokenBody()).ttl)
-    return Token(token=token, expiresAt=exp)
+    body = body or TokenBody()
+    token, exp = _portal(request).tokens.issue(user, body.ttl, label=body.label)
+    return Token(token=token, expiresAt=exp, id=_portal(request).tokens.id_of(token))
+
+
+@router.get("/tokens", response_model=list[TokenInfo], summary="Your API tokens that are still valid")
+def list_tokens(request: Request):
+    user = _user(request)
+    return [TokenInfo(id=t["id"], label=t.get("label", ""), expiresAt=t["exp"], createdAt=t.get("created", 0),
+                      current=t["id"] == user.token_id)
+            for t in _portal(request).records.tokens(user.source, user.name)]
+
+
+@router.delete("/tokens/{token_id}", status_code=204, summary="Revoke one of your API tokens",
+               description="It stops working at once on this instance, within seconds on the others.")
+def revoke_token(request: Request, token_id: str):
+    user = _user(request)
+    if not _portal(request).records.revoke_token(user.source, user.name, token_id):
+        raise NotFound(f"you have no API token {token_id!r}")
+    return Response(status_code=204)
 
 
 @router.get("/customers", response_model=list[Customer], summary="The configured customers")

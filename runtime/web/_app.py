@@ -28,6 +28,7 @@ from urllib.parse import parse_qs, quote
 from ..errors import (AlreadyExists, ConflictError, ExternalError, IllegalTransition, InvalidInput, NotFound,
                       RetryableError, StaleVersion, TtrError)
 from ..words import topic_display, topic_names
+from ._principals import PrincipalRecords
 from ._auth import (ApiTokens, Forbidden, LocalUsers, LoginThrottle, Principal, TooManyAttempts, Unauthenticated,
                     load_session_secret)
 
@@ -145,7 +146,9 @@ class Portal:
         self.lifecycle = Lifecycle(store, cfg.customer_codes)
         self.index = ChangeIndex(store)
         self.users = LocalUsers(cfg.web.users)
-        self.tokens = ApiTokens(session_secret, clock=clock)
+        self.records = PrincipalRecords(store, clock=clock)
+        self.tokens = ApiTokens(session_secret, self.records, clock=clock,
+                                credential_of=lambda u: self.users.credential(u.name) if u.source == "local" else "")
         self.throttle = throttle or LoginThrottle()
         self.session_idle = session_idle
         self.session_max = session_max
@@ -177,13 +180,22 @@ class Portal:
         if not (self.clock() - self.session_max <= at <= self.clock() + 60):
             session.pop("user", None)
             return None
-        if data.get("source") == "local":
-            user = self.users.current(str(data["name"]))
+        name, source = str(data["name"]), str(data.get("source") or "oidc")
+        # signed out since (on any instance), or the password changed since: the session is over
+        if (not self.records.session_valid(source, name, data.get("gen"))
+                or (source == "local" and data.get("cred") != self.users.credential(name))):
+            session.pop("user", None)
+            return None
+        if source == "local":
+            user = self.users.current(name)
             if user is None:
                 session.pop("user", None)
             return user
-        return Principal(name=str(data["name"]), roles=frozenset(data.get("roles") or ()),
-                         source=str(data.get("source") or "oidc"), display=str(data.get("display") or ""))
+        if self.oidc is None:  # single sign-on switched off: its sessions end with it
+            session.pop("user", None)
+            return None
+        return Principal(name=name, roles=frozenset(data.get("roles") or ()), source=source,
+                         display=str(data.get("display") or ""))
 
     def touch(self, session: dict) -> None:
         """Re-issue the cookie now and then, so the idle lifetime slides while the user is active
@@ -194,22 +206,30 @@ class Portal:
 
     def start_session(self, session: dict, user: Principal) -> None:
         session.clear()  # nothing from before the sign-in survives it
-        session["user"] = user.to_session(at=self.clock())
+        cred = self.users.credential(user.name) if user.source == "local" else ""
+        session["user"] = user.to_session(at=self.clock(), generation=self.records.generation(user.source, user.name),
+                                          credential=cred)
         session["seen"] = int(self.clock())
         new_csrf(session)
+
+    def end_sessions(self, user: Principal) -> None:
+        """Sign-out: every session of this user ends, here and on the other instances."""
+        self.records.end_sessions(user.source, user.name)
 
     async def verify_bearer(self, token: str) -> Principal:
         from ._auth import API_TOKEN_PREFIX
 
         if token.startswith(API_TOKEN_PREFIX):
             user = self.tokens.verify(token)
+            if user.source != "local" and self.oidc is None:
+                raise Unauthenticated("the API token came from single sign-on, which is switched off")
             if user.source == "local":
                 current = self.users.current(user.name, via="bearer")
                 if current is None:
                     raise Unauthenticated("the API token's user no longer exists")
                 # the token never grants more than the user has now
                 return Principal(name=current.name, roles=current.roles & user.roles, source="local",
-                                 via="bearer")
+                                 via="bearer", token_id=user.token_id)
             return user
         if self.oidc is not None:
             return await self.oidc.verify_bearer(token)
@@ -302,6 +322,15 @@ class AuthGate:
             target = path + ("?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else "")
             location = "/login" if target == "/" else "/login?next=" + quote(target, safe="/")
             return await _redirect(send_secure, location)
+
+        if user is not None and not user.roles and not is_open(path):
+            # signed in, but no role (taken away since, or a token that kept none): nothing to read
+            message = f"{user.name} has no role in ttr; ask an administrator"
+            if is_api(path):
+                return await _json(send_secure, 403, {"error": "forbidden", "message": message})
+            html = self.portal.render("error.html", user=None, status=403, title="Not allowed", message=message,
+                                      csrf="", flashes=[], nav="")
+            return await _html(send_secure, 403, html)
 
         if method not in SAFE_METHODS:
             body, too_big = await _read_body(receive)

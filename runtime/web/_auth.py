@@ -5,11 +5,14 @@ the session cookie are signed by itsdangerous, and OIDC lives in ``_oidc`` (Auth
 
 Roles (a user may hold several; ``admin`` may do everything):
 
-    viewer     read everything
+    viewer     read everything (an identity without any role reads nothing)
     submitter  drafts, submit; update, reschedule, complete or cancel the changes they submitted
-    approver   approve (never a change they submitted or edited: four-eyes); update, reschedule,
-               complete or cancel any change; retrigger
+    approver   approve (never a change they wrote, submitted, edited or rescheduled: four-eyes,
+               ``shaped_by``); update, reschedule, complete or cancel any change; retrigger
     admin      all of the above, on any change, and any draft; four-eyes still applies
+
+Sign-in throttling is an exponential backoff per (username, client) (``Backoff``), never a lock;
+the client address comes through trusted proxies only (``client_address``).
 """
 
 from __future__ import annotations
@@ -27,8 +30,8 @@ from ..errors import InvalidInput, TtrError
 
 ROLES = ("viewer", "submitter", "approver", "admin")
 API_TOKEN_PREFIX = "ttr1."
-API_TOKEN_MAX_TTL = 30 * 24 * 3600
-API_TOKEN_DEFAULT_TTL = 7 * 24 * 3600
+API_TOKEN_MAX_TTL = 7 * 24 * 3600
+API_TOKEN_DEFAULT_TTL = 24 * 3600
 SESSION_SECRET_ENV = "TTR_SESSION_SECRET"
 SESSION_SECRET_FILE = "session-secret"
 MIN_SECRET_LENGTH = 32
@@ -57,6 +60,7 @@ class Principal:
     source: str = "local"          # local | oidc
     display: str = ""
     via: str = "session"           # session | bearer
+    token_id: str = ""             # the API token's id, when it came with one
 
     @property
     def label(self) -> str:
@@ -65,9 +69,9 @@ class Principal:
     def has(self, *roles: str) -> bool:
         return "admin" in self.roles or any(r in self.roles for r in roles)
 
-    def to_session(self, *, at: float) -> dict:
+    def to_session(self, *, at: float, generation: int = 0, credential: str = "") -> dict:
         return {"name": self.name, "roles": sorted(self.roles), "source": self.source,
-                "display": self.display, "at": at}
+                "display": self.display, "at": at, "gen": generation, "cred": credential}
 
     def to_json(self) -> dict:
         return {"username": self.name, "displayName": self.label, "roles": sorted(self.roles),
@@ -114,12 +118,29 @@ def is_owner(user: Principal, change: Mapping) -> bool:
     return _same(user.name, submitted_by(change)) or _same(user.name, change.get("createdBy"))
 
 
+# The user transitions that shape what an approver approves: its content and its window.
+SHAPING_TYPES = ("submitted", "updated", "rescheduled")
+
+
+def shaped_by(change: Mapping) -> list[str]:
+    """Everyone who shaped the change's content or window: its author (``createdBy``), who
+    submitted it, everyone who wrote its draft (``draftAuthors``), who updated or rescheduled it.
+    Any of them approving it would break four-eyes."""
+    names = [change.get("createdBy")]
+    for m in change.get("modifications", []) or []:
+        if isinstance(m, Mapping) and m.get("type") in SHAPING_TYPES:
+            names.append(m.get("actor"))
+            names.extend(m.get("draftAuthors") or ())
+    out: dict[str, str] = {}
+    for n in names:
+        if isinstance(n, str) and n.strip():
+            out.setdefault(n.strip().lower(), n.strip())
+    return sorted(out.values())
+
+
 def authored(user: Principal, change: Mapping) -> bool:
-    """Submitted the change, or edited its content: either rules out approving it (four-eyes)."""
-    if is_owner(user, change):
-        return True
-    return any(isinstance(m, Mapping) and m.get("type") == "updated" and _same(m.get("actor"), user.name)
-               for m in change.get("modifications", []) or [])
+    """Wrote, submitted, edited or moved the change: any rules out approving it (four-eyes)."""
+    return any(_same(user.name, n) for n in shaped_by(change))
 
 
 def why_not(user: Principal, action: str, change: Mapping | None = None) -> str | None:
@@ -136,7 +157,7 @@ def why_not(user: Principal, action: str, change: Mapping | None = None) -> str 
     if change is None:
         return None
     if action == "approve" and authored(user, change):
-        what = "submitted" if is_owner(user, change) else "edited"
+        what = "submitted" if _same(user.name, submitted_by(change)) else "edited"
         return f"you {what} this change; another approver must approve it (four-eyes)"
     if action == "request_changes" and is_owner(user, change):
         return "you submitted this change; edit it yourself, or ask another approver to review it"
@@ -214,6 +235,16 @@ class LocalUsers:
             return None
         return self.principal(user)
 
+    def credential(self, name: str) -> str:
+        """A fingerprint of the user's password hash: a session issued before the password was
+        changed (a new hash in the configuration) carries another one, and ends."""
+        user = self.get(name)
+        if user is None:
+            return ""
+        import hashlib
+
+        return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
+
     @staticmethod
     def principal(user, via: str = "session") -> Principal:
         return Principal(name=user.username, roles=frozenset(user.roles), source="local", via=via)
@@ -235,6 +266,45 @@ def demo_logins(cfg) -> list[dict]:
         out.append({"username": u.username, "roles": list(u.roles),
                     "password": guess if verify_password(u.password_hash, guess) else None})
     return out
+
+
+def exposure(host: str | None, portal_url: str | None) -> str | None:
+    """Why a portal on ``host``, announced as ``portal_url``, is reachable by others (None: only
+    from this machine, over plain http to loopback: where demo sign-ins are fine)."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    def loopback(h: str | None) -> bool:
+        if not h:
+            return False
+        if h.lower() == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(h.strip("[]")).is_loopback
+        except ValueError:
+            return False
+
+    if host is not None and not loopback(host):
+        return f"it listens on {host}, not on loopback"
+    url = urlsplit(portal_url or "")
+    if url.scheme == "https":
+        return f"email.portal_base_url is {portal_url} (https: a real deployment)"
+    if url.hostname and not loopback(url.hostname):
+        return f"email.portal_base_url is {portal_url}, not on loopback"
+    return None
+
+
+def demo_exposed(cfg, host: str | None) -> str | None:
+    """None, or why serving ``cfg`` on ``host`` would hand the README's demo sign-ins to others."""
+    reason = exposure(host, cfg.email.portal_base_url)
+    if reason is None:
+        return None
+    names = [d["username"] for d in demo_logins(cfg) if d["password"]]
+    if not names:
+        return None
+    return (f"the documented demo password ({DEMO_PASSWORD_SUFFIX!r} after the username) verifies for "
+            f"{', '.join(names)}, and {reason}; give them real passwords (`ttr web hash-password`) "
+            "or remove them from web.users")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,25 +343,40 @@ class ApiTokens:
     """Bearer tokens minted by the portal for a signed-in user: ``ttr1.<itsdangerous payload>``.
 
     Signed with a key derived from the session secret (a different salt, so a session cookie is
-    never a token and a token never a cookie). Stateless: they expire (at most 30 days); changing
-    the session secret revokes them all; a local user removed from the config loses access at once.
+    never a token and a token never a cookie), and recorded on the server (``_principals``): a
+    token is good only while its id is in its principal's record, so each can be revoked on its
+    own. Short-lived (a day by default, a week at most); changing the session secret revokes them
+    all; a local user removed from the config loses access at once, and a single sign-on token
+    stops working when single sign-on is switched off (``Portal.verify_bearer``).
     """
 
     SALT = "ttr-api-token"
 
-    def __init__(self, secret: str, clock: Callable[[], float] = time.time):
+    def __init__(self, secret: str, records, clock: Callable[[], float] = time.time,
+                 credential_of: Callable[[Principal], str] | None = None):
         from itsdangerous import URLSafeTimedSerializer
 
         self._s = URLSafeTimedSerializer(secret, salt=self.SALT)
+        self.records = records
         self.clock = clock
+        # a fingerprint of the user's password (local users): a new password ends older tokens
+        self.credential_of = credential_of or (lambda user: "")
 
-    def issue(self, user: Principal, ttl: int = API_TOKEN_DEFAULT_TTL) -> tuple[str, float]:
+    def issue(self, user: Principal, ttl: int = API_TOKEN_DEFAULT_TTL, label: str = "") -> tuple[str, float]:
         if not 60 <= ttl <= API_TOKEN_MAX_TTL:
             raise InvalidInput(f"ttl: from 60 to {API_TOKEN_MAX_TTL} seconds")
         exp = self.clock() + ttl
+        tid = secrets.token_urlsafe(12)
+        self.records.add_token(user.source, user.name, tid, exp=int(exp), roles=sorted(user.roles),
+                               label=label[:100])
         body = self._s.dumps({"sub": user.name, "roles": sorted(user.roles), "src": user.source,
-                              "dsp": user.display, "exp": int(exp)})
+                              "dsp": user.display, "exp": int(exp), "tid": tid, "crd": self.credential_of(user)})
         return API_TOKEN_PREFIX + body, exp
+
+    def id_of(self, token: str) -> str:
+        """The id of a token this portal signed ('' for anything else)."""
+        ok, data = self._s.loads_unsafe(token.removeprefix(API_TOKEN_PREFIX))
+        return str(data.get("tid") or "") if ok and isinstance(data, dict) else ""
 
     def verify(self, token: str) -> Principal:
         from itsdangerous import BadSignature, SignatureExpired
@@ -306,8 +391,14 @@ class ApiTokens:
             raise Unauthenticated("the API token is not valid") from None
         if not isinstance(data, dict) or float(data.get("exp", 0)) < self.clock():
             raise Unauthenticated("the API token has expired")
-        return Principal(name=str(data["sub"]), roles=frozenset(data.get("roles", ())),
-                         source=str(data.get("src", "local")), display=str(data.get("dsp", "")), via="bearer")
+        source, name = str(data.get("src", "local")), str(data["sub"])
+        if not data.get("tid") or self.records.token(source, name, str(data["tid"])) is None:
+            raise Unauthenticated("the API token was revoked")
+        user = Principal(name=name, roles=frozenset(data.get("roles", ())), source=source,
+                         display=str(data.get("dsp", "")), via="bearer", token_id=str(data["tid"]))
+        if str(data.get("crd") or "") != self.credential_of(user):
+            raise Unauthenticated("the API token was made before the password changed")
+        return user
 
 
 # ---------------------------------------------------------------------------------------------
@@ -356,15 +447,66 @@ class RateLimiter:
 
 
 @dataclass
-class LoginThrottle:
-    """Sign-in attempts: per client address (all attempts) and per username (failures)."""
+class Backoff:
+    """Exponential backoff per key: ``free`` failures cost nothing, then each failure doubles the
+    wait before the next attempt (``base`` seconds, at most ``cap``). Never a lock: the wait always
+    ends, and a success or ``forget`` seconds without a failure clears the key."""
 
-    per_client: RateLimiter = field(default_factory=lambda: RateLimiter(limit=20, window=300))
-    per_user: RateLimiter = field(default_factory=lambda: RateLimiter(limit=5, window=300))
+    free: int = 3
+    base: float = 1.0
+    cap: float = 900.0
+    forget: float = 3600.0
+    clock: Callable[[], float] = time.monotonic
+    max_keys: int = 10_000
+    _state: OrderedDict = field(default_factory=OrderedDict)   # key -> (failures, last failure)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def delay(self, failures: int) -> float:
+        if failures < self.free:
+            return 0.0
+        return min(self.cap, self.base * 2 ** (failures - self.free))
+
+    def retry_after(self, key) -> float | None:
+        with self._lock:
+            got = self._state.get(key)
+            if got is None:
+                return None
+            failures, last = got
+            now = self.clock()
+            if now - last >= self.forget:
+                self._state.pop(key, None)
+                return None
+            wait = last + self.delay(failures) - now
+            return wait if wait > 0 else None
+
+    def failed(self, key) -> None:
+        with self._lock:
+            failures, _ = self._state.pop(key, (0, 0.0))
+            self._state[key] = (failures + 1, self.clock())
+            while len(self._state) > self.max_keys:
+                self._state.popitem(last=False)
+
+    def reset(self, key) -> None:
+        with self._lock:
+            self._state.pop(key, None)
+
+
+@dataclass
+class LoginThrottle:
+    """Sign-in attempts: exponential backoff per (username, client) after failures, and a cap on
+    attempts per client address. A username is never locked: another client signs in as usual.
+    ``client`` is the real client's address (``client_address``: through trusted proxies only)."""
+
+    per_client: RateLimiter = field(default_factory=lambda: RateLimiter(limit=30, window=300))
+    backoff: Backoff = field(default_factory=Backoff)
+
+    @staticmethod
+    def _key(username: str, client: str) -> tuple[str, str]:
+        return ((username or "").strip().lower(), client)
 
     def check(self, client: str, username: str) -> None:
         waits = [w for w in (self.per_client.retry_after(client),
-                             self.per_user.retry_after((username or "").strip().lower())) if w]
+                             self.backoff.retry_after(self._key(username, client))) if w]
         if waits:
             wait = int(max(waits)) + 1
             raise TooManyAttempts(f"too many sign-in attempts; try again in {wait} seconds", retry_after=wait)
@@ -372,8 +514,35 @@ class LoginThrottle:
     def attempt(self, client: str) -> None:
         self.per_client.hit(client)
 
-    def failed(self, username: str) -> None:
-        self.per_user.hit((username or "").strip().lower())
+    def failed(self, username: str, client: str) -> None:
+        self.backoff.failed(self._key(username, client))
 
-    def succeeded(self, username: str) -> None:
-        self.per_user.reset((username or "").strip().lower())
+    def succeeded(self, username: str, client: str) -> None:
+        self.backoff.reset(self._key(username, client))
+
+
+def client_address(peer: str | None, forwarded_for: str | None, trusted: Iterable) -> str:
+    """The address of whoever is signing in. ``X-Forwarded-For`` counts only when the peer is a
+    trusted proxy (``web.trusted_proxies``); then the rightmost address that is not a trusted proxy
+    (what the first proxy saw: the entries to its left are the client's to write)."""
+    import ipaddress
+
+    nets = [ipaddress.ip_network(t, strict=False) for t in trusted]
+
+    def is_trusted(addr: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(addr)
+        except ValueError:
+            return False
+        return any(ip in n for n in nets)
+
+    peer = peer or "?"
+    if not nets or not forwarded_for or not is_trusted(peer):
+        return peer
+    for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
+        if not is_trusted(hop):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer  # garbage in the header: the proxy itself is all we know
+    return peer

@@ -25,7 +25,7 @@ from ..model import TEXT_FIELDS, lifecycle_entries, parse_rfc3339
 from ..ports import ObjectStore
 from ..processing import plan
 from ..review import open_request
-from ._auth import submitted_by
+from ._auth import shaped_by, submitted_by
 
 SEARCH_TEXT_LIMIT = 4000  # characters per long text field kept for search
 MAX_PAGE = 200
@@ -56,8 +56,7 @@ def summarize_change(change: Mapping) -> dict:
         "createdAt": change.get("createdAt", ""),
         "createdBy": change.get("createdBy", ""),
         "submittedBy": submitted_by(change),
-        "editedBy": sorted({str(m.get("actor")) for m in change.get("modifications", []) or []
-                            if isinstance(m, Mapping) and m.get("type") == "updated" and m.get("actor")}),
+        "editedBy": shaped_by(change),
         "updatedAt": updated,
         "lastTransition": entries[-1]["type"] if entries else None,
         "schedule": {k: sched.get(k) for k in ("implementationStart", "implementationEnd", "timezone")},

@@ -14,7 +14,7 @@ from ..model import USER_FIELDS, check_change_id, draft_key
 from ._auth import Forbidden, Principal, may_edit_draft, require
 
 MANAGED_FIELDS = ("status", "version", "modifications", "createdAt", "createdBy", "meetingMetadata",
-                  "meetingIntent", "modifiedAt", "modifiedBy")
+                  "meetingIntent", "modifiedAt", "modifiedBy", "editors")
 
 
 def reject_managed(content: Mapping[str, Any]) -> None:
@@ -103,7 +103,8 @@ def update_draft(portal, user: Principal, change_id: str, content: Mapping[str, 
         raise InvalidInput("changeId: a draft keeps its id")
     body = {k: v for k, v in content.items() if k != "changeId"}
     portal.lifecycle.save_draft({**body, "changeId": change_id, "createdAt": draft.get("createdAt"),
-                                 "createdBy": draft.get("createdBy")}, actor=user.name)
+                                 "createdBy": draft.get("createdBy"), "editors": draft.get("editors") or []},
+                                actor=user.name)
     return load_draft(portal, change_id)
 
 

@@ -20,8 +20,8 @@ from ..lifecycle import allowed_actions
 from ..words import topic_names
 from . import _audience, _ops, _views
 from ._app import new_csrf, safe_next
-from ._auth import (API_TOKEN_MAX_TTL, Forbidden, Principal, TooManyAttempts, Unauthenticated, may_edit_draft,
-                    why_not)
+from ._auth import (API_TOKEN_MAX_TTL, Forbidden, Principal, TooManyAttempts, Unauthenticated, client_address,
+                    may_edit_draft, why_not)
 from ._index import MAX_PAGE, Filters, parse_date
 
 router = APIRouter(include_in_schema=False)
@@ -85,7 +85,7 @@ def _approvable(index, user: Principal) -> list[dict]:
 
 
 def _authored_summary(user: Principal, row: dict) -> bool:
-    """Four-eyes on a list row: submitted or edited by this user (as ``_auth.authored``)."""
+    """Four-eyes on a list row: shaped by this user (``editedBy`` is ``_auth.shaped_by``)."""
     name = user.name.lower()
     authors = [row.get("submittedBy"), row.get("createdBy"), *(row.get("editedBy") or [])]
     return name in {str(a or "").lower() for a in authors}
@@ -121,7 +121,8 @@ def login_submit(request: Request, form: FormData = Depends(form_data)):
     username = str(form.get("username") or "").strip()
     password = str(form.get("password") or "")
     target = safe_next(str(form.get("next") or "/"))
-    client = request.client.host if request.client else "?"
+    client = client_address(request.client.host if request.client else None, request.headers.get("x-forwarded-for"),
+                            portal.cfg.web.trusted_proxies)
     try:
         portal.throttle.check(client, username)
     except TooManyAttempts as exc:
@@ -131,13 +132,13 @@ def login_submit(request: Request, form: FormData = Depends(form_data)):
     portal.throttle.attempt(client)
     user = portal.users.authenticate(username, password) if username and password else None
     if user is None:
-        portal.throttle.failed(username)
+        portal.throttle.failed(username, client)
         return render(request, "login.html", status=401, next=target, username=username,
                       error="That username and password do not match.")
     if not user.roles:
         return render(request, "login.html", status=403, next=target, username=username,
                       error="Your account has no role in ttr. Ask an administrator.")
-    portal.throttle.succeeded(username)
+    portal.throttle.succeeded(username, client)
     portal.start_session(request.session, user)
     return redirect(target)
 
@@ -151,6 +152,9 @@ def logout_page(request: Request):
 
 @router.post("/logout")
 def logout(request: Request):
+    user = request.state.user
+    if user is not None and user.via == "session":
+        _portal(request).end_sessions(user)  # a copy of the cookie is worth nothing now
     request.session.clear()
     return redirect("/login?out=1")
 
@@ -229,7 +233,7 @@ def approvals(request: Request, cursor: str = ""):
     for r in page.items:
         reason = why_not(user, "approve")
         if reason is None and _authored_summary(user, r):
-            reason = "You submitted or edited this change; another approver must approve it."
+            reason = "You wrote, submitted, edited or rescheduled this change; another approver must approve it."
         rows.append({**r, "blocked": reason})
     return render(request, "approvals.html", nav="approvals", page=page, rows=rows, cursor=cursor)
 
@@ -520,9 +524,27 @@ REVIEW_DONE = {"changes_requested": "Sent back to the submitter with your commen
 # Account (API tokens) and the API reference
 
 
+def _tokens(request: Request) -> list[dict]:
+    user = _user(request)
+    return [{**t, "expires": _views.fmt_time(datetime.fromtimestamp(t["exp"], tz=timezone.utc)
+                                             .isoformat(timespec="seconds"))}
+            for t in _portal(request).records.tokens(user.source, user.name)]
+
+
 @router.get("/account")
 def account(request: Request):
-    return render(request, "account.html", nav="account", token=None, max_days=API_TOKEN_MAX_TTL // 86400)
+    return render(request, "account.html", nav="account", token=None, max_days=API_TOKEN_MAX_TTL // 86400,
+                  tokens=_tokens(request))
+
+
+@router.post("/account/token/{token_id}/revoke")
+def account_token_revoke(request: Request, token_id: str):
+    user = _user(request)
+    if _portal(request).records.revoke_token(user.source, user.name, token_id):
+        flash(request, "ok", "The token was revoked: it no longer works.")
+    else:
+        flash(request, "warn", "No such token (it may have expired or been revoked already).")
+    return redirect("/account")
 
 
 @router.post("/account/token")
@@ -530,12 +552,12 @@ def account_token(request: Request, form: FormData = Depends(form_data)):
     portal, user = _portal(request), _user(request)
     if user.via != "session":
         raise Forbidden("API tokens are created from a signed-in session")
-    days = _int(form.get("days")) or 7
+    days = _int(form.get("days")) or 1
     days = max(1, min(days, API_TOKEN_MAX_TTL // 86400))
-    token, exp = portal.tokens.issue(user, days * 86400)
+    token, exp = portal.tokens.issue(user, days * 86400, label=str(form.get("label") or "").strip()[:100])
     expires_at = _views.fmt_time(datetime.fromtimestamp(exp, tz=timezone.utc).isoformat(timespec="seconds"))
     return render(request, "account.html", nav="account", token=token, expires_at=expires_at, days=days,
-                  max_days=API_TOKEN_MAX_TTL // 86400, headers={"Cache-Control": "no-store"})
+                  max_days=API_TOKEN_MAX_TTL // 86400, tokens=_tokens(request), headers={"Cache-Control": "no-store"})
 
 
 @router.get("/docs")

@@ -39,7 +39,9 @@ def start_portal(cfg, port: int = 0, *, host: str = LOOPBACK, store=None, sessio
     if app is None:
         app = create_app(cfg, store=store, session_secret=session_secret, **app_options)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                            lifespan="off", server_header=False, timeout_graceful_shutdown=3)
+                            lifespan="off", server_header=False, timeout_graceful_shutdown=3,
+                            # X-Forwarded-For is read by the portal, from web.trusted_proxies only
+                            proxy_headers=False)
     server = uvicorn.Server(config)
     failed: list[BaseException] = []
 

@@ -12,13 +12,17 @@ def _err(msg: str) -> None:
 def cmd_web(args) -> int:
     from ..config import load_config
     from ..local.stack import wait_for_signal
-    from ._auth import demo_logins
+    from ._auth import demo_exposed, demo_logins
     from ._server import start_portal
 
     cfg = load_config(args.config)
     port = cfg.local.web_port if args.port is None else args.port
     if not cfg.web.users and cfg.web.oidc is None:
         _err("warning: no web.users and no web.oidc in the configuration: nobody can sign in")
+    refused = demo_exposed(cfg, args.host)
+    if refused:
+        _err(f"ttr: error: not serving the portal: {refused}")
+        return 2
     try:
         handle = start_portal(cfg, port, host=args.host)
     except OSError as exc:

@@ -101,11 +101,14 @@ def test_doctor_passes_on_a_good_setup(good, run_cli):
     assert report["ok"] is True
     checks = by_name(report["checks"])
     per_customer = ["queue", "dlq", "notification", "role", "sender", "contact-list", "ses-account", "send-quota"]
-    assert set(checks) == {"aws/credentials", "bucket", "graph/token", "graph/mailbox",
+    assert set(checks) == {"aws/credentials", "bucket", "graph/token", "graph/mailbox", "web/demo-logins",
                            *(f"{c}/{n}" for c in good.cfg.customer_codes for n in per_customer)}
-    # moto does not implement SES GetAccount: the sandbox and quota checks can only warn.
+    # moto does not implement SES GetAccount: the sandbox and quota checks can only warn; the local
+    # config's demo sign-ins warn (loopback only)
     warned = {n for n, c in checks.items() if c["status"] == WARN}
-    assert warned == {f"{c}/{n}" for c in good.cfg.customer_codes for n in ("ses-account", "send-quota")}
+    assert warned == {f"{c}/{n}" for c in good.cfg.customer_codes for n in ("ses-account", "send-quota")} | {
+        "web/demo-logins"}
+    assert "loopback only" in checks["web/demo-logins"]["message"]
     assert all(c["status"] == PASS for n, c in checks.items() if n not in warned)
     assert "GetAccount" in checks["hts/ses-account"]["message"]
     assert report["summary"] == {"pass": len(checks) - len(warned), "warn": len(warned), "fail": 0}
@@ -261,3 +264,25 @@ def test_unhardened_bucket_only_warns(aws_emulator, graph_emulator, tmp_path, ru
     code, out, _ = run_cli("doctor", "--config", stack.path, "--json")
     bucket = by_name(json.loads(out)["checks"])["bucket"]
     assert code == 0 and bucket["status"] == WARN and "versioning is off" in bucket["message"]
+
+
+def test_demo_sign_ins_on_a_public_portal_fail(good):
+    cfg = good.cfg.model_copy(update={"email": good.cfg.email.model_copy(
+        update={"portal_base_url": "https://changes.example.com"})})
+    doctor = Doctor(cfg, good.clients)
+    doctor.check_portal_sign_ins()
+    (check,) = doctor.checks
+    assert check.status == FAIL and "refuses to start" in check.message and "admin" in check.message
+    assert "ttr web hash-password" in check.fix
+
+
+def test_a_customer_without_an_external_id_is_warned_about(good):
+    hts = good.cfg.customer("hts").model_copy(update={"external_id": None})
+    doctor = Doctor(good.cfg, good.clients)
+    doctor.check_customer_ses(hts)
+    role = by_name(doctor.checks)["hts/role"]
+    assert role.status == WARN and "without an ExternalId" in role.message
+    assert "sts:ExternalId" in role.fix
+    doctor = Doctor(good.cfg, good.clients)
+    doctor.check_customer_ses(good.cfg.customer("hts"))
+    assert by_name(doctor.checks)["hts/role"].status == PASS

@@ -162,8 +162,11 @@ def test_topic_display_names_default_and_configured():
 
     assert topic_display("aws-announce") == "Change announcements"
     assert topic_display("finops-announce") == "Finops announce"           # unknown: words, not a key
-    cfg = SimpleNamespace(topics=[{"name": "aws-announce", "display": "Announcements"},
-                                  SimpleNamespace(name="cic-announce", display="CIC news")])
+    from runtime.config import DEFAULT_TOPICS, TopicConfig
+
+    cfg = SimpleNamespace(topics=[t.model_copy(update={"display": "Announcements"}) if t.name == "aws-announce"
+                                  else t for t in DEFAULT_TOPICS]
+                          + [TopicConfig(name="cic-announce", display="CIC news")])
     names = topic_names(cfg)
     assert topic_display("aws-announce", names=names) == "Announcements"
     assert topic_display("cic-announce", cfg) == "CIC news" and topic_display("aws-approval", cfg) == "Change approvals"

@@ -50,6 +50,14 @@ def test_shipped_config_is_valid_and_has_two_customers():
         {"group": "g", "customer": "hts", "topics": {"aws-approval": "OPT_IN"}}]}),
      "identity_center.identity_store_id"),
     (lambda d: d.update(customers=[]), "customers"),
+    # tenant isolation: one role, one account, one ExternalId per customer
+    (lambda d: d["customers"][1].update(ses_role_arn=d["customers"][0]["ses_role_arn"]),
+     "customers: hts and htsnonprod use the same SES role (arn:aws:iam::111111111111:role/ttr-ses-sender"),
+    (lambda d: d["customers"][1].update(ses_role_arn="arn:aws:iam::111111111111:role/another-role"),
+     "customers: hts and htsnonprod use the same AWS account (111111111111"),
+    (lambda d: d["customers"][1].update(external_id=d["customers"][0]["external_id"]),
+     "customers: hts and htsnonprod use the same external_id"),
+    (lambda d: d["customers"][0].update(external_id="has space"), "customers[0].external_id"),
 ])
 def test_bad_config_names_the_field(mutate, fragment):
     data = cfg()

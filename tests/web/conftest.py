@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from runtime.web._auth import Principal
 from tests.conftest import ROOT, SAMPLE_CHANGE, make_stack
 
 def pytest_configure(config):
@@ -22,7 +23,7 @@ def pytest_configure(config):
 
 SECRET = "test-session-secret-" + "x" * 32
 PASSWORDS = {"alice": "alice-demo", "bob": "bob-demo", "victor": "victor-demo", "admin": "admin-demo",
-             "carol": "carol-demo", "norole": "norole-demo"}
+             "carol": "carol-demo", "norole": "norole-demo", "erin": "erin-demo"}
 SCREENSHOTS = ROOT / ".ttr" / "screenshots"
 
 
@@ -34,6 +35,8 @@ def _add_users(data: dict) -> None:
     users.append({"username": "carol", "password_hash": hash_password("carol-demo"), "roles": ["submitter", "approver"]})
     # configured without any role: may not sign in at all
     users.append({"username": "norole", "password_hash": hash_password("norole-demo"), "roles": []})
+    # signs in and out through the form (sign-out ends every session of a user: nobody else's tests use her)
+    users.append({"username": "erin", "password_hash": hash_password("erin-demo"), "roles": ["viewer"]})
 
 
 class Web:
@@ -68,12 +71,11 @@ class Web:
         c.headers["X-CSRF-Token"] = c.csrf  # type: ignore[attr-defined]
         return c
 
-    def token(self, user: str, roles: tuple[str, ...] | None = None, ttl: int = 3600) -> str:
-        from runtime.web._auth import ApiTokens, Principal
-
+    def token(self, user: str, roles: tuple[str, ...] | None = None, ttl: int = 3600, source: str = "local") -> str:
+        """An API token as the portal issues it (signed with its key, recorded in the bucket)."""
         if roles is None:
             roles = next(tuple(u.roles) for u in self.cfg.web.users if u.username == user)
-        return ApiTokens(SECRET).issue(Principal(name=user, roles=frozenset(roles)), ttl)[0]
+        return api_tokens(self.store, self.cfg).issue(Principal(name=user, roles=frozenset(roles), source=source), ttl)[0]
 
     def bearer(self, user: str) -> httpx.Client:
         c = self.anonymous()
@@ -119,17 +121,37 @@ class Web:
         ArchiveRecorder(self.store).record(change_id, records, fields)
 
 
+def api_tokens(store, cfg, clock=None):
+    """The portal's token issuer for ``cfg`` (its key, its records in the bucket, its users' passwords)."""
+    import time
+
+    from runtime.web._auth import ApiTokens, LocalUsers
+    from runtime.web._principals import PrincipalRecords
+
+    users = LocalUsers(cfg.web.users)
+    return ApiTokens(SECRET, PrincipalRecords(store, ttl=0), clock=clock or time.time,
+                     credential_of=lambda u: users.credential(u.name) if u.source == "local" else "")
+
+
 def session_cookie(cfg, user: str, *, secret: str = SECRET, at: float | None = None, age: float = 0.0,
                    roles: tuple[str, ...] | None = None, seen_age: float = 0.0) -> str:
-    """A ``ttr_session`` cookie as Starlette's SessionMiddleware signs it (``age``: seconds old)."""
+    """A ``ttr_session`` cookie as Starlette's SessionMiddleware signs it (``age``: seconds old), with the
+    user's current session generation and password fingerprint, as a sign-in now would set them."""
     import base64
     import json
     import time
 
     import itsdangerous
 
+    from runtime.adapters.aws import AwsClients
+    from runtime.adapters.s3 import S3ObjectStore
+    from runtime.web._auth import LocalUsers
+    from runtime.web._principals import PrincipalRecords
+
     if roles is None:
         roles = next((tuple(u.roles) for u in cfg.web.users if u.username == user), ())
+    store = S3ObjectStore(AwsClients(cfg.region, cfg.aws_endpoint_url), cfg.bucket)
+    gen = PrincipalRecords(store, ttl=0).generation("local", user)
 
     class Signer(itsdangerous.TimestampSigner):
         def get_timestamp(self):
@@ -137,7 +159,8 @@ def session_cookie(cfg, user: str, *, secret: str = SECRET, at: float | None = N
 
     now = time.time()
     payload = {"user": {"name": user, "roles": list(roles), "source": "local", "display": "",
-                        "at": now if at is None else at},
+                        "at": now if at is None else at, "gen": gen,
+                        "cred": LocalUsers(cfg.web.users).credential(user)},
                "csrf": "t" * 8 + uuid.uuid4().hex, "seen": int(now - seen_age)}
     return Signer(secret).sign(base64.b64encode(json.dumps(payload).encode())).decode()
 
@@ -149,9 +172,9 @@ def csrf_of(html: str) -> str:
 
 
 def relaxed_throttle():
-    from runtime.web._auth import LoginThrottle, RateLimiter
+    from runtime.web._auth import Backoff, LoginThrottle, RateLimiter
 
-    return LoginThrottle(per_client=RateLimiter(limit=10_000, window=60), per_user=RateLimiter(limit=1000, window=60))
+    return LoginThrottle(per_client=RateLimiter(limit=10_000, window=60), backoff=Backoff(free=1000))
 
 
 @pytest.fixture(scope="session")

@@ -186,3 +186,15 @@ def test_other_pages_render(new_page, web):
     assert token.startswith("ttr1.")
     r = page.request.get("/api/me", headers={"Authorization": f"Bearer {token}"})
     assert r.json()["username"] == "admin"
+    # the token is listed and revoked from the page (also at phone width)
+    page.goto("/account")
+    assert page.locator("table button:has-text('Revoke')").count() >= 1
+    shot(page, "16b-account-tokens")
+    page.set_viewport_size({"width": 390, "height": 844})
+    shot(page, "16c-account-tokens-390")
+    for _ in range(page.locator("table button:has-text('Revoke')").count()):
+        page.locator("table button:has-text('Revoke')").first.click()
+        page.wait_for_url("**/account")
+    assert "The token was revoked" in page.content()
+    r = page.request.get("/api/me", headers={"Authorization": f"Bearer {token}"})
+    assert r.status == 401

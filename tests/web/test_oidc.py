@@ -27,9 +27,15 @@ def provider():
     with oidc_provider_mock.run_server_in_thread(port=0) as server:
         issuer = f"http://localhost:{server.server_port}"
         for sub, claims in {
-            "dana": {"email": "dana@example.com", "name": "Dana Approver", "groups": ["change-approvers", "everyone"]},
-            "sam": {"email": "sam@example.com", "name": "Sam", "groups": ["change-team"]},
+            "dana": {"email": "dana@example.com", "email_verified": True, "name": "Dana Approver",
+                     "groups": ["change-approvers", "everyone"]},
+            "sam": {"email": "sam@example.com", "email_verified": True, "name": "Sam", "groups": ["change-team"]},
             "eve": {"email": "eve@example.com", "name": "Eve", "groups": ["contractors"]},
+            # a group literally named like a role grants nothing (the role map is explicit)
+            "mallory": {"email": "mallory@example.com", "groups": ["admin", "approver"]},
+            # claims a local username and someone else's address, unverified
+            "admin": {"email": "admin@example.com", "email_verified": False, "preferred_username": "admin",
+                      "groups": ["everyone"]},
         }.items():
             assert httpx.put(f"{issuer}/users/{sub}", json=claims).status_code == 204
         yield issuer
@@ -72,6 +78,10 @@ def sign_in(sso: str, sub: str, *, next_: str = "/changes") -> tuple[httpx.Clien
     return portal, r, query
 
 
+def sso_issuer_host(sso) -> str:
+    return urlparse(httpx.get(f"{sso}/auth/login").headers["location"]).netloc
+
+
 def test_code_flow_with_pkce_maps_groups_to_roles(sso):
     portal = httpx.Client(base_url=sso)
     r = portal.get("/auth/login")
@@ -86,7 +96,8 @@ def test_code_flow_with_pkce_maps_groups_to_roles(sso):
     client, r, _ = sign_in(sso, "dana")
     assert (r.status_code, r.headers["location"]) == (303, "/changes")
     me = client.get("/api/me").json()
-    assert (me["username"], me["displayName"], me["source"]) == ("dana@example.com", "Dana Approver", "oidc")
+    host = sso_issuer_host(sso)
+    assert (me["username"], me["displayName"], me["source"]) == (f"oidc:{host}/dana", "Dana Approver", "oidc")
     assert me["roles"] == ["approver", "viewer"]
     assert client.get("/changes").status_code == 200
     client, r, _ = sign_in(sso, "sam")
@@ -134,3 +145,75 @@ def test_id_tokens_work_as_bearer_tokens(sso, provider):
         assert r.status_code == 401, bad
     r = api.get("/api/me", headers={"Authorization": f"Bearer {_id_token(provider, 'eve')}"})
     assert r.status_code == 401
+
+
+def test_identities_are_issuer_and_subject_never_a_local_user(sso, web):
+    host = sso_issuer_host(sso)
+    client, r, _ = sign_in(sso, "admin")        # preferred_username "admin", an unverified address
+    me = client.get("/api/me").json()
+    assert me["username"] == f"oidc:{host}/admin" and me["roles"] == ["viewer"]
+    assert me["displayName"] == "admin"          # the unverified address is not used
+    # the local admin's change is not this person's: ownership and four-eyes compare names
+    from runtime.web._auth import Principal, is_owner
+
+    change = web.lifecycle.show(web.submit("admin"))
+    assert not is_owner(Principal(name=me["username"], roles=frozenset({"admin"}), source="oidc"), change)
+    # and no local user can take an SSO name
+    from runtime.config import WebUser
+
+    for name in (me["username"], "dana@example.com"):
+        with pytest.raises(Exception, match="single sign-on users are configured under web.oidc"):
+            WebUser(username=name, password_hash="x")
+
+
+def test_a_group_named_like_a_role_grants_nothing(sso):
+    client, r, _ = sign_in(sso, "mallory")
+    assert r.status_code == 403 and "has no role in ttr" in r.text
+    assert client.get("/api/me").status_code == 401
+
+
+def test_an_empty_role_map_is_refused():
+    from runtime.config import OidcConfig
+
+    with pytest.raises(Exception, match="role_map"):
+        OidcConfig(issuer="https://idp.example.com", client_id="ttr", role_map={})
+    with pytest.raises(Exception, match="role_map"):
+        OidcConfig(issuer="https://idp.example.com", client_id="ttr")
+
+
+def test_bearer_audience_and_authorized_party():
+    from runtime.web._auth import Unauthenticated
+    from runtime.web._oidc import check_audience
+
+    check_audience({"aud": "ttr"}, "ttr")                                        # an ID token to us
+    check_audience({"aud": ["ttr", "other"], "azp": "ttr"}, "ttr")
+    check_audience({"aud": "api://ttr", "client_id": "ttr-cli"}, "ttr", "api://ttr", ("ttr-cli",))  # access token
+    for claims, why in (({"aud": "other"}, "not for this portal"),
+                        ({"aud": ["ttr", "other"]}, "several audiences and no azp"),
+                        ({"aud": "ttr", "azp": "evil-app"}, "issued to client 'evil-app'"),
+                        ({"aud": "api://ttr", "client_id": "ttr-cli"}, "issued to client 'ttr-cli'"),
+                        ({"aud": "api://ttr"}, "must name its client"),
+                        ({}, "aud missing")):
+        with pytest.raises(Unauthenticated, match=why):
+            check_audience(claims, "ttr", "api://ttr")
+
+
+def test_an_sso_api_token_dies_with_sso_and_can_be_revoked(sso, web):
+    from runtime.web import start_portal
+
+    client, _, _ = sign_in(sso, "dana")
+    me = client.get("/api/me").json()
+    r = client.post("/api/tokens", json={"ttl": 600}, headers={"X-CSRF-Token": me["csrfToken"]})
+    assert r.status_code == 201
+    token = r.json()["token"]
+    assert httpx.get(f"{sso}/api/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    # the same bucket and key, single sign-on switched off (web_stack's config has no web.oidc)
+    with start_portal(web.cfg, 0, session_secret=SECRET) as plain:
+        r = httpx.get(f"{plain.url}/api/me", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 401 and "single sign-on" in r.json()["message"]
+        session = httpx.Client(base_url=plain.url)
+        session.cookies.set("ttr_session", client.cookies["ttr_session"])
+        assert session.get("/api/me").status_code == 401          # its sessions too
+    tid = client.get("/api/tokens").json()[0]["id"]
+    assert client.delete(f"/api/tokens/{tid}", headers={"X-CSRF-Token": me["csrfToken"]}).status_code == 204
+    assert httpx.get(f"{sso}/api/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401

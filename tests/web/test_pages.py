@@ -147,6 +147,13 @@ def test_account_token_logout_and_docs(web):
     token = re.search(r'id="api-token"[^>]*>([^<]+)</textarea>', r.text).group(1)
     assert r.headers["cache-control"] == "no-store"
     assert web.anonymous().get("/api/me", headers={"Authorization": f"Bearer {token}"}).json()["username"] == "admin"
+    listed = admin.get("/account").text
+    revoke = re.findall(r'action="(/account/token/[^"]+/revoke)"', listed)
+    assert revoke, "the account page lists the token"
+    for action in revoke:
+        assert admin.post(action, data={"csrf_token": csrf_of(listed)}).headers["location"] == "/account"
+    assert "The token was revoked" in admin.get("/account").text
+    assert web.anonymous().get("/api/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
     assert "Sign out?" in admin.get("/logout").text
     r = admin.post("/logout", data={"csrf_token": csrf_of(page)})
     assert r.headers["location"] == "/login?out=1"

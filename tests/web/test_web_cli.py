@@ -70,3 +70,18 @@ def test_ttr_web_serves_until_sigterm(web_stack, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_ttr_web_refuses_demo_passwords_off_loopback(web_stack, run_cli, tmp_path):
+    # reproduced before the fix: admin/admin-demo was only warned about, and served on any host
+    code, out, err = run_cli("web", "--config", str(web_stack.path), "--host", "0.0.0.0", "--port", "0")
+    assert code == 2 and out == ""
+    assert "not serving the portal" in err and "admin" in err and "it listens on 0.0.0.0" in err
+    import yaml
+
+    data = yaml.safe_load(web_stack.path.read_text())
+    data.setdefault("email", {})["portal_base_url"] = "https://changes.example.com"
+    public = tmp_path / "public.yaml"
+    public.write_text(yaml.safe_dump(data))
+    code, out, err = run_cli("web", "--config", str(public), "--port", "0")     # loopback, but announced as https
+    assert code == 2 and "https" in err and "ttr web hash-password" in err
