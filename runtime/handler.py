@@ -25,7 +25,8 @@ from typing import Callable, Protocol
 from . import processing
 from .archive import ArchiveStore
 from .config import Config, CustomerConfig
-from .emails import render_email
+from .emails import CALENDAR_KINDS, portal_url, render_email
+from .emails.ics import render_calendar
 from .errors import (InvalidInput, NotFound, RecipientRejected, RejectedInput, TenantPaused,
                      TtrError)
 from .ledger import FLUSH_EVERY, Ledger
@@ -33,7 +34,7 @@ from .locks import KeyedLock
 from .model import REJECTED_PREFIX, now_iso
 from .pacing import RateLimiter
 from .ports import Mailer, ObjectStore, QueueMessage
-from .recipients import Contact, select_recipients
+from .recipients import Contact, decide_recipients, select_recipients, valid_zone
 from .telemetry import add_event, metrics, span
 
 log = logging.getLogger("ttr.handler")
@@ -41,6 +42,7 @@ log = logging.getLogger("ttr.handler")
 CONTACTS_TTL = 30.0          # seconds a tenant's contact list is reused across messages
 MAX_BACKOFF = 900            # seconds
 BASE_BACKOFF = 10
+MEETING_PATIENCE = 3         # receives a failing meeting may hold the emails back (of 5 before the DLQ)
 
 
 class ArchiveWriter(Protocol):
@@ -63,6 +65,15 @@ class Outcome:
     rejected: list[str] = field(default_factory=list)
     emails_sent: int = 0
     emails_failed: int = 0
+
+
+def meeting_for_email(change: dict, step: processing.Step) -> dict | None:
+    """What the email says about the Teams meeting: its join URL, or that the invitation
+    will follow (not made yet, or ``meeting_failed``); None for a change without a meeting."""
+    if not (change.get("meeting") or {}).get("required") or step.type not in ("approved", "rescheduled"):
+        return None
+    join_url = (change.get("meetingMetadata") or {}).get("joinUrl")
+    return {"joinUrl": join_url} if join_url else {"pending": True}
 
 
 def backoff(receive_count: int, hint: float | None = None, base_seconds: float = BASE_BACKOFF) -> float:
@@ -168,13 +179,17 @@ class TriggerHandler:
                 with span("transition", {"ttr.tenant": self.code, "ttr.change_id": event.change_id,
                                          "ttr.seq": step.seq, "ttr.transition": step.type,
                                          "ttr.topic": step.topic}) as sp:
-                    sent, failed, skipped = self._deliver(change, step)
-                    if step.meeting and self.meetings is not None:
-                        with span(f"meeting.{step.meeting}", {"ttr.change_id": event.change_id}):
-                            self.meetings.handle(event.change_id, step)
+                    # The meeting first, so that the emails can carry its join URL.
+                    change, meeting_error = self._meeting(change, step, msg)
+                    sent, failed, skipped, not_told = self._deliver(change, step)
+                    if meeting_error is not None:
+                        # The emails went out saying the invitation will follow; the meeting
+                        # is retried with the message (the ledger keeps the emails from repeating).
+                        raise meeting_error
                     with span("archive.record", {"ttr.change_id": event.change_id, "ttr.record": "processed"}):
                         self.archive.record(event.change_id, [step.processed_record(
-                            self.code, sent=sent, failed=failed, skipped=skipped, now=self.clock())])
+                            self.code, sent=sent, failed=failed, skipped=skipped, now=self.clock(),
+                            not_told=not_told)])
                     sp.set_attributes({"ttr.outcome": "processed", "ttr.emails.sent": sent,
                                        "ttr.emails.failed": failed, "ttr.emails.skipped": skipped})
                 out.steps_done.append((event.change_id, step.seq))
@@ -211,46 +226,95 @@ class TriggerHandler:
         contacts, defaults = self.contacts()
         return select_recipients(contacts, topic, defaults, self.customer.allows)
 
-    def _deliver(self, change: dict, step: processing.Step) -> tuple[int, int, int]:
-        """Send the step's email to every recipient not in the ledger yet; (sent, failed, skipped)."""
-        recipients = self.recipients(step.topic)
-        if not recipients:
-            return 0, 0, 0
-        email = render_email(step.kind, change, customer_code=self.code, customer_name=self.customer.name,
-                             portal_base_url=self.cfg.email.portal_base_url, transition=step.transition,
-                             first_request=step.first_request)
+    def _meeting(self, change: dict, step: processing.Step, msg: QueueMessage) -> tuple[dict, TtrError | None]:
+        """Make (move, cancel) the meeting before the emails; the change as it is afterwards.
+
+        A meeting that keeps failing does not hold the emails back for ever: from the
+        ``MEETING_PATIENCE``-th receive on, the error is handed back and the emails go first."""
+        if not step.meeting or self.meetings is None:
+            return change, None
+        error = None
+        with span(f"meeting.{step.meeting}", {"ttr.change_id": change["changeId"]}):
+            try:
+                self.meetings.handle(change["changeId"], step)
+            except TtrError as exc:
+                if msg.receive_count < MEETING_PATIENCE:
+                    raise
+                log.warning("tenant %s: meeting of %s still failing (attempt %d), emails go first: %s",
+                            self.code, change["changeId"], msg.receive_count, exc)
+                error = exc
+        with span("archive.load", {"ttr.change_id": change["changeId"]}):
+            fresh, _ = self.reader.load(change["changeId"])  # meetingMetadata or meeting_failed
+        return fresh, error
+
+    def _zone_of(self, contact: Contact | None) -> str | None:
+        """The reader's zone: the contact's ``timezone`` attribute, else the customer's, else
+        None (the change's own)."""
+        wanted = contact.attributes.get("timezone") if contact is not None else None
+        return wanted if valid_zone(wanted) else self.customer.timezone
+
+    def _deliver(self, change: dict, step: processing.Step) -> tuple[int, int, int, int]:
+        """Send the step's email to every recipient not in the ledger yet.
+
+        Returns (sent, failed, already sent, not told). Who is not told, and why, is recorded in
+        the ledger beside who was sent to, so the delivery views show what happened."""
+        contacts, defaults = self.contacts()
+        decisions = decide_recipients(contacts, step.topic, defaults, self.customer.allows)
+        skips = [d for d in decisions if not d.send]
+        by_zone: dict[str | None, list[str]] = {}
+        by_address = {c.email.lower(): c for c in contacts}
+        for d in decisions:
+            if d.send:
+                by_zone.setdefault(self._zone_of(by_address.get(d.email.lower())), []).append(d.email)
+        if not decisions:
+            return 0, 0, 0, 0
         with span("ledger.load"):
             ledger = Ledger.open(self.store, change["changeId"], self.code, step.seq)
+        for d in skips:
+            ledger.skip(d.email, d.reason)
         sender = self.cfg.sender_of(self.customer)
+        meeting = meeting_for_email(change, step)
+        calendar = None
+        if step.kind in CALENDAR_KINDS:
+            calendar = render_calendar(change, step.transition, cancelled=step.kind == "cancelled",
+                                       portal_link=portal_url(self.cfg.email.portal_base_url, change["changeId"]),
+                                       join_url=(meeting or {}).get("joinUrl"))
         sent = failed = skipped = 0
         try:
-            for address in recipients:
-                if ledger.done(address):
-                    skipped += 1
-                    continue
-                self.limiter.acquire()
-                with span("ses.send", {"ttr.tenant": self.code, "ttr.topic": step.topic}) as sp:
-                    try:
-                        mid = self.mailer.send(sender=sender, to=address, subject=email.subject,
-                                               html=email.html, text=email.text,
-                                               contact_list=self.customer.contact_list, topic=step.topic)
-                        ledger.mark(address, "sent", message_id=mid)
-                        sent += 1
-                        sp.set_attribute("ttr.outcome", "sent")
-                    except RecipientRejected as exc:
-                        ledger.mark(address, "failed", error=str(exc))
-                        failed += 1
-                        sp.set_attribute("ttr.outcome", "rejected")
-                if ledger.unflushed >= FLUSH_EVERY:
-                    with span("ledger.flush"):
-                        ledger.flush()
+            for zone, addresses in by_zone.items():
+                # One rendering per zone: the body differs only by the reader's time zone.
+                email = render_email(step.kind, change, customer_code=self.code, customer_name=self.customer.name,
+                                     portal_base_url=self.cfg.email.portal_base_url, transition=step.transition,
+                                     first_request=step.first_request, zone=zone, meeting=meeting,
+                                     show_customers=self.cfg.email.show_affected_customers)
+                for address in addresses:
+                    if ledger.done(address):
+                        skipped += 1
+                        continue
+                    self.limiter.acquire()
+                    with span("ses.send", {"ttr.tenant": self.code, "ttr.topic": step.topic}) as sp:
+                        try:
+                            mid = self.mailer.send(sender=sender, to=address, subject=email.subject,
+                                                   html=email.html, text=email.text,
+                                                   contact_list=self.customer.contact_list, topic=step.topic,
+                                                   calendar=calendar)
+                            ledger.mark(address, "sent", message_id=mid)
+                            sent += 1
+                            sp.set_attribute("ttr.outcome", "sent")
+                        except RecipientRejected as exc:
+                            ledger.mark(address, "failed", error=str(exc))
+                            failed += 1
+                            sp.set_attribute("ttr.outcome", "rejected")
+                    if ledger.unflushed >= FLUSH_EVERY:
+                        with span("ledger.flush"):
+                            ledger.flush()
         finally:
             # Whatever happens, record what did go out, so a retry does not repeat it.
             try:
                 ledger.flush()
             except TtrError:
                 log.warning("tenant %s: ledger flush failed for %s", self.code, ledger.key)
-        return sent, failed, skipped
+        return sent, failed, skipped, len(skips)
 
     # -----------------------------------------------------------------------------------------
     def _reject(self, what: str, why: str, msg: QueueMessage, out: Outcome, change_id: str | None = None) -> None:

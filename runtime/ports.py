@@ -76,8 +76,9 @@ class Mailer(Protocol):
         """topic -> OPT_IN / OPT_OUT, from the contact list's topic definitions."""
 
     def send(self, *, sender: str, to: str, subject: str, html: str, text: str,
-             contact_list: str, topic: str) -> str:
-        """Send one email to one recipient; returns the SES message id."""
+             contact_list: str, topic: str, calendar: str | None = None) -> str:
+        """Send one email to one recipient, with ``calendar`` (ICS text) attached when given;
+        returns the SES message id."""
 
 
 # ---------------------------------------------------------------------------------------------
