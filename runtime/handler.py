@@ -20,7 +20,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Callable, Mapping, Protocol
 
 from . import processing
 from .archive import ArchiveStore
@@ -40,6 +40,7 @@ from .telemetry import add_event, metrics, span
 log = logging.getLogger("ttr.handler")
 
 CONTACTS_TTL = 30.0          # seconds a tenant's contact list is reused across messages
+ATTRIBUTES_TTL = 3600.0      # seconds a contact's attributes (its time zone) are reused
 MAX_BACKOFF = 900            # seconds
 BASE_BACKOFF = 10
 MEETING_PATIENCE = 3         # receives a failing meeting may hold the emails back (of 5 before the DLQ)
@@ -102,6 +103,7 @@ class TriggerHandler:
         self._change_locks = KeyedLock()
         self._contacts: tuple[float, list[Contact], dict[str, str]] | None = None
         self._contacts_lock = threading.Lock()
+        self._attributes_cache: dict[str, tuple[float, Mapping[str, str]]] = {}
         from .alerts import WindowCounter
 
         self.deletes = WindowCounter()  # trigger deletes per minute: success / failure
@@ -247,10 +249,32 @@ class TriggerHandler:
             fresh, _ = self.reader.load(change["changeId"])  # meetingMetadata or meeting_failed
         return fresh, error
 
-    def _zone_of(self, contact: Contact | None) -> str | None:
+    def _attributes(self, address: str) -> Mapping[str, str]:
+        """The contact's attributes (GetContact, since ListContacts leaves them out), cached for
+        ``ATTRIBUTES_TTL``; a failure costs only the reader's zone (UTC is in every email)."""
+        key = address.lower()
+        now = time.monotonic()
+        with self._contacts_lock:
+            hit = self._attributes_cache.get(key)
+            if hit is not None and now - hit[0] < ATTRIBUTES_TTL:
+                return hit[1]
+        try:
+            attrs: Mapping[str, str] = self.mailer.contact_attributes(self.customer.contact_list, address)
+        except NotFound:
+            attrs = {}
+        except TtrError as exc:
+            log.warning("tenant %s: attributes of a contact unavailable (%s): its email uses the default zone",
+                        self.code, exc)
+            return {}
+        with self._contacts_lock:
+            self._attributes_cache[key] = (now, attrs)
+        return attrs
+
+    def _zone_of(self, address: str, contact: Contact | None) -> str | None:
         """The reader's zone: the contact's ``timezone`` attribute, else the customer's, else
         None (the change's own)."""
-        wanted = contact.attributes.get("timezone") if contact is not None else None
+        attrs = contact.attributes if contact is not None and contact.attributes else self._attributes(address)
+        wanted = attrs.get("timezone")
         return wanted if valid_zone(wanted) else self.customer.timezone
 
     def _deliver(self, change: dict, step: processing.Step) -> tuple[int, int, int, int]:
@@ -260,18 +284,23 @@ class TriggerHandler:
         the ledger beside who was sent to, so the delivery views show what happened."""
         contacts, defaults = self.contacts()
         decisions = decide_recipients(contacts, step.topic, defaults, self.customer.allows)
-        skips = [d for d in decisions if not d.send]
-        by_zone: dict[str | None, list[str]] = {}
-        by_address = {c.email.lower(): c for c in contacts}
-        for d in decisions:
-            if d.send:
-                by_zone.setdefault(self._zone_of(by_address.get(d.email.lower())), []).append(d.email)
         if not decisions:
             return 0, 0, 0, 0
+        skips = [d for d in decisions if not d.send]
         with span("ledger.load"):
             ledger = Ledger.open(self.store, change["changeId"], self.code, step.seq)
         for d in skips:
             ledger.skip(d.email, d.reason)
+        by_address = {c.email.lower(): c for c in contacts}
+        by_zone: dict[str | None, list[str]] = {}
+        skipped = 0
+        for d in decisions:
+            if not d.send:
+                continue
+            if ledger.done(d.email):
+                skipped += 1
+                continue
+            by_zone.setdefault(self._zone_of(d.email, by_address.get(d.email.lower())), []).append(d.email)
         sender = self.cfg.sender_of(self.customer)
         meeting = meeting_for_email(change, step)
         calendar = None
@@ -279,7 +308,7 @@ class TriggerHandler:
             calendar = render_calendar(change, step.transition, cancelled=step.kind == "cancelled",
                                        portal_link=portal_url(self.cfg.email.portal_base_url, change["changeId"]),
                                        join_url=(meeting or {}).get("joinUrl"))
-        sent = failed = skipped = 0
+        sent = failed = 0
         try:
             for zone, addresses in by_zone.items():
                 # One rendering per zone: the body differs only by the reader's time zone.
@@ -288,9 +317,6 @@ class TriggerHandler:
                                      first_request=step.first_request, zone=zone, meeting=meeting,
                                      show_customers=self.cfg.email.show_affected_customers)
                 for address in addresses:
-                    if ledger.done(address):
-                        skipped += 1
-                        continue
                     self.limiter.acquire()
                     with span("ses.send", {"ttr.tenant": self.code, "ttr.topic": step.topic}) as sp:
                         try:

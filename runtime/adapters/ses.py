@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from ..config import Config, CustomerConfig
 from ..emails.mime import build_mime
 from ..errors import PermanentError, RecipientRejected, RetryableError
+from ..recipients import parse_attributes
 from .aws import AwsClients, aws_errors
 
 REFRESH_MARGIN = 300          # seconds before expiry we assume the role again
@@ -77,6 +78,12 @@ class TenantSes:
         with aws_errors("sesv2.GetContactList"):
             resp = self._ses().get_contact_list(ContactListName=contact_list)
         return {t["TopicName"]: t.get("DefaultSubscriptionStatus", "OPT_OUT") for t in resp.get("Topics", [])}
+
+    def contact_attributes(self, contact_list: str, email: str) -> dict[str, str]:
+        """The contact's ``AttributesData`` (GetContact: ListContacts does not return it)."""
+        with aws_errors("sesv2.GetContact"):
+            resp = self._ses().get_contact(ContactListName=contact_list, EmailAddress=email)
+        return parse_attributes(resp.get("AttributesData"))
 
     def send(self, *, sender: str, to: str, subject: str, html: str, text: str,
              contact_list: str, topic: str, calendar: str | None = None) -> str:

@@ -222,6 +222,9 @@ class FlakyMailer:
     def topic_defaults(self, cl):
         return self.inner.topic_defaults(cl)
 
+    def contact_attributes(self, cl, email):
+        return self.inner.contact_attributes(cl, email)
+
     def send(self, **kw):
         if kw["to"] in self.reject:
             raise RecipientRejected("MessageRejected: Email address is not verified", code="MessageRejected")
