@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 
 from .errors import AlreadyExists, NotFound, PreconditionFailed, RetryableError
-from .model import ledger_key, now_iso
+from .model import LEDGER_PREFIX, ledger_key, now_iso
 from .ports import ObjectStore
 
 FLUSH_EVERY = 5  # sends per ledger write: the bound on duplicates after a crash
@@ -99,3 +99,17 @@ class Ledger:
                 self.entries = {**self.entries, **mine}
                 self.skipped = {**self.skipped, **my_skips}
         raise RetryableError(f"{self.key}: ledger write kept conflicting", operation="ledger.flush")
+
+
+def read_ledgers(store: ObjectStore, change_id: str) -> dict[tuple[str, int], dict]:
+    """Every delivery ledger of a change, by (customer, seq); unreadable ones are left out."""
+    out: dict[tuple[str, int], dict] = {}
+    for info in store.list(f"{LEDGER_PREFIX}{change_id}/"):
+        parts = info.key.split("/")
+        if len(parts) != 4 or not parts[3].endswith(".json") or not parts[3][:-5].isdigit():
+            continue
+        try:
+            out[(parts[2], int(parts[3][:-5]))] = json.loads(store.get(info.key).body)
+        except (ValueError, NotFound):
+            continue
+    return out

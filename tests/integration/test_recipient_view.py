@@ -257,3 +257,36 @@ def test_sendemail_names_the_contact_list_and_topic_for_one_click_unsubscribe(st
     contact_list = stack3.cfg.customer("hts").contact_list
     assert (({"ContactListName": contact_list, "TopicName": "aws-announce"}, True)) in seen
     assert all(opts and opts["ContactListName"] == contact_list for opts, _ in seen)
+
+
+def test_change_view_lists_every_contact_with_what_happened(env, run_cli, sample_change):
+    cid, title = submit(env, sample_change)
+    env.process()
+    env.lc.transition(cid, "update", actor="ann", params={"customers": ["hts", "htsnonprod"]})
+    env.lc.transition(cid, "approve", actor="bob")
+    env.process()
+    join_url = env.change(cid)["meetingMetadata"]["joinUrl"]
+    code, out, err = run_cli("change", "view", cid, "--config", env.stack.path)
+    assert code == 0, err
+    assert out.startswith(f"{cid}  {title}")
+    assert "Window:    Tue 8 Dec 2026 02:00 \u2013 04:00 EST (America/New_York)" in out
+    assert "Tue 8 Dec 2026 07:00 \u2013 09:00 UTC  (2 hours)" in out
+    assert join_url in out
+    lines = [line.strip() for line in out.splitlines()]
+    delivery = out[out.index("\nDelivery\n"):out.index("\nHistory\n")]
+    hts = delivery[delivery.index("HTS Production (hts)"):delivery.index("HTS Non-Production (htsnonprod)")]
+    assert "#3 approval notice \u00b7 aws-announce \u00b7 2 sent" in hts
+    for expected in ("alice@example.com  sent", "chris@example.com  sent",
+                     "bob@example.com    not told: unsubscribed from everything",
+                     "carol@example.com  not told: opted out of this topic"):
+        assert expected in hts, expected
+    assert "gail@example.com   not told: not on this customer's allow-list" in lines
+    acme = delivery[delivery.index("ACME Corp (acme)"):]
+    assert "Removed from the change" in acme
+    assert "notice that the change no longer affects it \u00b7 aws-approval \u00b7 1 sent" in acme
+    assert "History" in out and "Approved (by bob)" in out
+
+    code, _, err = run_cli("change", "view", "CHG-does-not-exist", "--config", env.stack.path)
+    assert code != 0 and "CHG-does-not-exist" in err
+    code, _, err = run_cli("change", "view", "../etc", "--config", env.stack.path)
+    assert code == 2 and "changeId" in err or "change id" in err.lower()
