@@ -51,7 +51,7 @@ KINDS: dict[str, _Kind] = {
                          "This change affecting {customer} has a new schedule."),
     "removed": _Kind("No longer affects you", "No longer affects you", "#59636e",
                      "This change no longer affects {customer}: {customer} was removed from it. "
-                     "You need to do nothing, and you will get no more emails about it."),
+                     "Nothing is needed from you, and no more emails about it will follow."),
 }
 _UPDATED = _Kind("Updated \u2014 approval required", "Updated \u2014 approval required", "#b26a00",
                  "This change affecting {customer} was updated while waiting for approval. "

@@ -118,7 +118,7 @@ def test_each_customer_hears_only_about_itself_and_gets_the_join_url_and_a_calen
                 assert address not in m.everything.lower(), (m.customer, address)
     for m in approved:
         assert join_url in m.text and f'href="{join_url}"' in m.html
-        assert m.html.count("Join the meeting") == 1
+        assert m.html.count("Join the Teams meeting") == 1
         cal, ev = m.event()
         assert str(ev["LOCATION"]) == join_url and join_url in str(ev["DESCRIPTION"])
         assert str(cal["METHOD"]) == "PUBLISH" and str(cal["VERSION"]) == "2.0" and cal.get("PRODID")
@@ -170,7 +170,7 @@ def test_a_failed_meeting_still_sends_the_approved_emails_saying_the_invitation_
         approved = mails(title, "Approved:")
         assert approved
         for m in approved:
-            assert "Teams meeting: the invitation will follow in a separate email." in m.text
+            assert "Teams meeting: the invitation will follow in a separate email" in m.text
             assert m.ics is not None and "meetup-join" not in m.ics
     finally:
         env.close()
