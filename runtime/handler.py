@@ -187,6 +187,8 @@ class TriggerHandler:
                     if meeting_error is not None:
                         # The emails went out saying the invitation will follow; the meeting
                         # is retried with the message (the ledger keeps the emails from repeating).
+                        out.emails_sent += sent
+                        out.emails_failed += failed
                         raise meeting_error
                     with span("archive.record", {"ttr.change_id": event.change_id, "ttr.record": "processed"}):
                         self.archive.record(event.change_id, [step.processed_record(

@@ -290,3 +290,25 @@ def test_change_view_lists_every_contact_with_what_happened(env, run_cli, sample
     assert code != 0 and "CHG-does-not-exist" in err
     code, _, err = run_cli("change", "view", "../etc", "--config", env.stack.path)
     assert code == 2 and "changeId" in err or "change id" in err.lower()
+
+
+def test_a_meeting_that_keeps_failing_holds_the_emails_back_only_so_long(env, emu, sample_change):
+    emu.add_fault(status=503, count=1000)      # Graph unavailable (each call: 4 tries by the SDK)
+    cid, title = submit(env, sample_change, customers=["hts"])
+    env.lc.transition(cid, "approve", actor="bob")
+    env.process(rounds=2)                      # receives 1 and 2: the approved emails wait for the meeting
+    assert mails(title, "Approved:") == []
+    outcomes = env.process(rounds=1)           # receive 3 (MEETING_PATIENCE): the emails go first
+    assert any(not o.ack and o.emails_sent == 2 for o in outcomes)
+    approved = mails(title, "Approved:")
+    assert sorted(m.to for m in approved) == [("alice@example.com",), ("chris@example.com",)]
+    assert all("the invitation will follow" in m.text for m in approved)
+    assert emu.events() == []
+    emu.reset()                                # Graph is back
+    env.process(rounds=4)
+    assert len(mails(title, "Approved:")) == 2  # nothing sent twice
+    ch = env.change(cid)
+    [event] = emu.events()                      # and the meeting was made, once
+    assert ch["meetingMetadata"]["meetingId"] == event["id"]
+    [rec] = [m for m in mods(ch, "processed") if m["transition"] == 2]
+    assert rec["emailsAlreadySent"] == 2 and rec["emailsSent"] == 0
