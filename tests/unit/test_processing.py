@@ -213,3 +213,14 @@ def test_keyed_locks_serialise_per_key_and_forget_idle_keys():
         assert len(alocks) == 0
 
     asyncio.run(main())
+
+
+def test_a_removal_after_the_meeting_exists_asks_the_meeting_to_drop_its_invitees():
+    # The lifecycle allows `update` only before approval today, so no meeting exists at a removal;
+    # should that change, the removal step PATCHes the meeting (attendees gathered again from the
+    # customers still on the change) instead of leaving the removed customer's people invited.
+    ch = told(step(change(), "approve"), "b", 2, "aws-announce")
+    ch["modifications"].append({"type": "updated", "seq": 3, "customers": ["a"], "timestamp": NOW, "actor": "x"})
+    ch["customers"] = ["a"]
+    [notice] = plan(ch, "b").steps
+    assert (notice.seq, notice.kind, notice.topic, notice.meeting) == (3, "removed", "aws-announce", "update")
