@@ -100,6 +100,9 @@ def test_each_customer_hears_only_about_itself_and_gets_the_join_url_and_a_calen
     env.process()
     [event] = emu.events()
     assert event["hideAttendees"] is True  # no customer sees another's invitees
+    for other in env.stack.cfg.customers:  # one meeting for all: its body names none of them
+        assert not re.search(rf"\b{re.escape(other.code)}\b", event["body"]["content"])
+        assert other.name not in event["body"]["content"]
     join_url = env.change(cid)["meetingMetadata"]["joinUrl"]
     assert join_url
 
@@ -289,7 +292,7 @@ def test_change_view_lists_every_contact_with_what_happened(env, run_cli, sample
     code, _, err = run_cli("change", "view", "CHG-does-not-exist", "--config", env.stack.path)
     assert code != 0 and "CHG-does-not-exist" in err
     code, _, err = run_cli("change", "view", "../etc", "--config", env.stack.path)
-    assert code == 2 and "changeId" in err or "change id" in err.lower()
+    assert code == 2 and "../etc" in err
 
 
 def test_a_meeting_that_keeps_failing_holds_the_emails_back_only_so_long(env, emu, sample_change):
