@@ -41,6 +41,12 @@ log = logging.getLogger("ttr.handler")
 
 CONTACTS_TTL = 30.0          # seconds a tenant's contact list is reused across messages
 ATTRIBUTES_TTL = 3600.0      # seconds a contact's attributes (its time zone) are reused
+# SES throttles every API action but SendEmail at 1 request/s per account: GetContact (for a
+# contact's time zone) is paced, and one transition waits at most ATTRIBUTE_BUDGET seconds for
+# it; contacts not read in time get the customer's zone this once and are read on a later pass.
+ATTRIBUTE_LOOKUP_RATE = 1.0
+ATTRIBUTE_LOOKUP_BURST = 5
+ATTRIBUTE_BUDGET = 3.0
 MAX_BACKOFF = 900            # seconds
 BASE_BACKOFF = 10
 MEETING_PATIENCE = 3         # receives a failing meeting may hold the emails back (of 5 before the DLQ)
@@ -88,7 +94,7 @@ class TriggerHandler:
     def __init__(self, *, cfg: Config, customer: CustomerConfig, store: ObjectStore, mailer: Mailer,
                  archive: ArchiveWriter, limiter: RateLimiter | None = None,
                  meetings: Meetings | None = None, clock: Callable[[], str] = now_iso,
-                 base_backoff: float | None = None):
+                 base_backoff: float | None = None, attribute_budget: float = ATTRIBUTE_BUDGET):
         self.cfg = cfg
         self.customer = customer
         self.code = customer.code
@@ -104,6 +110,8 @@ class TriggerHandler:
         self._contacts: tuple[float, list[Contact], dict[str, str]] | None = None
         self._contacts_lock = threading.Lock()
         self._attributes_cache: dict[str, tuple[float, Mapping[str, str]]] = {}
+        self._lookups = RateLimiter(ATTRIBUTE_LOOKUP_RATE, burst=ATTRIBUTE_LOOKUP_BURST)
+        self.attribute_budget = attribute_budget  # seconds one transition may wait for GetContact
         from .alerts import WindowCounter
 
         self.deletes = WindowCounter()  # trigger deletes per minute: success / failure
@@ -251,15 +259,21 @@ class TriggerHandler:
             fresh, _ = self.reader.load(change["changeId"])  # meetingMetadata or meeting_failed
         return fresh, error
 
-    def _attributes(self, address: str) -> Mapping[str, str]:
+    def _attributes(self, address: str, deadline: float) -> Mapping[str, str]:
         """The contact's attributes (GetContact, since ListContacts leaves them out), cached for
-        ``ATTRIBUTES_TTL``; a failure costs only the reader's zone (UTC is in every email)."""
+        ``ATTRIBUTES_TTL``. Past ``deadline`` (or on a failure) it answers {} without caching:
+        the email uses the customer's zone (UTC is in every email) and a later pass reads it."""
         key = address.lower()
         now = time.monotonic()
         with self._contacts_lock:
             hit = self._attributes_cache.get(key)
             if hit is not None and now - hit[0] < ATTRIBUTES_TTL:
                 return hit[1]
+        wait = self._lookups.delay_for_next()
+        if now + wait > deadline:
+            return {}
+        if wait > 0:
+            time.sleep(wait)
         try:
             attrs: Mapping[str, str] = self.mailer.contact_attributes(self.customer.contact_list, address)
         except NotFound:
@@ -269,13 +283,14 @@ class TriggerHandler:
                         self.code, exc)
             return {}
         with self._contacts_lock:
-            self._attributes_cache[key] = (now, attrs)
+            self._attributes_cache[key] = (time.monotonic(), attrs)
         return attrs
 
-    def _zone_of(self, address: str, contact: Contact | None) -> str | None:
+    def _zone_of(self, address: str, contact: Contact | None, deadline: float) -> str | None:
         """The reader's zone: the contact's ``timezone`` attribute, else the customer's, else
         None (the change's own)."""
-        attrs = contact.attributes if contact is not None and contact.attributes else self._attributes(address)
+        attrs = contact.attributes if contact is not None and contact.attributes else \
+            self._attributes(address, deadline)
         wanted = attrs.get("timezone")
         return wanted if valid_zone(wanted) else self.customer.timezone
 
@@ -296,13 +311,15 @@ class TriggerHandler:
         by_address = {c.email.lower(): c for c in contacts}
         by_zone: dict[str | None, list[str]] = {}
         skipped = 0
+        deadline = time.monotonic() + self.attribute_budget
         for d in decisions:
             if not d.send:
                 continue
             if ledger.done(d.email):
                 skipped += 1
                 continue
-            by_zone.setdefault(self._zone_of(d.email, by_address.get(d.email.lower())), []).append(d.email)
+            zone = self._zone_of(d.email, by_address.get(d.email.lower()), deadline)
+            by_zone.setdefault(zone, []).append(d.email)
         sender = self.cfg.sender_of(self.customer)
         meeting = meeting_for_email(change, step)
         calendar = None

@@ -315,3 +315,31 @@ def test_a_meeting_that_keeps_failing_holds_the_emails_back_only_so_long(env, em
     assert ch["meetingMetadata"]["meetingId"] == event["id"]
     [rec] = [m for m in mods(ch, "processed") if m["transition"] == 2]
     assert rec["emailsAlreadySent"] == 2 and rec["emailsSent"] == 0
+
+
+def test_contact_attributes_are_read_once_and_never_hold_delivery_past_the_budget(stack3, emu, sample_change):
+    calls = []
+
+    def count(params=None, **_):
+        calls.append(1)
+
+    stack3.clients.add_hook("before-call.sesv2.GetContact", count)
+    env = Env(stack3, emu)
+    try:
+        cid, title = submit(env, sample_change, customers=["hts"])
+        env.lc.transition(cid, "approve", actor="bob")
+        env.process()
+        assert len(calls) == 2            # alice (asked for approval, then told), chris: once each
+        other = Env(stack3, emu)          # a fresh handler that may not wait at all for SES
+        try:
+            for h in other.handlers.values():
+                h.attribute_budget = 0
+            cid2, title2 = submit(other, sample_change, customers=["htsnonprod"])
+            other.process()
+        finally:
+            other.close()
+        assert len(calls) == 2            # no GetContact: the customer's zone, this once
+        [mail] = mails(title2, "Approval required")
+        assert "08:00 \u2013 10:00 CET (Europe/Paris)" in mail.html
+    finally:
+        env.close()
