@@ -85,6 +85,17 @@ class Mail:
         return cal, vevent
 
 
+def approve_in_a_fresh_env(stack, emu, sample_change, customers=("hts",)):
+    env = Env(stack, emu)
+    try:
+        cid, title = submit(env, sample_change, customers=list(customers))
+        env.lc.transition(cid, "approve", actor="bob")
+        env.process()
+        return cid, title
+    finally:
+        env.close()
+
+
 def mails(title, prefix=None):
     out = [Mail(m) for m in AwsEmulator.sent_emails() if title in m.subject]
     return [m for m in out if prefix is None or m.subject.startswith(prefix)]
@@ -250,13 +261,7 @@ def test_sendemail_names_the_contact_list_and_topic_for_one_click_unsubscribe(st
         seen.append((body.get("ListManagementOptions"), "Raw" in body.get("Content", {})))
 
     stack3.clients.add_hook("before-call.sesv2.SendEmail", capture)
-    env = Env(stack3, emu)
-    try:
-        cid, _ = submit(env, sample_change, customers=["hts"])
-        env.lc.transition(cid, "approve", actor="bob")
-        env.process()
-    finally:
-        env.close()
+    approve_in_a_fresh_env(stack3, emu, sample_change)
     contact_list = stack3.cfg.customer("hts").contact_list
     assert (({"ContactListName": contact_list, "TopicName": "aws-announce"}, True)) in seen
     assert all(opts and opts["ContactListName"] == contact_list for opts, _ in seen)
@@ -324,22 +329,16 @@ def test_contact_attributes_are_read_once_and_never_hold_delivery_past_the_budge
         calls.append(1)
 
     stack3.clients.add_hook("before-call.sesv2.GetContact", count)
-    env = Env(stack3, emu)
+    approve_in_a_fresh_env(stack3, emu, sample_change)
+    assert len(calls) == 2                # alice (asked for approval, then told), chris: once each
+    other = Env(stack3, emu)              # a fresh handler that may not wait at all for SES
     try:
-        cid, title = submit(env, sample_change, customers=["hts"])
-        env.lc.transition(cid, "approve", actor="bob")
-        env.process()
-        assert len(calls) == 2            # alice (asked for approval, then told), chris: once each
-        other = Env(stack3, emu)          # a fresh handler that may not wait at all for SES
-        try:
-            for h in other.handlers.values():
-                h.attribute_budget = 0
-            cid2, title2 = submit(other, sample_change, customers=["htsnonprod"])
-            other.process()
-        finally:
-            other.close()
-        assert len(calls) == 2            # no GetContact: the customer's zone, this once
-        [mail] = mails(title2, "Approval required")
-        assert "08:00 \u2013 10:00 CET (Europe/Paris)" in mail.html
+        for h in other.handlers.values():
+            h.attribute_budget = 0
+        _, title = submit(other, sample_change, customers=["htsnonprod"])
+        other.process()
     finally:
-        env.close()
+        other.close()
+    assert len(calls) == 2                # no GetContact: the customer's zone, this once
+    [mail] = mails(title, "Approval required")
+    assert "08:00 \u2013 10:00 CET (Europe/Paris)" in mail.html
