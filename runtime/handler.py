@@ -1,7 +1,8 @@
 """What happens to a trigger: one queue message of one tenant, from receipt to ack.
 
     message -> S3 records -> per change (serialised): load archive -> plan (pure) ->
-    for each pending transition: recipients -> emails (ledger) -> [meeting] -> processed record
+    for each pending transition: [meeting, so the emails carry its join URL] -> who is told and
+    who not (ledger) -> emails, rendered once per reader's zone -> processed record
     -> delete trigger -> ack
 
 Failures keep the trigger: anything retryable (or unexpected) leaves the message unacked with a
