@@ -11,6 +11,7 @@ reaches SES verbatim and unfolded.
 from __future__ import annotations
 
 from email.message import EmailMessage
+from functools import lru_cache
 from email.policy import SMTP
 from email.utils import formatdate
 
@@ -19,11 +20,23 @@ from .ics import FILENAME, METHOD
 
 def build_mime(*, sender: str, to: str, subject: str, text: str, html: str,
                calendar: str | None = None) -> bytes:
+    """The message for one recipient. Everything but ``To`` and ``Date`` is built once per
+    distinct content (one per reader's zone) and reused: quoted-printable encoding is slow."""
+    if not to.isascii():  # an internationalised address: let the email package encode it
+        return _serialise(sender, subject, text, html, calendar, to)
+    head = f"To: {to}\r\nDate: {formatdate(usegmt=True)}\r\n".encode("ascii")
+    return head + _serialise(sender, subject, text, html, calendar, None)
+
+
+@lru_cache(maxsize=16)
+def _serialise(sender: str, subject: str, text: str, html: str, calendar: str | None,
+               to: str | None) -> bytes:
     msg = EmailMessage(policy=SMTP)
     msg["From"] = sender
-    msg["To"] = to
+    if to is not None:
+        msg["To"] = to
+        msg["Date"] = formatdate(usegmt=True)
     msg["Subject"] = subject
-    msg["Date"] = formatdate(usegmt=True)
     msg.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
     msg.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
     if calendar is not None:

@@ -100,3 +100,14 @@ def test_mime_message_has_text_html_and_the_calendar_with_the_placeholder_intact
     [cal] = [p for p in msg.walk() if p.get_content_type() == "text/calendar"]
     assert cal.get_param("method") == "PUBLISH" and cal.get_filename() == "change.ics"
     assert parse(cal.get_payload(decode=True))[1]["UID"] == calendar_uid("CHG-7")
+
+
+def test_each_recipient_gets_its_own_to_header_over_the_same_body():
+    kw = dict(sender="n@hts.example.com", subject="Approved: x", text="t\n", html="<p>h</p>", calendar=None)
+    a = message_from_bytes(build_mime(to="a@example.com", **kw), policy=default_policy)
+    b = message_from_bytes(build_mime(to="b@example.com", **kw), policy=default_policy)
+    assert (str(a["To"]), str(b["To"])) == ("a@example.com", "b@example.com")
+    assert len(a.get_all("To")) == 1 and a["Date"] and a["From"] == "n@hts.example.com"
+    assert a.get_body(("html",)).get_content() == b.get_body(("html",)).get_content()
+    intl = message_from_bytes(build_mime(to="jörg@example.com", **kw), policy=default_policy)
+    assert str(intl["To"]) == "jörg@example.com"
