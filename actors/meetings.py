@@ -69,7 +69,9 @@ class MeetingsWorker:
             self.service = MeetingService(
                 calendar=GraphCalendar.from_config(self.cfg.graph, emulator=False),
                 attendees=_ActorAttendees(self.namespace), load=sync_load(reader), record=self._record,
-                portal_base_url=self.cfg.email.portal_base_url)
+                portal_base_url=self.cfg.email.portal_base_url,
+                show_customers=self.cfg.email.show_affected_customers,
+                hide_attendees=self.cfg.graph.hide_attendees)
         return self.service
 
     async def _record(self, change_id: str, records: list, set_fields: dict | None) -> int:

@@ -160,6 +160,12 @@ def cmd_change_show(args) -> int:
     return 0
 
 
+def cmd_change_view(args) -> int:
+    from .change_view import cmd_change_view as view
+
+    return view(args)
+
+
 def cmd_change_list(args) -> int:
     cfg = _config(args)
     if args.customer and args.customer not in cfg.customer_codes:
@@ -431,6 +437,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", metavar="ID", help="the changeId")
     _common(p)
     p.set_defaults(func=cmd_change_show)
+
+    p = csub.add_parser("view", help="the change for people: window, meeting, who was told and who not, history",
+                        formatter_class=fmt)
+    p.add_argument("id", metavar="ID", help="the changeId")
+    _common(p)
+    p.set_defaults(func=cmd_change_view)
 
     p = csub.add_parser("list", help="list changes", formatter_class=fmt)
     p.add_argument("--status", choices=("submitted", "approved", "completed", "cancelled"))

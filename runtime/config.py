@@ -14,7 +14,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import ConfigError
+from .errors import ConfigError, InvalidInput
 
 DEFAULT_CONFIG_PATH = "configs/local.yaml"
 CUSTOMER_CODE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
@@ -31,6 +31,8 @@ class _Strict(BaseModel):
 class EmailConfig(_Strict):
     sender: str
     portal_base_url: str = "http://127.0.0.1:8080"
+    # Each customer is told only about itself; true lists every affected customer again.
+    show_affected_customers: bool = False
 
     @field_validator("sender")
     @classmethod
@@ -43,6 +45,8 @@ class EmailConfig(_Strict):
 class GraphConfig(_Strict):
     base_url: str = "https://graph.microsoft.com/v1.0"
     organizer: str
+    # Create the Teams event with hideAttendees, so no customer sees another's invitees.
+    hide_attendees: bool = True
 
 
 class CustomerConfig(_Strict):
@@ -57,12 +61,26 @@ class CustomerConfig(_Strict):
     sender: str | None = None
     restricted_recipients: tuple[str, ...] = ()
     max_send_rate: float = Field(default=14.0, gt=0, le=10000)
+    # The zone its recipients read times in, unless a contact's own ``timezone`` attribute says otherwise.
+    timezone: str | None = None
 
     @field_validator("code")
     @classmethod
     def _code(cls, v: str) -> str:
         if not CUSTOMER_CODE_RE.match(v):
             raise ValueError(f"{v!r} does not match {CUSTOMER_CODE_RE.pattern}")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, v: str | None) -> str | None:
+        if v is not None:
+            from .model import check_timezone
+
+            try:
+                check_timezone(v, "timezone")
+            except InvalidInput as exc:  # reported as this field's problem
+                raise ValueError(str(exc).removeprefix("timezone: ")) from None
         return v
 
     @field_validator("ses_role_arn")

@@ -46,13 +46,16 @@ def _has(change: Mapping, key: str) -> bool:
 
 class MeetingService:
     def __init__(self, *, calendar: Calendar, attendees: AttendeeSource, load: Load, record: Record,
-                 portal_base_url: str, clock: Callable[[], str] = now_iso):
+                 portal_base_url: str, clock: Callable[[], str] = now_iso,
+                 show_customers: bool = False, hide_attendees: bool = True):
         self.calendar = calendar
         self.attendees = attendees
         self.load = load
         self.record = record
         self.portal = portal_base_url
         self.clock = clock
+        self.show_customers = show_customers   # email.show_affected_customers
+        self.hide_attendees = hide_attendees   # graph.hide_attendees
 
     def _rec(self, type_: str, key: str, **fields) -> dict:
         return {"type": type_, "key": key, "timestamp": self.clock(), "actor": BACKEND_ACTOR, **fields}
@@ -65,7 +68,8 @@ class MeetingService:
         """The meeting request, or None after recording ``meeting_failed`` (too many attendees)."""
         people = await self._gather(change)
         try:
-            return build_meeting_request(change, people, portal_base_url=self.portal)
+            return build_meeting_request(change, people, portal_base_url=self.portal,
+                                         show_customers=self.show_customers, hide_attendees=self.hide_attendees)
         except RejectedInput as exc:
             log.error("change %s: no meeting: %s", change["changeId"], exc)
             await self.record(change["changeId"], [self._rec(

@@ -1,7 +1,8 @@
 """What happens to a trigger: one queue message of one tenant, from receipt to ack.
 
     message -> S3 records -> per change (serialised): load archive -> plan (pure) ->
-    for each pending transition: recipients -> emails (ledger) -> [meeting] -> processed record
+    for each pending transition: [meeting, so the emails carry its join URL] -> who is told and
+    who not (ledger) -> emails, rendered once per reader's zone -> processed record
     -> delete trigger -> ack
 
 Failures keep the trigger: anything retryable (or unexpected) leaves the message unacked with a
@@ -20,12 +21,13 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Callable, Mapping, Protocol
 
 from . import processing
 from .archive import ArchiveStore
 from .config import Config, CustomerConfig
-from .emails import render_email
+from .emails import CALENDAR_KINDS, portal_url, render_email
+from .emails.ics import render_calendar
 from .errors import (InvalidInput, NotFound, RecipientRejected, RejectedInput, TenantPaused,
                      TtrError)
 from .ledger import FLUSH_EVERY, Ledger
@@ -33,14 +35,22 @@ from .locks import KeyedLock
 from .model import REJECTED_PREFIX, now_iso
 from .pacing import RateLimiter
 from .ports import Mailer, ObjectStore, QueueMessage
-from .recipients import Contact, select_recipients
+from .recipients import Contact, decide_recipients, select_recipients, valid_zone
 from .telemetry import add_event, metrics, span
 
 log = logging.getLogger("ttr.handler")
 
 CONTACTS_TTL = 30.0          # seconds a tenant's contact list is reused across messages
+ATTRIBUTES_TTL = 3600.0      # seconds a contact's attributes (its time zone) are reused
+# SES throttles every API action but SendEmail at 1 request/s per account: GetContact (for a
+# contact's time zone) is paced, and one transition waits at most ATTRIBUTE_BUDGET seconds for
+# it; contacts not read in time get the customer's zone this once and are read on a later pass.
+ATTRIBUTE_LOOKUP_RATE = 1.0
+ATTRIBUTE_LOOKUP_BURST = 5
+ATTRIBUTE_BUDGET = 3.0
 MAX_BACKOFF = 900            # seconds
 BASE_BACKOFF = 10
+MEETING_PATIENCE = 3         # receives a failing meeting may hold the emails back (of 5 before the DLQ)
 
 
 class ArchiveWriter(Protocol):
@@ -65,6 +75,15 @@ class Outcome:
     emails_failed: int = 0
 
 
+def meeting_for_email(change: dict, step: processing.Step) -> dict | None:
+    """What the email says about the Teams meeting: its join URL, or that the invitation
+    will follow (not made yet, or ``meeting_failed``); None for a change without a meeting."""
+    if not (change.get("meeting") or {}).get("required") or step.type not in ("approved", "rescheduled"):
+        return None
+    join_url = (change.get("meetingMetadata") or {}).get("joinUrl")
+    return {"joinUrl": join_url} if join_url else {"pending": True}
+
+
 def backoff(receive_count: int, hint: float | None = None, base_seconds: float = BASE_BACKOFF) -> float:
     if hint:
         return min(MAX_BACKOFF, float(hint))
@@ -76,7 +95,7 @@ class TriggerHandler:
     def __init__(self, *, cfg: Config, customer: CustomerConfig, store: ObjectStore, mailer: Mailer,
                  archive: ArchiveWriter, limiter: RateLimiter | None = None,
                  meetings: Meetings | None = None, clock: Callable[[], str] = now_iso,
-                 base_backoff: float | None = None):
+                 base_backoff: float | None = None, attribute_budget: float = ATTRIBUTE_BUDGET):
         self.cfg = cfg
         self.customer = customer
         self.code = customer.code
@@ -91,6 +110,9 @@ class TriggerHandler:
         self._change_locks = KeyedLock()
         self._contacts: tuple[float, list[Contact], dict[str, str]] | None = None
         self._contacts_lock = threading.Lock()
+        self._attributes_cache: dict[str, tuple[float, Mapping[str, str]]] = {}
+        self._lookups = RateLimiter(ATTRIBUTE_LOOKUP_RATE, burst=ATTRIBUTE_LOOKUP_BURST)
+        self.attribute_budget = attribute_budget  # seconds one transition may wait for GetContact
         from .alerts import WindowCounter
 
         self.deletes = WindowCounter()  # trigger deletes per minute: success / failure
@@ -168,13 +190,19 @@ class TriggerHandler:
                 with span("transition", {"ttr.tenant": self.code, "ttr.change_id": event.change_id,
                                          "ttr.seq": step.seq, "ttr.transition": step.type,
                                          "ttr.topic": step.topic}) as sp:
-                    sent, failed, skipped = self._deliver(change, step)
-                    if step.meeting and self.meetings is not None:
-                        with span(f"meeting.{step.meeting}", {"ttr.change_id": event.change_id}):
-                            self.meetings.handle(event.change_id, step)
+                    # The meeting first, so that the emails can carry its join URL.
+                    change, meeting_error = self._meeting(change, step, msg)
+                    sent, failed, skipped, not_told = self._deliver(change, step)
+                    if meeting_error is not None:
+                        # The emails went out saying the invitation will follow; the meeting
+                        # is retried with the message (the ledger keeps the emails from repeating).
+                        out.emails_sent += sent
+                        out.emails_failed += failed
+                        raise meeting_error
                     with span("archive.record", {"ttr.change_id": event.change_id, "ttr.record": "processed"}):
                         self.archive.record(event.change_id, [step.processed_record(
-                            self.code, sent=sent, failed=failed, skipped=skipped, now=self.clock())])
+                            self.code, sent=sent, failed=failed, skipped=skipped, now=self.clock(),
+                            not_told=not_told)])
                     sp.set_attributes({"ttr.outcome": "processed", "ttr.emails.sent": sent,
                                        "ttr.emails.failed": failed, "ttr.emails.skipped": skipped})
                 out.steps_done.append((event.change_id, step.seq))
@@ -211,46 +239,128 @@ class TriggerHandler:
         contacts, defaults = self.contacts()
         return select_recipients(contacts, topic, defaults, self.customer.allows)
 
-    def _deliver(self, change: dict, step: processing.Step) -> tuple[int, int, int]:
-        """Send the step's email to every recipient not in the ledger yet; (sent, failed, skipped)."""
-        recipients = self.recipients(step.topic)
-        if not recipients:
-            return 0, 0, 0
-        email = render_email(step.kind, change, customer_code=self.code, customer_name=self.customer.name,
-                             portal_base_url=self.cfg.email.portal_base_url, transition=step.transition,
-                             first_request=step.first_request)
+    def _meeting(self, change: dict, step: processing.Step, msg: QueueMessage) -> tuple[dict, TtrError | None]:
+        """Make (move, cancel) the meeting before the emails; the change as it is afterwards.
+
+        A meeting that keeps failing does not hold the emails back for ever: from the
+        ``MEETING_PATIENCE``-th receive on, the error is handed back and the emails go first."""
+        if not step.meeting or self.meetings is None:
+            return change, None
+        error = None
+        with span(f"meeting.{step.meeting}", {"ttr.change_id": change["changeId"]}):
+            try:
+                self.meetings.handle(change["changeId"], step)
+            except TtrError as exc:
+                if msg.receive_count < MEETING_PATIENCE:
+                    raise
+                log.warning("tenant %s: meeting of %s still failing (attempt %d), emails go first: %s",
+                            self.code, change["changeId"], msg.receive_count, exc)
+                error = exc
+        with span("archive.load", {"ttr.change_id": change["changeId"]}):
+            fresh, _ = self.reader.load(change["changeId"])  # meetingMetadata or meeting_failed
+        return fresh, error
+
+    def _attributes(self, address: str, deadline: float) -> Mapping[str, str]:
+        """The contact's attributes (GetContact, since ListContacts leaves them out), cached for
+        ``ATTRIBUTES_TTL``. Past ``deadline`` (or on a failure) it answers {} without caching:
+        the email uses the customer's zone (UTC is in every email) and a later pass reads it."""
+        key = address.lower()
+        now = time.monotonic()
+        with self._contacts_lock:
+            hit = self._attributes_cache.get(key)
+            if hit is not None and now - hit[0] < ATTRIBUTES_TTL:
+                return hit[1]
+        wait = self._lookups.delay_for_next()
+        if now + wait > deadline:
+            return {}
+        if wait > 0:
+            time.sleep(wait)
+        try:
+            attrs: Mapping[str, str] = self.mailer.contact_attributes(self.customer.contact_list, address)
+        except NotFound:
+            attrs = {}
+        except TtrError as exc:
+            log.warning("tenant %s: attributes of a contact unavailable (%s): its email uses the default zone",
+                        self.code, exc)
+            return {}
+        with self._contacts_lock:
+            self._attributes_cache[key] = (time.monotonic(), attrs)
+        return attrs
+
+    def _zone_of(self, address: str, contact: Contact | None, deadline: float) -> str | None:
+        """The reader's zone: the contact's ``timezone`` attribute, else the customer's, else
+        None (the change's own)."""
+        attrs = contact.attributes if contact is not None and contact.attributes else \
+            self._attributes(address, deadline)
+        wanted = attrs.get("timezone")
+        return wanted if valid_zone(wanted) else self.customer.timezone
+
+    def _deliver(self, change: dict, step: processing.Step) -> tuple[int, int, int, int]:
+        """Send the step's email to every recipient not in the ledger yet.
+
+        Returns (sent, failed, already sent, not told). Who is not told, and why, is recorded in
+        the ledger beside who was sent to, so the delivery views show what happened."""
+        contacts, defaults = self.contacts()
+        decisions = decide_recipients(contacts, step.topic, defaults, self.customer.allows)
+        if not decisions:
+            return 0, 0, 0, 0
+        skips = [d for d in decisions if not d.send]
         with span("ledger.load"):
             ledger = Ledger.open(self.store, change["changeId"], self.code, step.seq)
+        for d in skips:
+            ledger.skip(d.email, d.reason)
+        by_address = {c.email.lower(): c for c in contacts}
+        by_zone: dict[str | None, list[str]] = {}
+        skipped = 0
+        deadline = time.monotonic() + self.attribute_budget
+        for d in decisions:
+            if not d.send:
+                continue
+            if ledger.done(d.email):
+                skipped += 1
+                continue
+            zone = self._zone_of(d.email, by_address.get(d.email.lower()), deadline)
+            by_zone.setdefault(zone, []).append(d.email)
         sender = self.cfg.sender_of(self.customer)
-        sent = failed = skipped = 0
+        meeting = meeting_for_email(change, step)
+        calendar = None
+        if step.kind in CALENDAR_KINDS:
+            calendar = render_calendar(change, step.transition, cancelled=step.kind == "cancelled",
+                                       portal_link=portal_url(self.cfg.email.portal_base_url, change["changeId"]),
+                                       join_url=(meeting or {}).get("joinUrl"))
+        sent = failed = 0
         try:
-            for address in recipients:
-                if ledger.done(address):
-                    skipped += 1
-                    continue
-                self.limiter.acquire()
-                with span("ses.send", {"ttr.tenant": self.code, "ttr.topic": step.topic}) as sp:
-                    try:
-                        mid = self.mailer.send(sender=sender, to=address, subject=email.subject,
-                                               html=email.html, text=email.text,
-                                               contact_list=self.customer.contact_list, topic=step.topic)
-                        ledger.mark(address, "sent", message_id=mid)
-                        sent += 1
-                        sp.set_attribute("ttr.outcome", "sent")
-                    except RecipientRejected as exc:
-                        ledger.mark(address, "failed", error=str(exc))
-                        failed += 1
-                        sp.set_attribute("ttr.outcome", "rejected")
-                if ledger.unflushed >= FLUSH_EVERY:
-                    with span("ledger.flush"):
-                        ledger.flush()
+            for zone, addresses in by_zone.items():
+                # One rendering per zone: the body differs only by the reader's time zone.
+                email = render_email(step.kind, change, customer_code=self.code, customer_name=self.customer.name,
+                                     portal_base_url=self.cfg.email.portal_base_url, transition=step.transition,
+                                     first_request=step.first_request, zone=zone, meeting=meeting,
+                                     show_customers=self.cfg.email.show_affected_customers)
+                for address in addresses:
+                    self.limiter.acquire()
+                    with span("ses.send", {"ttr.tenant": self.code, "ttr.topic": step.topic}) as sp:
+                        try:
+                            mid = self.mailer.send(sender=sender, to=address, subject=email.subject,
+                                                   html=email.html, text=email.text,
+                                                   contact_list=self.customer.contact_list, topic=step.topic,
+                                                   calendar=calendar)
+                            ledger.mark(address, "sent", message_id=mid)
+                            sent += 1
+                            sp.set_attribute("ttr.outcome", "sent")
+                        except RecipientRejected as exc:
+                            ledger.mark(address, "failed", error=str(exc))
+                            failed += 1
+                            sp.set_attribute("ttr.outcome", "rejected")
+                    if ledger.unflushed >= FLUSH_EVERY:
+                        with span("ledger.flush"):
+                            ledger.flush()
         finally:
             # Whatever happens, record what did go out, so a retry does not repeat it.
             try:
                 ledger.flush()
             except TtrError:
                 log.warning("tenant %s: ledger flush failed for %s", self.code, ledger.key)
-        return sent, failed, skipped
+        return sent, failed, skipped, len(skips)
 
     # -----------------------------------------------------------------------------------------
     def _reject(self, what: str, why: str, msg: QueueMessage, out: Outcome, change_id: str | None = None) -> None:

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 
 from .errors import AlreadyExists, NotFound, PreconditionFailed, RetryableError
-from .model import ledger_key, now_iso
+from .model import LEDGER_PREFIX, ledger_key, now_iso
 from .ports import ObjectStore
 
 FLUSH_EVERY = 5  # sends per ledger write: the bound on duplicates after a crash
@@ -24,6 +24,8 @@ class Ledger:
     customer: str
     seq: int
     entries: dict[str, dict] = field(default_factory=dict)
+    # contacts not told, and why (a recipients.SKIP_REASONS key): for the delivery views only
+    skipped: dict[str, str] = field(default_factory=dict)
     etag: str | None = None
     unflushed: int = 0
     flushes: int = 0
@@ -42,10 +44,11 @@ class Ledger:
         try:
             obj = self.store.get(self.key)
         except NotFound:
-            self.entries, self.etag = {}, None
+            self.entries, self.skipped, self.etag = {}, {}, None
             return
         data = json.loads(obj.body)
         self.entries = {k.lower(): v for k, v in data.get("recipients", {}).items()}
+        self.skipped = {k.lower(): str(v) for k, v in (data.get("skipped") or {}).items()}
         self.etag = obj.etag
 
     def done(self, address: str) -> bool:
@@ -60,6 +63,13 @@ class Ledger:
         self.entries[address.lower()] = entry
         self.unflushed += 1
 
+    def skip(self, address: str, reason: str) -> None:
+        """Record that ``address`` was not told, and why; it is no delivery (``done`` stays False)."""
+        key = address.lower()
+        if self.skipped.get(key) != reason:
+            self.skipped[key] = reason
+            self.unflushed += 1
+
     @property
     def sent(self) -> int:
         return sum(1 for e in self.entries.values() if e["status"] == "sent")
@@ -73,7 +83,7 @@ class Ledger:
             return
         for _ in range(attempts):
             body = json.dumps({"changeId": self.change_id, "customer": self.customer, "seq": self.seq,
-                               "recipients": self.entries}, indent=1).encode()
+                               "recipients": self.entries, "skipped": self.skipped}, indent=1).encode()
             try:
                 if self.etag is None:
                     self.etag = self.store.put(self.key, body, if_none_match=True)
@@ -84,7 +94,22 @@ class Ledger:
                 return
             except (AlreadyExists, PreconditionFailed):
                 # Someone else recorded sends too (a restarted twin): keep the union of both.
-                mine = dict(self.entries)
+                mine, my_skips = dict(self.entries), dict(self.skipped)
                 self._load()
                 self.entries = {**self.entries, **mine}
+                self.skipped = {**self.skipped, **my_skips}
         raise RetryableError(f"{self.key}: ledger write kept conflicting", operation="ledger.flush")
+
+
+def read_ledgers(store: ObjectStore, change_id: str) -> dict[tuple[str, int], dict]:
+    """Every delivery ledger of a change, by (customer, seq); unreadable ones are left out."""
+    out: dict[tuple[str, int], dict] = {}
+    for info in store.list(f"{LEDGER_PREFIX}{change_id}/"):
+        parts = info.key.split("/")
+        if len(parts) != 4 or not parts[3].endswith(".json") or not parts[3][:-5].isdigit():
+            continue
+        try:
+            out[(parts[2], int(parts[3][:-5]))] = json.loads(store.get(info.key).body)
+        except (ValueError, NotFound):
+            continue
+    return out

@@ -270,10 +270,13 @@ class Lifecycle:
         return self._trigger(change, action, only=wanted)
 
     def _trigger(self, change: dict, action: str, only: Iterable[str] | None = None) -> TransitionResult:
+        # A customer the latest transition took off the change is woken too: it is told once
+        # that the change no longer affects it (runtime.processing).
         seq = int(change["version"])
         result = TransitionResult(change=change, action=action, seq=seq)
         now = self.clock()
-        for code in (list(only) if only is not None else change.get("customers", [])):
+        targets = list(only) if only is not None else list(change.get("customers", [])) + just_removed(change)
+        for code in targets:
             trig = Trigger(change["changeId"], code, seq, action, now)
             try:
                 self.store.put(trig.key, _dump(trig.to_json()))
@@ -318,3 +321,13 @@ def _dump(data: Any) -> bytes:
 
 __all__ = ["ACTIONS", "TRANSITIONS", "Lifecycle", "TransitionResult", "apply_transition",
            "allowed_actions", "check_transition", "ever_approved", "new_archive", "parse_rfc3339"]
+
+
+def just_removed(change: Mapping) -> list[str]:
+    """The customers on the previous lifecycle transition that the latest one took off."""
+    entries = lifecycle_entries(change)
+    if len(entries) < 2:
+        return []
+    now_on = set(change.get("customers") or [])
+    before = entries[-2].get("customers")
+    return [c for c in (before if isinstance(before, list) else []) if c not in now_on]

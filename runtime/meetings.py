@@ -60,6 +60,7 @@ class MeetingRequest:
     attendees: tuple[str, ...]
     transaction_id: str
     change_id: str
+    hide_attendees: bool = True  # Graph's hideAttendees: each invitee sees only the organizer and itself
 
 
 @dataclass(frozen=True)
@@ -117,14 +118,17 @@ def _text_html(value: object) -> str:
 
 
 def meeting_body_html(change: Mapping, *, portal_base_url: str, start: datetime | None = None,
-                      end: datetime | None = None) -> str:
-    """The invitation body. Content is free text: every value is escaped, never trusted."""
+                      end: datetime | None = None, show_customers: bool = False) -> str:
+    """The invitation body. Content is free text: every value is escaped, never trusted.
+
+    One meeting serves every customer of the change, so its body names none of them unless
+    ``show_customers`` (``email.show_affected_customers``) says so."""
     change_id = str(change.get("changeId", ""))
     rows: list[tuple[str, object]] = [("Change", change_id), ("Title", change.get("title", ""))]
     if start is not None and end is not None:
         rows.append(("Window", f"{start.isoformat()} to {end.isoformat()} ({start.tzinfo})"))
     customers = change.get("customers") or []
-    if customers:
+    if customers and show_customers:
         rows.append(("Customers", ", ".join(str(c) for c in customers)))
     for label, key in (("Reason", "reason"), ("Implementation plan", "implementationPlan"),
                        ("Test plan", "testPlan"), ("Customer impact", "customerImpact"),
@@ -157,8 +161,8 @@ def _unique_addresses(attendees: Sequence[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def build_meeting_request(change: Mapping, attendees: Sequence[str], *,
-                          portal_base_url: str) -> MeetingRequest:
+def build_meeting_request(change: Mapping, attendees: Sequence[str], *, portal_base_url: str,
+                          show_customers: bool = False, hide_attendees: bool = True) -> MeetingRequest:
     """The meeting for this change and these attendees (gathered from every customer).
 
     Raises ``RejectedInput`` (code ``too_many_attendees``) above ``MAX_ATTENDEES``: Graph would
@@ -177,7 +181,8 @@ def build_meeting_request(change: Mapping, attendees: Sequence[str], *,
     location = _one_line(location) if isinstance(location, str) and location.strip() else None
     return MeetingRequest(
         subject=meeting_subject(change),
-        body_html=meeting_body_html(change, portal_base_url=portal_base_url, start=start, end=end),
+        body_html=meeting_body_html(change, portal_base_url=portal_base_url, start=start, end=end,
+                                    show_customers=show_customers),
         start=start.strftime(_GRAPH_DATETIME),
         end=end.strftime(_GRAPH_DATETIME),
         time_zone=tz_name,
@@ -185,6 +190,7 @@ def build_meeting_request(change: Mapping, attendees: Sequence[str], *,
         attendees=people,
         transaction_id=transaction_id(change_id),
         change_id=change_id,
+        hide_attendees=hide_attendees,
     )
 
 

@@ -75,9 +75,13 @@ class Mailer(Protocol):
     def topic_defaults(self, contact_list: str) -> dict[str, str]:
         """topic -> OPT_IN / OPT_OUT, from the contact list's topic definitions."""
 
+    def contact_attributes(self, contact_list: str, email: str) -> dict[str, str]:
+        """One contact's attributes (e.g. ``timezone``); NotFound when it left the list."""
+
     def send(self, *, sender: str, to: str, subject: str, html: str, text: str,
-             contact_list: str, topic: str) -> str:
-        """Send one email to one recipient; returns the SES message id."""
+             contact_list: str, topic: str, calendar: str | None = None) -> str:
+        """Send one email to one recipient, with ``calendar`` (ICS text) attached when given;
+        returns the SES message id."""
 
 
 # ---------------------------------------------------------------------------------------------

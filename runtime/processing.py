@@ -36,11 +36,12 @@ class Step:
     transition: Mapping       # the lifecycle modification itself
     meeting: str | None = None  # ensure | update | cancel | None
 
-    def processed_record(self, customer: str, *, sent: int, failed: int, skipped: int, now: str) -> dict:
+    def processed_record(self, customer: str, *, sent: int, failed: int, skipped: int, now: str,
+                         not_told: int = 0) -> dict:
         return {"type": "processed", "key": processed_key(customer, self.seq), "timestamp": now,
                 "actor": BACKEND_ACTOR, "customer": customer, "transition": self.seq,
                 "transitionType": self.type, "topic": self.topic, "emailsSent": sent,
-                "emailsFailed": failed, "emailsAlreadySent": skipped}
+                "emailsFailed": failed, "emailsAlreadySent": skipped, "recipientsSkipped": not_told}
 
 
 @dataclass(frozen=True)
@@ -108,9 +109,45 @@ def plan(change: Mapping, customer: str) -> Plan:
                           kind=KIND_FOR_TRANSITION[e["type"]], first_request=first, transition=dict(e),
                           meeting=_meeting_action(change, e, approved_before)))
     if customer not in change.get("customers", []):
-        # Removed by an update: what it was told stays told; nothing more goes to it.
-        return Plan(change_id, customer, (), stale=True, reason=f"customer {customer} was removed from the change")
+        # Removed by an update: what it was told stays told; it is told once that the change
+        # no longer affects it, and nothing more goes to it.
+        notice = _removal_notice(change, customer, entries, done)
+        return Plan(change_id, customer, (notice,) if notice else (), stale=True,
+                    reason=f"customer {customer} was removed from the change")
     return Plan(change_id, customer, tuple(steps))
+
+
+REMOVED_KIND = "removed"
+
+
+def _removal_notice(change: Mapping, customer: str, entries: list, done: set) -> Step | None:
+    """The one "no longer affects you" step of a customer taken off the change, on the topic
+    its last email used; None when it was never told anything (nothing to take back) or was
+    told already. The meeting drops its invitees (``update``) when one exists."""
+    removal = None
+    approved_before = False
+    for e in entries:
+        if e["type"] == "approved":
+            approved_before = True
+        included = customer in _customers_at(e, change)
+        if included:
+            removal = None
+        elif removal is None:
+            removal = (e, approved_before)
+    if removal is None:
+        return None
+    entry, approved_then = removal
+    told = [m for m in change.get("modifications", []) if isinstance(m, Mapping)
+            and m.get("type") == "processed" and m.get("customer") == customer
+            and isinstance(m.get("transition"), int) and m["transition"] < entry["seq"]
+            and m.get("transitionType") != REMOVED_KIND]
+    if not told or processed_key(customer, entry["seq"]) in done:
+        return None
+    last = max(told, key=lambda m: m["transition"])
+    topic = str(last.get("topic") or topic_for(entry["type"], approved_before=approved_then))
+    meeting = "update" if approved_then and (change.get("meeting") or {}).get("required") else None
+    return Step(seq=entry["seq"], type=REMOVED_KIND, topic=topic, kind=REMOVED_KIND, first_request=False,
+                transition=dict(entry), meeting=meeting)
 
 
 # ---------------------------------------------------------------------------------------------

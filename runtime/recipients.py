@@ -78,6 +78,18 @@ def subscribed(contact: Contact, topic: str, topic_defaults: Mapping[str, str]) 
     return topic_defaults.get(topic, OPT_OUT) == OPT_IN
 
 
+def valid_zone(name: object) -> bool:
+    """Whether ``name`` is an IANA time zone this machine knows (a contact's ``timezone``)."""
+    from .model import check_timezone
+    from .errors import InvalidInput
+
+    try:
+        check_timezone(name, "timezone")
+    except InvalidInput:
+        return False
+    return True
+
+
 def valid_address(address: object) -> bool:
     """A minimal sanity check: ``local@domain``, no whitespace or control characters.
 

@@ -77,7 +77,8 @@ DEFAULT_MAX_INLINE_WAIT = 20.0
 # Graph returns event times in UTC when asked, whatever zone the event was created in; without
 # the header it may answer in the organizer's Windows zone name, which ZoneInfo cannot read.
 _PREFER_UTC = 'outlook.timezone="UTC"'
-_SELECT = ["id", "subject", "start", "end", "onlineMeeting", "organizer", "attendees", "isCancelled"]
+_SELECT = ["id", "subject", "start", "end", "onlineMeeting", "organizer", "attendees", "isCancelled",
+           "hideAttendees"]
 _PAGE_SIZE = 50
 _MAX_PAGES = 20  # a change has one event; many pages means something else is wrong
 
@@ -316,6 +317,7 @@ class GraphCalendar:
             end=DateTimeTimeZone(date_time=req.end, time_zone=req.time_zone),
             attendees=[Attendee(email_address=EmailAddress(address=a), type=AttendeeType.Required)
                        for a in req.attendees],
+            hide_attendees=req.hide_attendees,
         )
 
     # --- the port -----------------------------------------------------------------------------

@@ -12,7 +12,9 @@ import time
 from datetime import datetime, timezone
 
 from ..config import Config, CustomerConfig
+from ..emails.mime import build_mime
 from ..errors import PermanentError, RecipientRejected, RetryableError, TenantPaused
+from ..recipients import parse_attributes
 from .aws import AwsClients, assume_customer_role, aws_errors
 
 REFRESH_MARGIN = 300          # seconds before expiry we assume the role again
@@ -78,17 +80,26 @@ class TenantSes:
             resp = self._ses().get_contact_list(ContactListName=contact_list)
         return {t["TopicName"]: t.get("DefaultSubscriptionStatus", "OPT_OUT") for t in resp.get("Topics", [])}
 
+    def contact_attributes(self, contact_list: str, email: str) -> dict[str, str]:
+        """The contact's ``AttributesData`` (GetContact: ListContacts does not return it)."""
+        return parse_attributes(self.get_contact(contact_list, email).get("AttributesData"))
+
     def send(self, *, sender: str, to: str, subject: str, html: str, text: str,
-             contact_list: str, topic: str) -> str:
+             contact_list: str, topic: str, calendar: str | None = None) -> str:
         ses = self._ses()
+        if calendar is None:
+            content = {"Simple": {"Subject": {"Data": subject, "Charset": "UTF-8"},
+                                  "Body": {"Text": {"Data": text, "Charset": "UTF-8"},
+                                           "Html": {"Data": html, "Charset": "UTF-8"}}}}
+        else:  # with the calendar file: our own MIME (see runtime.emails.mime)
+            content = {"Raw": {"Data": build_mime(sender=sender, to=to, subject=subject, text=text,
+                                                  html=html, calendar=calendar)}}
         try:
             with aws_errors("sesv2.SendEmail"):
                 resp = ses.send_email(
                     FromEmailAddress=sender,
                     Destination={"ToAddresses": [to]},
-                    Content={"Simple": {"Subject": {"Data": subject, "Charset": "UTF-8"},
-                                        "Body": {"Text": {"Data": text, "Charset": "UTF-8"},
-                                                 "Html": {"Data": html, "Charset": "UTF-8"}}}},
+                    Content=content,
                     ListManagementOptions={"ContactListName": contact_list, "TopicName": topic})
         except PermanentError as exc:  # narrow the one per-recipient case
             if exc.code in RECIPIENT_CODES:

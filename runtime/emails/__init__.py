@@ -19,8 +19,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 
-__all__ = ["KIND_FOR_TRANSITION", "KINDS", "RenderedEmail", "UNSUBSCRIBE_PLACEHOLDER",
-           "format_schedule", "portal_url", "render_email"]
+__all__ = ["CALENDAR_KINDS", "KIND_FOR_TRANSITION", "KINDS", "RenderedEmail", "UNSUBSCRIBE_PLACEHOLDER",
+           "format_duration", "format_schedule", "format_utc", "portal_url", "render_email"]
 
 KIND_FOR_TRANSITION = {"submitted": "approval_request", "updated": "approval_request",
                        "approved": "approved", "completed": "completed",
@@ -40,7 +40,7 @@ class _Kind:
 
 KINDS: dict[str, _Kind] = {
     "approval_request": _Kind("Approval required", "Approval required", "#b26a00",
-                              "A change affecting {customer} is waiting for approval."),
+                              "A change affecting {customer} needs your approval."),
     "approved": _Kind("Approved", "Change approved", "#1e7e34",
                       "This change affecting {customer} has been approved and will go ahead as scheduled."),
     "completed": _Kind("Completed", "Change completed", "#2f5f8f",
@@ -49,10 +49,20 @@ KINDS: dict[str, _Kind] = {
                        "This change affecting {customer} has been cancelled and will not take place."),
     "rescheduled": _Kind("Rescheduled", "Change rescheduled", "#5a3d99",
                          "This change affecting {customer} has a new schedule."),
+    "removed": _Kind("No longer affects you", "No longer affects you", "#59636e",
+                     "This change no longer affects {customer}: {customer} was removed from it. "
+                     "Nothing is needed from you, and no more emails about it will follow."),
 }
 _UPDATED = _Kind("Updated \u2014 approval required", "Updated \u2014 approval required", "#b26a00",
                  "This change affecting {customer} was updated while waiting for approval. "
                  "Please review it again.")
+# Kinds whose email carries the window as an iCalendar file (runtime.emails.ics).
+CALENDAR_KINDS = frozenset({"approved", "rescheduled", "cancelled"})
+_CALENDAR_NOTES = {
+    "approved": "The attached calendar file (change.ics) puts the window in your calendar.",
+    "rescheduled": "Open the attached calendar file (change.ics) to move the window in your calendar.",
+    "cancelled": "Open the attached calendar file (change.ics) to remove the window from your calendar.",
+}
 
 _SECTIONS = (("reason", "Reason"), ("implementationPlan", "Implementation plan"),
              ("customerImpact", "Customer impact"), ("rollbackPlan", "Rollback plan"),
@@ -131,56 +141,106 @@ def _hm(dt: datetime) -> str:
     return f"{dt.hour:02d}:{dt.minute:02d}"
 
 
-def _zone_label(schedule: Mapping) -> tuple[ZoneInfo | timezone, str]:
-    zone = _zone(schedule.get("timezone"))
-    return (zone, str(schedule.get("timezone"))) if zone else (timezone.utc, "UTC")
+def _zone_label(schedule: Mapping, zone_name: str | None = None) -> tuple[ZoneInfo | timezone, str]:
+    """The reader's zone when it is a real one, else the change's, else UTC."""
+    for name in (zone_name, schedule.get("timezone")):
+        zone = _zone(name)
+        if zone:
+            return zone, str(name)
+    return timezone.utc, "UTC"
 
 
-def format_schedule(schedule: Any) -> str:
-    """``Tue 8 Dec 2026 02:00 – 04:00 EST (America/New_York)`` in the change's own time zone.
+def _span(start: datetime, end: datetime) -> str:
+    same_zone_name = start.tzname() == end.tzname()
+    left = f"{_day(start)} {_hm(start)}" + ("" if same_zone_name else f" {start.tzname()}")
+    right = _hm(end) if start.date() == end.date() else f"{_day(end)} {_hm(end)}"
+    return f"{left} \u2013 {right} {end.tzname()}"
+
+
+def _bounds(schedule: Any, zone_name: str | None = None) -> tuple[datetime, datetime, str] | None:
+    if not isinstance(schedule, Mapping):
+        return None
+    zone, label = _zone_label(schedule, zone_name)
+    start = _parse(schedule.get("implementationStart"), zone)
+    end = _parse(schedule.get("implementationEnd"), zone)
+    return (start, end, label) if start is not None and end is not None else None
+
+
+def format_schedule(schedule: Any, zone_name: str | None = None) -> str:
+    """``Tue 8 Dec 2026 02:00 – 04:00 EST (America/New_York)`` in ``zone_name`` (the reader's
+    zone), else in the change's own time zone.
 
     Spans over midnight repeat the date; a span over a DST switch names both abbreviations.
     Unparsable values are shown as given rather than hidden.
     """
     if not isinstance(schedule, Mapping):
         return ""
-    zone, label = _zone_label(schedule)
-    start = _parse(schedule.get("implementationStart"), zone)
-    end = _parse(schedule.get("implementationEnd"), zone)
-    if start is None or end is None:
+    bounds = _bounds(schedule, zone_name)
+    if bounds is None:
         raw = [_text(schedule.get(k)) for k in ("implementationStart", "implementationEnd")]
         return " \u2013 ".join(r for r in raw if r)
-    same_zone_name = start.tzname() == end.tzname()
-    left = f"{_day(start)} {_hm(start)}" + ("" if same_zone_name else f" {start.tzname()}")
-    right = _hm(end) if start.date() == end.date() else f"{_day(end)} {_hm(end)}"
-    return f"{left} \u2013 {right} {end.tzname()} ({label})"
+    start, end, label = bounds
+    return f"{_span(start, end)} ({label})"
 
 
-def _format_instant(value: Any, schedule: Any) -> str:
-    zone, _ = _zone_label(schedule if isinstance(schedule, Mapping) else {})
+def format_utc(schedule: Any) -> str:
+    """The same window in UTC (``Tue 8 Dec 2026 07:00 – 09:00 UTC``), or "" when unreadable."""
+    bounds = _bounds(schedule, "UTC")
+    return _span(bounds[0], bounds[1]) if bounds else ""
+
+
+def format_duration(schedule: Any) -> str:
+    """``2 hours``, ``1 hour 30 minutes``, ``2 days 4 hours``: elapsed time, DST switches included."""
+    bounds = _bounds(schedule, "UTC")
+    if bounds is None or bounds[1] <= bounds[0]:
+        return ""
+    minutes = int((bounds[1] - bounds[0]).total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    parts = [f"{n} {unit}{'' if n == 1 else 's'}" for n, unit in ((days, "day"), (hours, "hour"), (mins, "minute")) if n]
+    return " ".join(parts) or "less than a minute"
+
+
+def _format_instant(value: Any, schedule: Any, zone_name: str | None = None) -> str:
+    zone, _ = _zone_label(schedule if isinstance(schedule, Mapping) else {}, zone_name)
     dt = _parse(value, zone)
     return f"{_day(dt)} {_hm(dt)} {dt.tzname()}" if dt else _text(value)
+
+
+def _start_day(schedule: Any, zone_name: str | None) -> str:
+    bounds = _bounds(schedule, zone_name)
+    return _day(bounds[0]) if bounds else ""
 
 
 def portal_url(portal_base_url: str, change_id: str) -> str:
     return f"{portal_base_url.rstrip('/')}/changes/{quote(change_id, safe='')}"
 
 
-def _subject(prefix: str, title: str) -> str:
-    subject = _one_line(f"{prefix}: {title}")
-    return subject if len(subject) <= MAX_SUBJECT else subject[: MAX_SUBJECT - 1].rstrip() + "\u2026"
+def _subject(prefix: str, title: str, day: str = "") -> str:
+    """``Approved: Patch the fleet (Tue 8 Dec 2026)``; a long title is cut, never the date."""
+    suffix = f" ({day})" if day else ""
+    head = _one_line(f"{prefix}: {title}")
+    room = MAX_SUBJECT - len(suffix)
+    if len(head) > room:
+        head = head[: room - 1].rstrip() + "\u2026"
+    return head + suffix
 
 
 # ---------------------------------------------------------------------------------------------
 
 
 def render_email(kind: str, change: Mapping, *, customer_code: str, customer_name: str,
-                 portal_base_url: str, transition: Mapping, first_request: bool = True) -> RenderedEmail:
+                 portal_base_url: str, transition: Mapping, first_request: bool = True,
+                 zone: str | None = None, meeting: Mapping | None = None,
+                 show_customers: bool = False) -> RenderedEmail:
     """Render the email for ``kind`` (see ``KIND_FOR_TRANSITION``) about ``change``.
 
     ``transition`` is the lifecycle modification being notified (actor, timestamp, and for
     updates ``fields``, for reschedules ``previousSchedule``/``schedule``). ``first_request``
-    is False for an ``approval_request`` re-sent after an update.
+    is False for an ``approval_request`` re-sent after an update. ``zone`` is the reader's IANA
+    zone (times are shown in it, with UTC beside); ``meeting`` is ``{"joinUrl": ...}`` or
+    ``{"pending": True}`` for a change with a Teams meeting. The other customers of the change
+    are named only with ``show_customers`` (``email.show_affected_customers``).
     """
     if kind not in KINDS:
         raise ValueError(f"unknown email kind {kind!r}; known: {', '.join(KINDS)}")
@@ -195,15 +255,22 @@ def render_email(kind: str, change: Mapping, *, customer_code: str, customer_nam
     if kind == "rescheduled":
         # The transition carries the schedule it set; the archive may have moved on since.
         schedule = transition.get("schedule") or schedule
-        previous = format_schedule(transition.get("previousSchedule"))
+        previous = format_schedule(transition.get("previousSchedule"), zone)
     tickets = change.get("tickets") if isinstance(change.get("tickets"), Mapping) else {}
     fields = transition.get("fields") if updated else None
-    customers = change.get("customers")
+    customers = change.get("customers") if show_customers else None
 
     verb = _VERBS.get(_text(transition.get("type")), KINDS[kind].subject)
     actor = _text(transition.get("actor"))
-    when = _format_instant(transition.get("timestamp"), schedule)
+    when = _format_instant(transition.get("timestamp"), schedule, zone)
     acted = " ".join(p for p in (verb, f"by {actor}" if actor else "", f"on {when}" if when else "") if p)
+    bounds = _bounds(schedule, zone)
+    deadline = ""
+    if kind == "approval_request" and bounds:
+        utc_start = bounds[0].astimezone(timezone.utc)
+        deadline = f"{_day(bounds[0])} {_hm(bounds[0])} {bounds[0].tzname()} ({_hm(utc_start)} UTC)"
+    join_url = _text((meeting or {}).get("joinUrl")) if kind in ("approved", "rescheduled") else ""
+    meeting_pending = bool(meeting) and not join_url and kind == "approved"
 
     ctx = {
         "kind": kind,
@@ -214,18 +281,25 @@ def render_email(kind: str, change: Mapping, *, customer_code: str, customer_nam
         "change_id": change_id,
         "customer_name": customer,
         "customers": [_text(c) for c in customers] if isinstance(customers, list) else [],
-        "schedule": format_schedule(schedule),
+        "schedule": format_schedule(schedule, zone),
+        "schedule_utc": format_utc(schedule) if bounds and bounds[2] != "UTC" else "",
+        "duration": format_duration(schedule),
         "previous_schedule": previous,
+        "deadline": deadline,
+        "join_url": join_url,
+        "meeting_pending": meeting_pending,
+        "calendar_note": _CALENDAR_NOTES.get(kind, ""),
         "tickets": [(label, _text(tickets.get(k))) for k, label in _TICKETS if _text(tickets.get(k))],
         "changed_fields": [_FIELD_LABELS.get(str(f), str(f)) for f in fields]
         if isinstance(fields, list) else [],
-        "sections": [(label, _text(change.get(k))) for k, label in _SECTIONS if _text(change.get(k))],
-        "acted": acted if (actor or when) else "",
-        "note": _text(transition.get("note")),
+        "sections": [] if kind == "removed" else
+        [(label, _text(change.get(k))) for k, label in _SECTIONS if _text(change.get(k))],
+        "acted": acted if (actor or when) and kind != "removed" else "",
+        "note": _text(transition.get("note")) if kind != "removed" else "",
         "portal_url": portal_url(portal_base_url, change_id) if change_id else portal_base_url,
         "button": "Review and approve" if kind == "approval_request" else "View the change",
         "unsubscribe_url": UNSUBSCRIBE_PLACEHOLDER,
     }
-    return RenderedEmail(subject=_subject(spec.subject, title),
+    return RenderedEmail(subject=_subject(spec.subject, title, _start_day(schedule, zone)),
                          html=_ENV.get_template("change.html").render(ctx),
                          text=_ENV.get_template("change.txt").render(ctx))

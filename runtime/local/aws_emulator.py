@@ -44,7 +44,8 @@ class SentEmail:
     source: str
     to: tuple[str, ...]
     subject: str
-    body: str
+    body: str                 # the HTML part (or the only part)
+    raw: str = ""             # the whole MIME message, for emails sent as Raw content
 
 
 LOCAL_EXTRA = ("the embedded AWS emulator needs moto, which is not installed (production images leave it "
@@ -117,6 +118,20 @@ class AwsEmulator:
                 for m in list(backend.sent_messages):
                     dest = getattr(m, "destinations", {}) or {}
                     to = tuple(dest.get("ToAddresses", [])) if isinstance(dest, dict) else tuple(dest)
+                    raw = getattr(m, "raw_data", "") or ""
+                    subject, body = getattr(m, "subject", ""), getattr(m, "body", "")
+                    if raw:
+                        subject, body = _raw_subject_and_html(raw)
+                        to = tuple(dict.fromkeys(to))  # moto adds the To: header's address to the given one
                     out.append(SentEmail(account=account, region=region, source=m.source, to=to,
-                                         subject=getattr(m, "subject", ""), body=getattr(m, "body", "")))
+                                         subject=subject, body=body, raw=raw))
         return out
+
+
+def _raw_subject_and_html(raw: str) -> tuple[str, str]:
+    from email import message_from_string
+    from email.policy import default
+
+    msg = message_from_string(raw, policy=default)
+    part = msg.get_body(preferencelist=("html", "plain"))
+    return str(msg.get("Subject", "")), (part.get_content() if part is not None else "")

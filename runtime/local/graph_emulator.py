@@ -166,8 +166,9 @@ def _check_fields(body: dict, creating: bool) -> None:
             raise _bad("'body' must be an object with contentType and content")
     if "location" in body and body["location"] is not None and not isinstance(body["location"], dict):
         raise _bad("'location' must be an object")
-    if "isOnlineMeeting" in body and not isinstance(body["isOnlineMeeting"], bool):
-        raise _bad("'isOnlineMeeting' must be a boolean")
+    for flag in ("isOnlineMeeting", "hideAttendees"):
+        if flag in body and not isinstance(body[flag], bool):
+            raise _bad(f"'{flag}' must be a boolean")
 
 
 def _normalise_attendees(attendees: list) -> list:

@@ -12,6 +12,7 @@ in detail but not in kind.
 from __future__ import annotations
 
 import random
+import re
 import threading
 import time
 import uuid
@@ -384,7 +385,7 @@ class ChaosRun:
         sent = Counter()
         for m in AwsEmulator.sent_emails():
             for to in m.to:
-                sent[(m.subject, to)] += 1
+                sent[(_undated(m.subject), to)] += 1
         archive = ArchiveStore(self.store)
         events = self.graph.events()
         for cid, title in self.titles.items():
@@ -451,3 +452,8 @@ class ChaosRun:
         # answer was lost is repeated once.
         crashes = r.kills["customer"] + r.runtime_restarts * self.p.tenants
         r.duplicate_bound = crashes * 4 * FLUSH_EVERY + r.faults.get("sesv2.SendEmail.timeout", 0)
+
+
+def _undated(subject: str) -> str:
+    """A subject without the window's date that ends it (``... (Tue 8 Dec 2026)``)."""
+    return re.sub(r" \([A-Z][a-z]{2} \d{1,2} [A-Z][a-z]{2} \d{4}\)$", "", subject)

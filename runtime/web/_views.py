@@ -20,7 +20,8 @@ from markupsafe import Markup, escape
 
 from ..errors import InvalidInput, RejectedInput, TtrError
 from ..model import LIFECYCLE_TYPES, TEXT_FIELDS, lifecycle_entries, parse_rfc3339
-from ..processing import plan
+from ..processing import REMOVED_KIND, plan
+from ..recipients import SKIP_REASONS
 
 TRANSITION_LABELS = {
     "submitted": "Submitted for approval",
@@ -41,6 +42,7 @@ STEP_LABELS = {  # what a customer's people were told for each transition
     "rescheduled": "reschedule notice",
     "completed": "completion notice",
     "cancelled": "cancellation notice",
+    "removed": "notice that the change no longer affects it",
 }
 DELIVERY_STATES = {
     "delivered": "Up to date",
@@ -195,6 +197,24 @@ def _mods(change: Mapping, type_: str) -> list[Mapping]:
     return [m for m in change.get("modifications", []) or [] if isinstance(m, Mapping) and m.get("type") == type_]
 
 
+def contact_outcomes(ledger: Mapping) -> list[dict]:
+    """Every contact the runtime decided about for one transition, from its ledger: sent,
+    failed (SES refused it, and why), or skipped (and why, in words). What happened, as
+    recorded then; never a re-computation from today's contact list."""
+    rows: dict[str, dict] = {}
+    for addr, reason in (ledger.get("skipped") or {}).items():
+        rows[str(addr).lower()] = {"email": str(addr), "outcome": "skipped", "reason": str(reason),
+                                   "why": SKIP_REASONS.get(str(reason), str(reason))}
+    for addr, entry in (ledger.get("recipients") or {}).items():
+        if not isinstance(entry, Mapping):
+            continue
+        status = "failed" if entry.get("status") == "failed" else "sent"
+        rows[str(addr).lower()] = {"email": str(addr), "outcome": status, "reason": "",
+                                   "why": str(entry.get("error") or "") if status == "failed" else ""}
+    order = {"sent": 0, "failed": 1, "skipped": 2}
+    return sorted(rows.values(), key=lambda r: (order[r["outcome"]], r["email"].lower()))
+
+
 def delivery(change: Mapping, names: Mapping[str, str] | None = None,
              ledgers: Mapping[tuple[str, int], Mapping] | None = None) -> list[dict]:
     """One row per customer that is, was, or tried to be on the change."""
@@ -222,21 +242,25 @@ def delivery(change: Mapping, names: Mapping[str, str] | None = None,
             pending, removed, never_on = {}, False, False
         steps = []
         for e in entries:
-            if code not in (e.get("customers") or change.get("customers") or []):
-                continue
             seq = e["seq"]
             rec = done.get(seq)
+            removal = (rec or {}).get("transitionType") == REMOVED_KIND or \
+                (seq in pending and pending[seq].kind == REMOVED_KIND)
+            if code not in (e.get("customers") or change.get("customers") or []) and not removal:
+                continue
             state = "sent" if rec else ("pending" if seq in pending else "skipped")
             ledger = ledgers.get((code, seq)) or {}
             recipients = sorted(((addr, str(v.get("status", ""))) for addr, v in
                                  (ledger.get("recipients") or {}).items() if isinstance(v, Mapping)))
+            kind = REMOVED_KIND if removal else e["type"]
             steps.append({
-                "seq": seq, "type": e["type"], "label": STEP_LABELS.get(e["type"], e["type"]), "state": state,
+                "seq": seq, "type": kind, "label": STEP_LABELS.get(kind, kind), "state": state,
                 "topic": (rec or {}).get("topic") or (pending[seq].topic if seq in pending else None),
                 "emailsSent": int((rec or {}).get("emailsSent") or 0),
                 "emailsFailed": int((rec or {}).get("emailsFailed") or 0),
                 "at": (rec or {}).get("timestamp"),
                 "recipients": recipients,
+                "contacts": contact_outcomes(ledger),
             })
         its_rejections = [{"reason": m.get("reason", ""), "at": m.get("timestamp")}
                           for m in rejected if m.get("customer") == code]

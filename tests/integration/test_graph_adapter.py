@@ -286,3 +286,41 @@ def test_from_config_for_graph_needs_azure_credentials(monkeypatch):
         monkeypatch.delenv(var, raising=False)
     with pytest.raises(ConfigError, match="AZURE_TENANT_ID"):
         GraphCalendar.from_config(GraphConfig(organizer=ORGANIZER), emulator=False)
+
+
+# --- hideAttendees ------------------------------------------------------------------------------
+def _graph_get(emu, path):
+    import json
+    import urllib.request
+
+    req = urllib.request.Request(f"{emu.base_url}/users/{ORGANIZER}/{path}",
+                                 headers={"Authorization": "Bearer test-token"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return json.loads(r.read())
+
+
+def test_the_event_hides_its_attendees_and_graph_returns_the_property(emu):
+    hidden = run(emu, lambda cal: cal.create(request("CHG-H")))
+    assert _graph_get(emu, f"events/{hidden.id}")["hideAttendees"] is True
+    shown = run(emu, lambda cal: cal.create(dataclasses.replace(request("CHG-S"), hide_attendees=False)))
+    assert _graph_get(emu, f"events/{shown.id}")["hideAttendees"] is False
+    # a move keeps it hidden: the PATCH sends the property again
+    run(emu, lambda cal: cal.update(hidden.id, request("CHG-H")))
+    assert _graph_get(emu, f"events/{hidden.id}")["hideAttendees"] is True
+    assert [c for c in emu.calls() if c["method"] == "PATCH"]
+
+
+def test_the_emulator_refuses_a_hide_attendees_that_is_not_a_boolean(emu):
+    import json
+    import urllib.error
+    import urllib.request
+
+    body = {"subject": "x", "start": {"dateTime": "2026-12-08T02:00:00", "timeZone": "UTC"},
+            "end": {"dateTime": "2026-12-08T03:00:00", "timeZone": "UTC"}, "hideAttendees": "yes"}
+    req = urllib.request.Request(f"{emu.base_url}/users/{ORGANIZER}/events", data=json.dumps(body).encode(),
+                                 method="POST", headers={"Authorization": "Bearer t",
+                                                         "Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=5)
+    assert err.value.code == 400 and "hideAttendees" in err.value.read().decode()
+    assert emu.events() == []

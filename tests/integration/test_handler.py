@@ -93,8 +93,8 @@ def test_submit_then_approve_in_quick_succession_delivers_both(env, sample_chang
     assert second.ack and second.steps_done == []
     got = sent_to(title)
     assert sorted(got) == sorted(set(HTS_APPROVAL + HTS_ANNOUNCE))
-    assert [s for s, _ in got["alice@example.com"]] == [f"Approval required: {title}", f"Approved: {title}"]
-    assert [s for s, _ in got["chris@example.com"]] == [f"Approved: {title}"]
+    assert [s for s, _ in got["alice@example.com"]] == [f"Approval required: {title} (Tue 8 Dec 2026)", f"Approved: {title} (Tue 8 Dec 2026)"]
+    assert [s for s, _ in got["chris@example.com"]] == [f"Approved: {title} (Tue 8 Dec 2026)"]
     assert all(sender == "notifications@hts.example.com" for v in got.values() for _, sender in v)
     arch = env.archive(cid)
     assert processed(arch, "hts") == [1, 2]
@@ -113,7 +113,7 @@ def test_duplicate_events_and_reput_trigger_send_nothing_twice(env, sample_chang
     env.lc.retrigger(cid)                          # a re-put trigger: a new, stale event
     [again] = env.messages("htsnonprod", 1)
     assert h.handle(again).ack
-    assert sent_to(title) == {"dana@example.com": [(f"Approval required: {title}",
+    assert sent_to(title) == {"dana@example.com": [(f"Approval required: {title} (Tue 8 Dec 2026)",
                                                     "notifications@htsnonprod.example.com")]}
     assert processed(env.archive(cid), "htsnonprod") == [1]
 
@@ -221,6 +221,9 @@ class FlakyMailer:
 
     def topic_defaults(self, cl):
         return self.inner.topic_defaults(cl)
+
+    def contact_attributes(self, cl, email):
+        return self.inner.contact_attributes(cl, email)
 
     def send(self, **kw):
         if kw["to"] in self.reject:

@@ -226,7 +226,7 @@ def test_cancel_cancels_once_records_once_and_announces(env, emu, sample_change)
     assert len(mods(ch, "meeting_cancelled")) == 1
     cancelled: dict[str, set] = {}
     for m in AwsEmulator.sent_emails():
-        if m.subject == f"Cancelled: {title}":
+        if m.subject == f"Cancelled: {title} (Tue 8 Dec 2026)":
             cancelled.setdefault(m.account, set()).update(m.to)
     # approved before, so the announcement topic, from each tenant's own account
     assert cancelled == {"111111111111": {"alice@example.com", "chris@example.com"},
@@ -253,7 +253,7 @@ def test_too_many_attendees_records_meeting_failed_and_still_emails(stack3, emu,
         [failed] = mods(ch, "meeting_failed")
         assert failed["code"] == "too_many_attendees" and failed["attendeeCount"] > 500
         assert "meetingMetadata" not in ch
-        assert any(m.subject == f"Approved: {title}" for m in AwsEmulator.sent_emails())
+        assert any(m.subject == f"Approved: {title} (Tue 8 Dec 2026)" for m in AwsEmulator.sent_emails())
     finally:
         env.close()
 

@@ -64,9 +64,9 @@ def test_submit_then_approve_both_notifications_delivered(runtime, lc, module_st
         assert sorted(m["transition"] for m in ch["modifications"]
                       if m["type"] == "processed" and m["customer"] == code) == [1, 2]
     got = emails(title)
-    assert got["alice@example.com"] == [f"Approval required: {title}", f"Approved: {title}"]
-    assert got["dana@example.com"] == [f"Approval required: {title}", f"Approved: {title}"]
-    assert got["chris@example.com"] == [f"Approved: {title}"] and got["erin@example.com"] == [f"Approved: {title}"]
+    assert got["alice@example.com"] == [f"Approval required: {title} (Tue 8 Dec 2026)", f"Approved: {title} (Tue 8 Dec 2026)"]
+    assert got["dana@example.com"] == [f"Approval required: {title} (Tue 8 Dec 2026)", f"Approved: {title} (Tue 8 Dec 2026)"]
+    assert got["chris@example.com"] == [f"Approved: {title} (Tue 8 Dec 2026)"] and got["erin@example.com"] == [f"Approved: {title} (Tue 8 Dec 2026)"]
     wait_for(lambda: not [k for k in module_stack.keys("customers/") if cid in k], what="triggers deleted")
 
 
@@ -87,7 +87,7 @@ def test_duplicate_events_and_reput_triggers_send_nothing_twice(runtime, lc, mod
         QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"]
         == "0", what="queue drained")
     wait_for(lambda: not [k for k in module_stack.keys("customers/") if cid in k], what="trigger deleted")
-    assert emails(title) == {"alice@example.com": [f"Approval required: {title}"]}
+    assert emails(title) == {"alice@example.com": [f"Approval required: {title} (Tue 8 Dec 2026)"]}
     processed = [m for m in lc.show(cid)["modifications"] if m["type"] == "processed"]
     assert len(processed) == 1
 

@@ -47,27 +47,28 @@ ALL_KINDS = sorted(KINDS)
 def test_kind_for_transition_covers_every_lifecycle_type():
     from runtime.model import LIFECYCLE_TYPES
     assert set(KIND_FOR_TRANSITION) == set(LIFECYCLE_TYPES)
-    assert set(KIND_FOR_TRANSITION.values()) == set(KINDS)
+    assert set(KIND_FOR_TRANSITION.values()) == set(KINDS) - {"removed"}  # removed: no transition of its own
 
 
 @pytest.mark.parametrize("kind", ALL_KINDS)
 def test_every_kind_renders_with_the_essentials(kind):
     email = render(kind, trans=transition(kind if kind != "approval_request" else "submitted"))
     assert isinstance(email, RenderedEmail)
-    assert email.subject.endswith(": Patch the database fleet")
+    assert email.subject.endswith(": Patch the database fleet (Tue 8 Dec 2026)")
     for part in (email.html, email.text):
         assert "Patch the database fleet" in part
         assert "CHG-1234" in part
         assert "HTS Production" in part
-        assert "hts, htsnonprod" in part
-        assert "Security fix for CVE-2026-0001" in part
-        assert "Restore the snapshot" in part
-        assert "Run the smoke tests" in part
+        assert "htsnonprod" not in part  # each customer is told only about itself
+        if kind != "removed":  # the notice of a removal carries no details
+            assert "Security fix for CVE-2026-0001" in part
+            assert "Restore the snapshot" in part
+            assert "Run the smoke tests" in part
+            assert "bob" in part
         assert "CHG0012345" in part and "OPS-42" in part
         assert f"{PORTAL}/changes/CHG-1234" in part
         assert UNSUBSCRIBE_PLACEHOLDER in part
         assert "Sent by the change notification service on behalf of HTS Production" in part
-        assert "bob" in part
         assert "None" not in part
 
 
@@ -75,13 +76,13 @@ def test_every_kind_renders_with_the_essentials(kind):
     ("approval_request", "Approval required"), ("approved", "Approved"), ("completed", "Completed"),
     ("cancelled", "Cancelled"), ("rescheduled", "Rescheduled")])
 def test_subject_prefix_per_kind(kind, prefix):
-    assert render(kind).subject == f"{prefix}: Patch the database fleet"
+    assert render(kind).subject == f"{prefix}: Patch the database fleet (Tue 8 Dec 2026)"
 
 
 def test_updated_approval_request_lists_the_changed_fields():
     email = render("approval_request", trans=transition("updated", fields=["title", "implementationPlan"]),
                    first_request=False)
-    assert email.subject == "Updated \u2014 approval required: Patch the database fleet"
+    assert email.subject == "Updated \u2014 approval required: Patch the database fleet (Tue 8 Dec 2026)"
     assert "Changed: Title, Implementation plan" in email.text
     assert "Title, Implementation plan" in email.html
     assert "Review and approve" in email.html
@@ -116,7 +117,7 @@ def test_html_escapes_the_title_everywhere():
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in email.html
     assert XSS in email.text  # plain text is not escaped
     assert "&lt;" not in email.text
-    assert email.subject == f"Approval required: {XSS}"
+    assert email.subject == f"Approval required: {XSS} (Tue 8 Dec 2026)"
 
 
 @pytest.mark.parametrize("field", ["reason", "implementationPlan", "customerImpact", "rollbackPlan", "testPlan"])
@@ -155,17 +156,18 @@ def test_text_part_has_no_html_tags():
 def test_subject_strips_control_characters():
     email = render(chg=change(title="Line one\r\nBcc: evil@example.com\tand\x00\u2028more"))
     assert not re.search(r"[\x00-\x1f\x7f\u2028\u2029]", email.subject)
-    assert email.subject == "Approval required: Line one Bcc: evil@example.com and more"
+    assert email.subject == "Approval required: Line one Bcc: evil@example.com and more (Tue 8 Dec 2026)"
 
 
 def test_subject_is_capped():
     email = render(chg=change(title="x" * 500))
     assert len(email.subject) <= 200
     assert email.subject.startswith("Approval required: xxx")
+    assert email.subject.endswith("\u2026 (Tue 8 Dec 2026)")  # the title is cut, never the date
 
 
 def test_missing_title_falls_back_to_the_change_id():
-    assert render(chg=change(title=None)).subject == "Approval required: CHG-1234"
+    assert render(chg=change(title=None)).subject == "Approval required: CHG-1234 (Tue 8 Dec 2026)"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,7 +179,8 @@ def test_schedule_is_shown_in_the_changes_own_time_zone():
     expected = "Tue 8 Dec 2026 02:00 \u2013 04:00 EST (America/New_York)"
     assert expected in email.text
     assert expected in email.html
-    assert "07:00" not in email.text  # not UTC
+    assert "In UTC: Tue 8 Dec 2026 07:00 \u2013 09:00 UTC" in email.text  # UTC beside it
+    assert "Duration: 2 hours" in email.text
 
 
 def test_schedule_spanning_midnight_repeats_the_date():
@@ -252,3 +255,75 @@ def test_html_is_a_complete_document():
     html = render().html
     assert html.lstrip().startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
     assert "HTS Production" in visible_text(html)
+
+
+# ---------------------------------------------------------------------------------------------
+# What a customer's recipient sees (second wave)
+
+
+def test_other_customers_are_named_only_when_configured():
+    chg = change(customers=["hts", "acme"])
+    for kind in ALL_KINDS:
+        email = render(kind, chg=chg, trans=transition("approved"))
+        assert "acme" not in email.html + email.text + email.subject, kind
+        assert "Affected customers" not in email.html
+    shown = render("approved", chg=chg, show_customers=True)
+    assert "Affected customers: hts, acme" in shown.text
+
+
+def test_times_in_the_readers_zone_with_utc_and_duration():
+    email = render("approved", zone="Asia/Tokyo")
+    assert "Schedule: Tue 8 Dec 2026 16:00 \u2013 18:00 JST (Asia/Tokyo)" in email.text
+    assert "In UTC: Tue 8 Dec 2026 07:00 \u2013 09:00 UTC" in email.text
+    assert "Duration: 2 hours" in email.text
+    assert "Tue 8 Dec 2026 16:00" in email.html
+    # the date in the subject is the reader's: 23:30 UTC is already the next day in Tokyo
+    late = change(schedule={"implementationStart": "2026-12-08T23:30:00Z",
+                            "implementationEnd": "2026-12-09T01:00:00Z", "timezone": "UTC"})
+    assert render("approved", chg=late, zone="Asia/Tokyo").subject.endswith("(Wed 9 Dec 2026)")
+    assert render("approved", chg=late).subject.endswith("(Tue 8 Dec 2026)")
+    assert "Duration: 1 hour 30 minutes" in render("approved", chg=late).text
+    assert "In UTC" not in render("approved", chg=late).text  # already in UTC: said once
+
+
+def test_an_unknown_reader_zone_falls_back_to_the_changes():
+    assert "02:00 \u2013 04:00 EST (America/New_York)" in render(zone="Not/AZone").text
+
+
+def test_approved_email_carries_the_join_url_or_says_the_invitation_will_follow():
+    url = "https://teams.example.invalid/l/meetup-join/abc?x=1&y=2"
+    email = render("approved", meeting={"joinUrl": url})
+    assert f"Teams meeting: {url}" in email.text
+    assert email.html.count('href="https://teams.example.invalid/l/meetup-join/abc?x=1&amp;y=2"') == 2  # button + row
+    pending = render("approved", meeting={"pending": True})
+    assert "the invitation will follow" in pending.text
+    assert "invitation will follow" in pending.html
+    assert "Teams meeting" not in render("approved").text  # no meeting asked for
+
+
+def test_approval_request_says_what_to_do_and_by_when():
+    email = render("approval_request", zone="Europe/Paris")
+    assert ("What you are asked to do: review this change and approve it in the portal before "
+            "Tue 8 Dec 2026 08:00 CET (07:00 UTC), when the work is due to start.") in email.text
+    assert "It will not go ahead until it is approved." in email.text
+    assert "What you are asked to do:" in email.html and "Tue 8 Dec 2026 08:00 CET (07:00 UTC)" in email.html
+
+
+@pytest.mark.parametrize("kind", sorted(["approved", "rescheduled", "cancelled"]))
+def test_calendar_kinds_mention_the_attached_file(kind):
+    assert "change.ics" in render(kind).text
+    assert "change.ics" not in render("completed").text
+
+
+def test_removed_notice_says_plainly_that_nothing_more_will_come():
+    email = render("removed", trans=transition("updated", customers=["acme"]))
+    assert email.subject == "No longer affects you: Patch the database fleet (Tue 8 Dec 2026)"
+    assert "This change no longer affects HTS Production" in email.text
+    assert "acme" not in email.text + email.html
+
+
+def test_unsubscribe_placeholder_sits_on_a_short_line_of_its_own():
+    # Quoted-printable folds lines over 76 characters: the placeholder must not be split.
+    for part in (render().html, render().text):
+        [line] = [ln for ln in part.splitlines() if UNSUBSCRIBE_PLACEHOLDER in ln]
+        assert len(line) < 76

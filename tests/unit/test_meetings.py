@@ -37,8 +37,8 @@ def change(**overrides):
     return c
 
 
-def build(c=None, attendees=("a@example.com",)):
-    return build_meeting_request(c or change(), list(attendees), portal_base_url=PORTAL)
+def build(c=None, attendees=("a@example.com",), **kw):
+    return build_meeting_request(c or change(), list(attendees), portal_base_url=PORTAL, **kw)
 
 
 # --- identity --------------------------------------------------------------------------------
@@ -94,9 +94,17 @@ def test_body_escapes_every_field():
 def test_body_has_the_details_and_the_portal_link():
     body = build().body_html
     for text in ("CHG-42", "Security fixes", "1. drain<br>\n2. patch", "VPN down 5 minutes",
-                 "Restore the snapshot", "hts, htsnonprod"):
+                 "Restore the snapshot"):
         assert text in body
     assert f'href="{PORTAL}/changes/CHG-42"' in body
+
+
+def test_one_meeting_for_every_customer_names_none_of_them_and_hides_attendees():
+    req = build()
+    assert "hts" not in req.body_html and "Customers" not in req.body_html
+    assert req.hide_attendees is True
+    shown = build(show_customers=True, hide_attendees=False)
+    assert "hts, htsnonprod" in shown.body_html and shown.hide_attendees is False
 
 
 # --- times -----------------------------------------------------------------------------------

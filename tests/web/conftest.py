@@ -107,8 +107,10 @@ class Web:
                 records.append(step.processed_record(code, sent=emails, failed=0, skipped=0, now=now_iso()))
                 recipients = {f"person{i}@{code}.example.com": {"status": "sent", "at": now_iso()}
                               for i in range(emails)}
+                skipped = {f"away@{code}.example.com": "unsubscribed_all", f"quiet@{code}.example.com": "opted_out"}
                 self.store.put(ledger_key(change_id, code, step.seq), json.dumps(
-                    {"changeId": change_id, "customer": code, "seq": step.seq, "recipients": recipients}).encode())
+                    {"changeId": change_id, "customer": code, "seq": step.seq, "recipients": recipients,
+                     "skipped": skipped}).encode())
         fields = None
         if meeting and change.get("status") == "approved":
             md = {"meetingId": f"evt-{change_id[-8:]}", "joinUrl": "https://teams.example.com/l/meetup-join/abc",

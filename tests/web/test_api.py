@@ -668,6 +668,10 @@ def test_delivery_endpoint(web):
     assert d["done"] is True and [c["emailsSent"] for c in d["customers"]] == [4, 4]
     assert d["customers"][0]["steps"][0]["recipients"] == [["person0@hts.example.com", "sent"],
                                                            ["person1@hts.example.com", "sent"]]
+    assert [(c["email"], c["outcome"], c["why"]) for c in d["customers"][0]["steps"][0]["contacts"]] == [
+        ("person0@hts.example.com", "sent", ""), ("person1@hts.example.com", "sent", ""),
+        ("away@hts.example.com", "skipped", "unsubscribed from everything"),
+        ("quiet@hts.example.com", "skipped", "opted out of this topic")]
     assert d["meeting"]["joinUrl"] == "https://teams.example.com/l/meetup-join/abc"
     assert viewer.get("/api/changes/CHG-nope/delivery").status_code == 404
 

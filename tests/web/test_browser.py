@@ -93,7 +93,13 @@ def test_draft_submit_approve_and_watch_delivery_and_meeting_appear(new_page, we
         assert row.locator(".big-n").inner_text() == "6"
     assert bob.get_attribute("#join-link", "href") == "https://teams.example.com/l/meetup-join/abc"
     bob.locator("details.recipients summary").first.click()
+    first = bob.locator("details.recipients").first
+    assert "5 contacts: 3 told, 2 not" in first.locator("summary").inner_text()
+    assert "not told: unsubscribed from everything" in first.inner_text()
     shot(bob, "08-detail-delivered-with-meeting")
+    bob.set_viewport_size({"width": 390, "height": 844})
+    shot(bob, "08b-detail-delivered-phone")
+    bob.set_viewport_size({"width": 1280, "height": 900})
 
     # search finds it; the list shows it approved with its meeting
     bob.fill("input[name=q]", title.split()[-1])
