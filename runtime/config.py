@@ -14,6 +14,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .alerting import AlertingConfig
 from .errors import ConfigError
 
 DEFAULT_CONFIG_PATH = "configs/local.yaml"
@@ -147,6 +148,7 @@ class Config(_Strict):
     customers: tuple[CustomerConfig, ...] = Field(min_length=1)
     web: WebConfig = WebConfig()
     local: LocalConfig = LocalConfig()
+    alerting: AlertingConfig = AlertingConfig()
     # Where the file came from; set by load_config, not by the YAML.
     source: str = Field(default="", exclude=True)
 

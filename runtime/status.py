@@ -30,6 +30,7 @@ class TenantStatus:
     oldest_trigger_minutes: float | None = None
     orphans: int = 0
     rejected: int = 0
+    stuck: int | None = None   # triggers the orphan reconciler gave up waking (its last pass)
     actor: dict | None = None
     errors: list[str] = field(default_factory=list)
 
@@ -137,6 +138,11 @@ def _cluster_view(cfg: Config, address: str | None, namespace: str, tenants: dic
         for code, t in tenants.items():
             t.actor = health(customer_actor_name(code))
         archive, meetings = health("archive"), health("meetings")
+        reconciler = health("reconciler")
+        if reconciler and reconciler.get("ok"):
+            for t in tenants.values():
+                t.stuck = sum(1 for o in reconciler.get("last", []) if o.get("customer") == t.code
+                              and o.get("state") == "stuck")
     finally:
         if connected_here:
             ray.shutdown()
@@ -158,6 +164,8 @@ def observations(st: Status) -> list[Observation]:
         if t.dlq_depth is not None:
             obs.append(Observation("dlq_depth", float(t.dlq_depth), lab))
         obs.append(Observation("orphaned_triggers", float(t.orphans), lab))
+        if t.stuck is not None:
+            obs.append(Observation("stuck_triggers", float(t.stuck), lab))
         a = t.actor or {}
         if a.get("ok"):
             pct = failure_pct(window_totals(a.get("deletes"), win))
@@ -197,13 +205,28 @@ def gather(cfg: Config, alerts: AlertConfig, *, address: str | None = None, name
     return st
 
 
+def nodes(st: Status) -> dict[str, dict]:
+    """Each Ray node's CPU and memory as the tenant actors on it observed them (psutil), and
+    which tenants run there; a node's figures come from its latest reporting actor."""
+    out: dict[str, dict] = {}
+    for code, t in st.tenants.items():
+        a = t.actor or {}
+        node = (a.get("node") or {}) if a.get("ok") else {}
+        if not node.get("node_id"):
+            continue
+        n = out.setdefault(node["node_id"], {"cpu_pct": None, "memory_pct": None, "tenants": []})
+        n["cpu_pct"], n["memory_pct"] = float(node.get("cpu_pct", 0)), float(node.get("memory_pct", 0))
+        n["tenants"].append(code)
+    return out
+
+
 def to_json(st: Status) -> dict:
     def actor(a):
         if not a:
             return None
         keep = ("ok", "running", "in_flight", "received", "acked", "retried", "rejected", "emails_sent",
                 "emails_failed", "last_error", "last_error_at", "restarts", "assume_role_calls", "incarnation",
-                "error", "paused_until")
+                "error", "paused_until", "rss")
         return {k: a[k] for k in keep if k in a}
 
     return {
@@ -213,11 +236,13 @@ def to_json(st: Status) -> dict:
         "tenants": {code: {"healthy": t.healthy, "queue_depth": t.queue_depth, "in_flight": t.in_flight,
                            "dlq_depth": t.dlq_depth, "triggers": t.triggers,
                            "oldest_trigger_minutes": t.oldest_trigger_minutes, "orphans": t.orphans,
+                           "stuck": t.stuck,
                            "rejected": t.rejected, "actor": actor(t.actor), "errors": t.errors}
                     for code, t in st.tenants.items()},
         "alerts": [{"name": f.rule.name, "severity": f.rule.severity, "metric": f.rule.metric,
                     "value": f.value, "threshold": f.rule.threshold, "op": f.rule.op,
                     "labels": dict(f.labels), "summary": f.rule.summary} for f in st.alerts],
+        "nodes": nodes(st),
         "window_minutes": st.window_minutes,
         "healthy": not st.critical,
     }

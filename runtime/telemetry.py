@@ -243,6 +243,7 @@ class Metrics:
         self.message_age = m.create_histogram("ttr.message.age", unit="s", description="SQS message age at receive")
         self.errors = m.create_counter("ttr.errors", description="errors by type")
         self.actor_restarts = m.create_counter("ttr.actors.restarts")
+        self.alert_notices = m.create_counter("ttr.alerts.notices", description="alert notices by state")
 
 
 _metrics: Metrics | None = None
