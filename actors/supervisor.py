@@ -20,6 +20,7 @@ from runtime.telemetry import metrics, observe, setup_telemetry
 
 from .alerter import ALERT_ACTOR_NAME, AlertActor
 from .archive import ARCHIVE_ACTOR_NAME, ArchiveActor
+from .feedback import FEEDBACK_ACTOR_NAME, FeedbackActor
 from .customer import CUSTOMER_ACTOR_OPTIONS, CustomerActor, customer_actor_name
 from .meetings import MEETINGS_ACTOR_NAME, MeetingCoordinator
 from .placement import check_cluster, tenant_options
@@ -61,6 +62,7 @@ class Runtime:
         self.meetings = None
         self.reconciler = None
         self.alerter = None
+        self.feedback = None
         self.alert_interval_s = alert_interval_s
         self.orphan_opts = {"threshold_s": orphan_threshold_s, "interval_s": orphan_interval_s,
                             "max_wakeups": max_wakeups}
@@ -99,10 +101,12 @@ class Runtime:
             self.cfg_data, **self.orphan_opts)
         self.alerter = AlertActor.options(**self._opts(ALERT_ACTOR_NAME)).remote(
             self.cfg_data, self.namespace, interval_s=self.alert_interval_s)
+        self.feedback = FeedbackActor.options(**self._opts(FEEDBACK_ACTOR_NAME)).remote(
+            self.cfg_data, poll_wait=self.poll_wait)
         for c in self.cfg.customers:
             self.customers[c.code] = self._create_customer(c.code)
         ray.get([self.archive.health.remote(), self.meetings.health.remote(), self.reconciler.start.remote(),
-                 self.alerter.start.remote()], timeout=120)
+                 self.alerter.start.remote(), self.feedback.start.remote()], timeout=120)
         incs = ray.get([a.start.remote() for a in self.customers.values()], timeout=120)
         self.incarnations = dict(zip(self.customers, incs))
         self.restarts = {code: 0 for code in self.customers}
@@ -176,7 +180,8 @@ class Runtime:
                 log.info("tenant %s drained: %s", code, result)
             except RayError as exc:
                 log.warning("tenant %s: drain failed: %s", code, type(exc).__name__)
-        actors = [a for a in [*self.customers.values(), self.meetings, self.reconciler, self.alerter, self.archive]
+        actors = [a for a in [*self.customers.values(), self.meetings, self.reconciler, self.alerter, self.feedback,
+                                self.archive]
                   if a is not None]
         try:
             ray.get([a.flush.remote() for a in actors], timeout=15)
@@ -189,7 +194,7 @@ class Runtime:
                 except RayError:
                     pass
         self.customers.clear()
-        self.archive = self.meetings = self.reconciler = self.alerter = None
+        self.archive = self.meetings = self.reconciler = self.alerter = self.feedback = None
 
 
 def start_runtime(cfg: Config, *, address: str | None = None, namespace: str = DEFAULT_NAMESPACE,

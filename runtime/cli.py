@@ -17,7 +17,8 @@ from typing import Callable, Sequence
 from .errors import InvalidInput, TtrError
 
 # Modules with ``register(subparsers, common, formatter_class)``; see build_parser.
-COMMAND_MODULES: tuple[str, ...] = ("runtime.ops.provision_commands", "runtime.web.commands")
+COMMAND_MODULES: tuple[str, ...] = ("runtime.ops.provision_commands", "runtime.web.commands",
+                                     "runtime.feedback_commands")
 
 EPILOG = """\
 exit codes: 0 success, 1 failed (or failed in part), 2 invalid input, 3 conflict

@@ -82,6 +82,16 @@ class CustomerConfig(_Strict):
     def dlq_name(self) -> str:
         return f"{self.queue_name}-dlq"
 
+    @property
+    def feedback_queue_name(self) -> str:
+        """Where this customer's SES feedback (bounces, complaints, deliveries) arrives."""
+        return f"{self.queue_name}-feedback"
+
+    @property
+    def feedback_topic_name(self) -> str:
+        """The SNS topic (management account) this customer's SES publishes its feedback to."""
+        return f"{self.queue_name}-ses-feedback"
+
     def allows(self, address: str) -> bool:
         """The non-production whitelist: empty allows everyone; otherwise case-insensitive."""
         if not self.restricted_recipients:

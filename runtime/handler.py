@@ -28,6 +28,7 @@ from .config import Config, CustomerConfig
 from .emails import render_email
 from .errors import (InvalidInput, NotFound, RecipientRejected, RejectedInput, TenantPaused,
                      TtrError)
+from .feedback import REF_HEADER, SuppressionList, ref_value
 from .ledger import FLUSH_EVERY, Ledger
 from .locks import KeyedLock
 from .model import REJECTED_PREFIX, now_iso
@@ -91,6 +92,7 @@ class TriggerHandler:
         self._change_locks = KeyedLock()
         self._contacts: tuple[float, list[Contact], dict[str, str]] | None = None
         self._contacts_lock = threading.Lock()
+        self.suppression = SuppressionList(store, customer.code)  # hard bounces and complaints
         from .alerts import WindowCounter
 
         self.deletes = WindowCounter()  # trigger deletes per minute: success / failure
@@ -209,7 +211,7 @@ class TriggerHandler:
 
     def recipients(self, topic: str) -> list[str]:
         contacts, defaults = self.contacts()
-        return select_recipients(contacts, topic, defaults, self.customer.allows)
+        return select_recipients(contacts, topic, defaults, self.customer.allows, self.suppression.predicate())
 
     def _deliver(self, change: dict, step: processing.Step) -> tuple[int, int, int]:
         """Send the step's email to every recipient not in the ledger yet; (sent, failed, skipped)."""
@@ -233,7 +235,9 @@ class TriggerHandler:
                     try:
                         mid = self.mailer.send(sender=sender, to=address, subject=email.subject,
                                                html=email.html, text=email.text,
-                                               contact_list=self.customer.contact_list, topic=step.topic)
+                                               contact_list=self.customer.contact_list, topic=step.topic,
+                                               headers={REF_HEADER: ref_value(change["changeId"], self.code,
+                                                                              step.seq)})
                         ledger.mark(address, "sent", message_id=mid)
                         sent += 1
                         sp.set_attribute("ttr.outcome", "sent")

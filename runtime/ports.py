@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterator, Protocol
+from typing import Iterator, Mapping, Protocol
 
 
 @dataclass(frozen=True)
@@ -76,8 +76,8 @@ class Mailer(Protocol):
         """topic -> OPT_IN / OPT_OUT, from the contact list's topic definitions."""
 
     def send(self, *, sender: str, to: str, subject: str, html: str, text: str,
-             contact_list: str, topic: str) -> str:
-        """Send one email to one recipient; returns the SES message id."""
+             contact_list: str, topic: str, headers: Mapping[str, str] | None = None) -> str:
+        """Send one email to one recipient (with extra ``headers``); returns the SES message id."""
 
 
 # ---------------------------------------------------------------------------------------------

@@ -240,6 +240,8 @@ class Metrics:
         self.archive_updates = m.create_counter("ttr.archive.updates", description="archive writes by outcome")
         self.emails_sent = m.create_counter("ttr.emails.sent")
         self.emails_failed = m.create_counter("ttr.emails.failed")
+        # SES feedback by kind (delivery, bounce, complaint): delivery rate = delivery / ttr.emails.sent
+        self.email_feedback = m.create_counter("ttr.emails.feedback", description="SES feedback events by kind")
         self.message_age = m.create_histogram("ttr.message.age", unit="s", description="SQS message age at receive")
         self.errors = m.create_counter("ttr.errors", description="errors by type")
         self.actor_restarts = m.create_counter("ttr.actors.restarts")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import datetime, timezone
+from typing import Mapping
 
 from ..config import Config, CustomerConfig
 from ..errors import PermanentError, RecipientRejected, RetryableError
@@ -78,16 +79,19 @@ class TenantSes:
         return {t["TopicName"]: t.get("DefaultSubscriptionStatus", "OPT_OUT") for t in resp.get("Topics", [])}
 
     def send(self, *, sender: str, to: str, subject: str, html: str, text: str,
-             contact_list: str, topic: str) -> str:
+             contact_list: str, topic: str, headers: Mapping[str, str] | None = None) -> str:
         ses = self._ses()
+        simple: dict = {"Subject": {"Data": subject, "Charset": "UTF-8"},
+                        "Body": {"Text": {"Data": text, "Charset": "UTF-8"},
+                                 "Html": {"Data": html, "Charset": "UTF-8"}}}
+        if headers:  # e.g. X-TTR-Ref, which comes back in SES feedback (runtime.feedback)
+            simple["Headers"] = [{"Name": k, "Value": v} for k, v in headers.items()]
         try:
             with aws_errors("sesv2.SendEmail"):
                 resp = ses.send_email(
                     FromEmailAddress=sender,
                     Destination={"ToAddresses": [to]},
-                    Content={"Simple": {"Subject": {"Data": subject, "Charset": "UTF-8"},
-                                        "Body": {"Text": {"Data": text, "Charset": "UTF-8"},
-                                                 "Html": {"Data": html, "Charset": "UTF-8"}}}},
+                    Content={"Simple": simple},
                     ListManagementOptions={"ContactListName": contact_list, "TopicName": topic})
         except PermanentError as exc:  # narrow the one per-recipient case
             if exc.code in RECIPIENT_CODES:

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from markupsafe import Markup, escape
 
 from ..errors import InvalidInput, RejectedInput, TtrError
+from ..feedback import summarize as feedback_summary
 from ..model import LIFECYCLE_TYPES, TEXT_FIELDS, lifecycle_entries, parse_rfc3339
 from ..processing import plan
 
@@ -183,13 +184,18 @@ def delivery(change: Mapping, names: Mapping[str, str] | None = None,
             rec = done.get(seq)
             state = "sent" if rec else ("pending" if seq in pending else "skipped")
             ledger = ledgers.get((code, seq)) or {}
-            recipients = sorted(((addr, str(v.get("status", ""))) for addr, v in
-                                 (ledger.get("recipients") or {}).items() if isinstance(v, Mapping)))
+            after = feedback_summary(ledger.get("feedback"))  # what SES said since: bounced, complained...
+            recipients = sorted(((addr, str(v.get("status", "")) + (f" · {after[addr.lower()]}"
+                                                                     if addr.lower() in after else ""))
+                                 for addr, v in (ledger.get("recipients") or {}).items() if isinstance(v, Mapping)))
             steps.append({
                 "seq": seq, "type": e["type"], "label": STEP_LABELS.get(e["type"], e["type"]), "state": state,
                 "topic": (rec or {}).get("topic") or (pending[seq].topic if seq in pending else None),
                 "emailsSent": int((rec or {}).get("emailsSent") or 0),
                 "emailsFailed": int((rec or {}).get("emailsFailed") or 0),
+                "bounced": sum(1 for w in after.values() if w.startswith("bounced")),
+                "complained": sum(1 for w in after.values() if w == "complained"),
+                "delivered": sum(1 for w in after.values() if w == "delivered"),
                 "at": (rec or {}).get("timestamp"),
                 "recipients": recipients,
             })
