@@ -37,6 +37,14 @@ class AlertWorker(PeriodicWorker):
         self.passes = 0
         self.notices = 0
         self.last_error = ""
+        self.nodes: dict[str, dict] = {}
+        from runtime.telemetry import observe
+
+        # each Ray node's CPU and memory, as the last pass saw them (the seed's "ECS CPU/memory")
+        observe("ttr.node.cpu", lambda: [(n["cpu_pct"], {"node": k[:12]}) for k, n in self.nodes.items()],
+                unit="%", description="Ray node CPU")
+        observe("ttr.node.memory", lambda: [(n["memory_pct"], {"node": k[:12]}) for k, n in self.nodes.items()],
+                unit="%", description="Ray node memory")
 
     async def _tick(self) -> None:
         try:
@@ -46,11 +54,12 @@ class AlertWorker(PeriodicWorker):
             log.exception("alert pass failed")
 
     def run_once(self) -> list[dict]:
-        from runtime.status import gather
+        from runtime.status import gather, nodes
         from runtime.telemetry import metrics, span
 
         with span("alerts.pass"):
             st = gather(self.cfg, self.rules, namespace=self.namespace)
+            self.nodes = nodes(st)
             notices = self.tracker.step(st.alerts)
             for n in notices:
                 (log.warning if n.state == "firing" else log.info)("alert %s", n.text())

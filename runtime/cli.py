@@ -20,6 +20,9 @@ from .errors import InvalidInput, TtrError
 COMMAND_MODULES: tuple[str, ...] = ("runtime.ops.provision_commands", "runtime.web.commands",
                                      "runtime.feedback_commands")
 
+# Commands that set up their own telemetry (the runtime's processes, the embedded stack).
+SELF_TELEMETRY = frozenset({"run", "local", "demo"})
+
 EPILOG = """\
 exit codes: 0 success, 1 failed (or failed in part), 2 invalid input, 3 conflict
 configuration: --config F, else $TTR_CONFIG, else configs/local.yaml
@@ -480,7 +483,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
-        return func(args)
+        if args.command in SELF_TELEMETRY:
+            return func(args)
+        from .telemetry import command_telemetry  # off unless an exporter is configured
+
+        with command_telemetry(f"cli-{args.command}"):
+            return func(args)
     except TtrError as exc:
         _err(f"ttr: error: {exc}")
         return exc.exit_code

@@ -159,6 +159,26 @@ def setup_telemetry(role: str, *, span_exporter: SpanExporter | None = None,
         _configured = True
 
 
+def exporters_configured() -> bool:
+    """Whether any exporter is asked for (files or OTLP); without one, telemetry stays off."""
+    return any(os.environ.get(k) for k in (TRACES_FILE_ENV, METRICS_FILE_ENV, *OTLP_ENVS))
+
+
+@contextlib.contextmanager
+def command_telemetry(role: str) -> Iterator[None]:
+    """Telemetry for one CLI command (``ttr change ...``, a standalone ``ttr web``): set up only
+    when an exporter is configured (else the instruments stay the API's no-ops: nothing to pay),
+    and flushed when the command ends, so a short-lived process still exports what it counted."""
+    if not exporters_configured():
+        yield
+        return
+    setup_telemetry(role)
+    try:
+        yield
+    finally:
+        flush_telemetry()
+
+
 def shutdown_telemetry() -> None:
     """Flush what is buffered (a process about to exit)."""
     with contextlib.suppress(Exception):
