@@ -8,12 +8,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import httpx
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, ready_line
 
 TTR = str(ROOT / ".venv" / "bin" / "ttr")
 
@@ -84,12 +83,7 @@ def test_a_standalone_ttr_web_counts_the_triggers_of_a_submit(stack, tmp_path, s
                             env=_env(TTR_SESSION_SECRET=secret, TTR_METRICS_FILE=str(metrics)),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 30
-        line = ""
-        while time.monotonic() < deadline and not line.startswith("ready"):
-            line = proc.stdout.readline()
-            assert line or proc.poll() is None, proc.stderr.read()
-        url = line.split("=", 1)[1].strip()
+        url = ready_line(proc).split("=", 1)[1].strip()
         token = ApiTokens(secret).issue(Principal(name="alice", roles=frozenset({"submitter"})), 600)[0]
         r = httpx.post(f"{url}/api/changes", json={**sample_change, "customers": ["hts"]},
                        headers={"Authorization": f"Bearer {token}"}, timeout=15)
