@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 import ray
 
@@ -73,7 +74,7 @@ class AlertWorker(PeriodicWorker):
         return [n.to_json() for n in notices]
 
     async def health(self) -> dict:
-        return {"ok": True, "passes": self.passes, "notices": self.notices, "firing": self.tracker.firing(),
+        return {"ok": True, "pid": os.getpid(), "passes": self.passes, "notices": self.notices, "firing": self.tracker.firing(),
                 "sent": dict(self.dispatcher.sent),
                 "pending": {s.name: len(self.dispatcher.pending[i]) for i, s in enumerate(self.dispatcher.sinks)},
                 "interval_s": self.interval_s, "last_error": self.last_error}

@@ -106,9 +106,10 @@ class Runtime:
         for c in self.cfg.customers:
             self.customers[c.code] = self._create_customer(c.code)
         ray.get([self.archive.health.remote(), self.meetings.health.remote(), self.reconciler.start.remote(),
-                 self.alerter.start.remote(), self.feedback.start.remote()], timeout=120)
+                 self.feedback.start.remote()], timeout=120)
         incs = ray.get([a.start.remote() for a in self.customers.values()], timeout=120)
         self.incarnations = dict(zip(self.customers, incs))
+        ray.get(self.alerter.start.remote(), timeout=60)  # once the tenants run: no false "all down"
         self.restarts = {code: 0 for code in self.customers}
         log.info("runtime started: %d tenant actor(s) in namespace %s", len(self.customers), self.namespace)
         return self
@@ -117,6 +118,10 @@ class Runtime:
         """One supervision pass: health of every tenant actor; restart what needs it."""
         report: dict[str, dict] = {}
         self.last_check = report
+        for loop in (self.alerter, self.feedback):
+            # idempotent; after Ray restarted one of them, this starts its loop again
+            if loop is not None and not self._stop.is_set():
+                loop.start.remote()
         for code, actor in list(self.customers.items()):
             try:
                 h = ray.get(actor.health.remote(), timeout=10)
