@@ -35,15 +35,12 @@ class FeedbackWorker:
 
     def _consumer(self, code: str):
         from runtime.adapters.sqs import SqsQueue
-        from runtime.feedback import FeedbackConsumer
+        from runtime.feedback import FeedbackConsumer, feedback_topic_arn
 
         if code not in self.consumers:
             c = self.cfg.customer(code)
             queue = SqsQueue(self.clients, c.feedback_queue_name)
-            arn = self.clients.client("sqs").get_queue_attributes(
-                QueueUrl=queue.url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-            region, account = arn.split(":")[3], arn.split(":")[4]
-            topic = f"arn:aws:sns:{region}:{account}:{c.feedback_topic_name}"
+            topic = feedback_topic_arn(c, queue.arn())
             self.consumers[code] = FeedbackConsumer(code, c.account_id, queue, self.store, topic_arn=topic)
         return self.consumers[code]
 

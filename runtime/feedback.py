@@ -37,6 +37,13 @@ def ref_value(change_id: str, code: str, seq: int) -> str:
     return f"{change_id}/{code}/{int(seq)}"
 
 
+def feedback_topic_arn(customer, any_arn: str) -> str:
+    """Customer ``customer``'s feedback topic, in the account and region of ``any_arn`` (one of
+    the management account's resources, e.g. its feedback queue)."""
+    _, _, _, region, account, _ = any_arn.split(":", 5)
+    return f"arn:aws:sns:{region}:{account}:{customer.feedback_topic_name}"
+
+
 def feedback_key(change_id: str, code: str, seq: int) -> str:
     return f"{LEDGER_PREFIX}{check_change_id(change_id)}/{code}/{int(seq)}.feedback.json"
 

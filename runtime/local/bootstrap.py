@@ -22,6 +22,7 @@ from typing import Callable
 from ..adapters.aws import AwsClients, aws_errors
 from ..config import TOPICS, Config, CustomerConfig
 from ..errors import AlreadyExists, NotFound
+from ..feedback import feedback_topic_arn
 
 VISIBILITY_TIMEOUT = 60          # seconds; heartbeats extend it while work runs
 MAX_RECEIVE_COUNT = 5
@@ -338,12 +339,6 @@ def ensure_management(cfg: Config, clients: AwsClients, *, report: Report | None
 # ---------------------------------------------------------------------------------------------
 # SES feedback (runtime.feedback): per customer an SNS topic that the customer's SES publishes
 # its bounce, complaint and delivery notifications to, and the queue the runtime reads them from
-
-
-def feedback_topic_arn(customer: CustomerConfig, any_arn: str) -> str:
-    """The customer's feedback topic, in the account and region of ``any_arn`` (one of ours)."""
-    _, _, _, region, account, _ = any_arn.split(":", 5)
-    return f"arn:aws:sns:{region}:{account}:{customer.feedback_topic_name}"
 
 
 def feedback_topic_policy(customer: CustomerConfig, topic_arn: str) -> dict:

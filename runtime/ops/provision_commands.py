@@ -95,7 +95,8 @@ def _feedback_instructions(cfg) -> None:
     """SES feedback needs one step in each customer's account: say exactly which."""
     from ..adapters.aws import AwsClients, aws_errors
     from ..errors import TtrError
-    from ..local.bootstrap import feedback_topic_arn, identity_feedback_calls
+    from ..feedback import feedback_topic_arn
+    from ..local.bootstrap import identity_feedback_calls
 
     try:
         with aws_errors("sts.GetCallerIdentity"):
