@@ -29,6 +29,9 @@ class AlertWorker(PeriodicWorker):
         from runtime.telemetry import setup_telemetry
 
         setup_telemetry("alerts")
+        # A pass calls ray.get (the actors' health, through runtime.status) in a worker thread, not
+        # on the event loop; Ray's warning about blocking gets in async actors does not apply.
+        os.environ["RAY_WARN_BLOCKING_GET_INSIDE_ASYNC"] = "0"
         self.cfg = parse_config(cfg_data, cfg_data.get("source") or "<runtime>")
         self.namespace = namespace
         self.rules = load_alerts(self.cfg.alerting.rules)
