@@ -162,3 +162,34 @@ def test_suppressed_clear_refuses_bad_input(fstack, run_cli):
     assert code == 2 and "unknown customer" in err
     code, _, err = run_cli("suppressed", "clear", "nobody@example.com", "--customer", "hts", "--config", fstack.path)
     assert code == 1 and "not suppressed" in err
+
+
+def test_every_email_carries_the_reference_that_ses_feedback_returns(stack, sample_change):
+    """The handler's sends, seen through the botocore seam: X-TTR-Ref names the ledger. (Its
+    own stack: no runtime polls these queues.)"""
+    from runtime.adapters.aws import AwsClients
+    from runtime.adapters.ses import TenantSes
+    from runtime.archive import ArchiveRecorder
+    from runtime.handler import TriggerHandler
+    from runtime.pacing import RateLimiter
+    from runtime.ports import QueueMessage
+
+    seen: list[dict] = []
+
+    def capture(params, **_):
+        seen.append({h["Name"]: h["Value"] for h in params["Content"]["Simple"].get("Headers", [])})
+
+    clients = AwsClients(stack.cfg.region, stack.cfg.aws_endpoint_url)
+    clients.add_hook("provide-client-params.sesv2.SendEmail", capture)
+    store = S3ObjectStore(clients, stack.cfg.bucket)
+    cust = stack.cfg.customer("htsnonprod")
+    handler = TriggerHandler(cfg=stack.cfg, customer=cust, store=store, mailer=TenantSes(clients, stack.cfg, cust),
+                             archive=ArchiveRecorder(store), limiter=RateLimiter(1000))
+    cid = Lifecycle(store, stack.cfg.customer_codes).submit(
+        {**sample_change, "customers": ["htsnonprod"], "meeting": {"required": False}}, actor="ann").change_id
+    body = json.dumps({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+                                    "s3": {"bucket": {"name": stack.cfg.bucket},
+                                           "object": {"key": f"customers/htsnonprod/{cid}.json"}}}]})
+    out = handler.handle(QueueMessage(message_id="m-ref", receipt="r", body=body))
+    assert out.ack and out.emails_sent == 1, out            # dana: aws-approval, allow-listed
+    assert seen == [{REF_HEADER: f"{cid}/htsnonprod/1"}]
