@@ -48,6 +48,7 @@ class Status:
     meetings: dict | None = None
     alerts: list[Firing] = field(default_factory=list)
     window_minutes: float = 15
+    loops: dict = field(default_factory=dict)   # the alert and SES feedback actors' health
 
     @property
     def critical(self) -> bool:
@@ -117,14 +118,14 @@ def _cluster_view(cfg: Config, address: str | None, namespace: str, tenants: dic
     connected_here = not ray.is_initialized()  # inside a driver already (tests, tools): reuse it
     target = _ray_address(address)
     if connected_here and target != "auto" and not _port_open(target):
-        return False, f"no Ray cluster answers at {target}", None, None
+        return False, f"no Ray cluster answers at {target}", None, None, {}
     # Ray retries a dead GCS for a long time; a status command must answer promptly.
     os.environ.setdefault("RAY_gcs_server_port_wait_time_s", "5")
     if connected_here:
         try:
             ray.init(address=target, namespace=namespace, logging_level="ERROR", log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            return False, f"no Ray cluster reachable ({type(exc).__name__}: {str(exc)[:160]})", None, None
+            return False, f"no Ray cluster reachable ({type(exc).__name__}: {str(exc)[:160]})", None, None, {}
 
     def health(name: str):
         try:
@@ -134,10 +135,13 @@ def _cluster_view(cfg: Config, address: str | None, namespace: str, tenants: dic
         except RayError as exc:
             return {"ok": False, "error": type(exc).__name__}
 
+    loops: dict = {}
     try:
         for code, t in tenants.items():
             t.actor = health(customer_actor_name(code))
         archive, meetings = health("archive"), health("meetings")
+        for name in ("alerts", "feedback"):
+            loops[name] = health(name)
         reconciler = health("reconciler")
         if reconciler and reconciler.get("ok"):
             for t in tenants.values():
@@ -148,7 +152,7 @@ def _cluster_view(cfg: Config, address: str | None, namespace: str, tenants: dic
             ray.shutdown()
     reachable = any(t.actor is not None for t in tenants.values()) or archive is not None
     err = "" if reachable else f"no ttr actors in Ray namespace {namespace!r}"
-    return reachable, err, archive, meetings
+    return reachable, err, archive, meetings, loops
 
 
 def observations(st: Status) -> list[Observation]:
@@ -198,9 +202,9 @@ def observations(st: Status) -> list[Observation]:
 def gather(cfg: Config, alerts: AlertConfig, *, address: str | None = None, namespace: str = "ttr") -> Status:
     now = time.time()
     tenants = _aws_view(cfg, now)
-    reachable, err, archive, meetings = _cluster_view(cfg, address, namespace, tenants)
+    reachable, err, archive, meetings, loops = _cluster_view(cfg, address, namespace, tenants)
     st = Status(tenants=tenants, runtime_reachable=reachable, runtime_error=err, archive=archive,
-                meetings=meetings, window_minutes=alerts.window_minutes)
+                meetings=meetings, window_minutes=alerts.window_minutes, loops=loops)
     st.alerts = evaluate(alerts, observations(st))
     return st
 
@@ -243,6 +247,9 @@ def to_json(st: Status) -> dict:
                     "value": f.value, "threshold": f.rule.threshold, "op": f.rule.op,
                     "labels": dict(f.labels), "summary": f.rule.summary} for f in st.alerts],
         "nodes": nodes(st),
+        # the alert actor (what fires, notices per sink, sinks failing) and the SES feedback actor
+        "alerting": st.loops.get("alerts"),
+        "feedback": st.loops.get("feedback"),
         "window_minutes": st.window_minutes,
         "healthy": not st.critical,
     }
@@ -275,4 +282,17 @@ def render(st: Status) -> str:
         lines += [f"  {f.describe()}" for f in st.alerts]
     else:
         lines.append("alerts: none firing")
+    alerting = st.loops.get("alerts") or {}
+    if alerting.get("ok") and alerting.get("last_error"):
+        lines.append(f"alert delivery failing: {alerting['last_error']}")
+    feedback = st.loops.get("feedback") or {}
+    if feedback.get("ok"):
+        totals: dict[str, int] = {}
+        for counts in (feedback.get("tenants") or {}).values():
+            for k, v in counts.items():
+                totals[k] = totals.get(k, 0) + v
+        if totals:
+            lines.append("ses feedback: " + ", ".join(f"{v} {k}" for k, v in sorted(totals.items())))
+        for code, why in (feedback.get("errors") or {}).items():
+            lines.append(f"ses feedback of {code} not read: {why[:120]}")
     return "\n".join(lines)

@@ -163,6 +163,8 @@ def test_status_json_has_each_nodes_cpu_and_memory(runtime, alert_stack, run_cli
     code, out, _ = run_cli("status", "--json", "--config", alert_stack.path, "--namespace", runtime.namespace)
     st = json.loads(out)
     assert all((t["actor"] or {}).get("rss", 0) > 0 for t in st["tenants"].values())
+    assert st["alerting"]["ok"] and st["alerting"]["passes"] >= 1 and st["alerting"]["interval_s"] == 0.5
+    assert st["feedback"]["ok"] and st["feedback"]["errors"] == {}
 
 
 def test_an_alert_actor_that_ray_restarted_evaluates_again(runtime):

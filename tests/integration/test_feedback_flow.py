@@ -104,6 +104,9 @@ def test_a_bounce_marks_the_recipient_shows_in_the_delivery_view_and_the_next_ch
     assert set(sup) == {"alice@example.com"} and sup["alice@example.com"]["reason"] == "bounce"
     assert fstack.keys("suppressed/htsnonprod.json") == []   # a delivery suppresses nothing
 
+    code, out, _ = run_cli("status", "--config", fstack.path, "--namespace", runtime.namespace)
+    assert "ses feedback: 1 bounce, 1 delivery" in out, out
+
     # the delivery view (the portal's change page) shows it
     handle = start_portal(fstack.cfg, 0, session_secret=SECRET)
     try:
