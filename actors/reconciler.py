@@ -9,11 +9,13 @@ import ray
 
 from runtime.errors import TtrError
 
+from .periodic import PeriodicWorker
+
 log = logging.getLogger("ttr.orphans")
 RECONCILER_ACTOR_NAME = "reconciler"
 
 
-class ReconcilerWorker:
+class ReconcilerWorker(PeriodicWorker):
     def __init__(self, cfg_data: dict, *, threshold_s: float, interval_s: float, max_wakeups: int):
         from runtime.adapters.aws import AwsClients
         from runtime.adapters.s3 import S3ObjectStore
@@ -29,47 +31,33 @@ class ReconcilerWorker:
         self.reconciler = OrphanReconciler(cfg, S3ObjectStore(clients, cfg.bucket), queues,
                                            threshold_s=threshold_s, max_wakeups=max_wakeups)
         self.interval_s = interval_s
-        self.task = None
         self.last: list[dict] = []
         self.passes = 0
         self.last_error = ""
 
-    async def start(self) -> bool:
-        if self.task is None:
-            self.task = asyncio.get_running_loop().create_task(self._loop())
-        return True
-
-    async def _loop(self) -> None:
+    async def _tick(self) -> None:
         from runtime.telemetry import metrics, span
 
-        while True:
-            await asyncio.sleep(self.interval_s)
-            with span("orphans.pass"):
-                try:
-                    seen = await asyncio.to_thread(self.reconciler.run_once)
-                except TtrError as exc:
-                    self.last_error = str(exc)
-                    log.warning("orphan pass failed: %s", exc)
-                    continue
-            self.passes += 1
-            self.last = [o.to_json() for o in seen]
-            for o in seen:
-                metrics().orphans.add(1, {"tenant": o.customer, "action": o.action, "state": o.state})
-                if o.state == "stuck":
-                    log.error("STUCK trigger %s: %d wake-ups did not help; pending %s — look at the DLQ of %s",
-                              o.key, o.wakeups, o.pending, o.customer)
-                elif o.action in ("woken", "deleted"):
-                    log.info("orphan %s: %s (age %.0fs, pending %s)", o.key, o.action, o.age_s, o.pending)
+        with span("orphans.pass"):
+            try:
+                seen = await asyncio.to_thread(self.reconciler.run_once)
+            except TtrError as exc:
+                self.last_error = str(exc)
+                log.warning("orphan pass failed: %s", exc)
+                return
+        self.passes += 1
+        self.last = [o.to_json() for o in seen]
+        for o in seen:
+            metrics().orphans.add(1, {"tenant": o.customer, "action": o.action, "state": o.state})
+            if o.state == "stuck":
+                log.error("STUCK trigger %s: %d wake-ups did not help; pending %s — look at the DLQ of %s",
+                          o.key, o.wakeups, o.pending, o.customer)
+            elif o.action in ("woken", "deleted"):
+                log.info("orphan %s: %s (age %.0fs, pending %s)", o.key, o.action, o.age_s, o.pending)
 
     async def run_now(self) -> list[dict]:
         seen = await asyncio.to_thread(self.reconciler.run_once)
         return [o.to_json() for o in seen]
-
-    async def flush(self) -> bool:
-        from runtime.telemetry import flush_telemetry
-
-        await asyncio.to_thread(flush_telemetry)
-        return True
 
     async def health(self) -> dict:
         return {"ok": True, "passes": self.passes, "totals": dict(self.reconciler.totals),

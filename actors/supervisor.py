@@ -18,7 +18,9 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayError
 from runtime.config import Config
 from runtime.telemetry import metrics, observe, setup_telemetry
 
+from .alerter import ALERT_ACTOR_NAME, AlertActor
 from .archive import ARCHIVE_ACTOR_NAME, ArchiveActor
+from .feedback import FEEDBACK_ACTOR_NAME, FeedbackActor
 from .customer import CUSTOMER_ACTOR_OPTIONS, CustomerActor, customer_actor_name
 from .meetings import MEETINGS_ACTOR_NAME, MeetingCoordinator
 from .placement import check_cluster, tenant_options
@@ -49,7 +51,7 @@ class Runtime:
     def __init__(self, cfg: Config, *, namespace: str = DEFAULT_NAMESPACE, concurrency: int = 8,
                  poll_wait: int = 10, orphan_threshold_s: float = 600.0, orphan_interval_s: float = 60.0,
                  max_wakeups: int = 3, customer_cls=None, archive_cls=None, meetings_cls=None,
-                 base_backoff: float | None = None):
+                 base_backoff: float | None = None, alert_interval_s: float | None = None):
         self.cfg = cfg
         self.namespace = namespace
         self.concurrency = concurrency
@@ -59,6 +61,9 @@ class Runtime:
         self.archive = None
         self.meetings = None
         self.reconciler = None
+        self.alerter = None
+        self.feedback = None
+        self.alert_interval_s = alert_interval_s
         self.orphan_opts = {"threshold_s": orphan_threshold_s, "interval_s": orphan_interval_s,
                             "max_wakeups": max_wakeups}
         # Actor classes are parameters so a test harness can run subclasses with fault seams.
@@ -94,12 +99,17 @@ class Runtime:
             self.cfg_data, self.namespace)
         self.reconciler = ReconcilerActor.options(**self._opts(RECONCILER_ACTOR_NAME)).remote(
             self.cfg_data, **self.orphan_opts)
+        self.alerter = AlertActor.options(**self._opts(ALERT_ACTOR_NAME)).remote(
+            self.cfg_data, self.namespace, interval_s=self.alert_interval_s)
+        self.feedback = FeedbackActor.options(**self._opts(FEEDBACK_ACTOR_NAME)).remote(
+            self.cfg_data, poll_wait=self.poll_wait)
         for c in self.cfg.customers:
             self.customers[c.code] = self._create_customer(c.code)
-        ray.get([self.archive.health.remote(), self.meetings.health.remote(), self.reconciler.start.remote()],
-                timeout=120)
+        ray.get([self.archive.health.remote(), self.meetings.health.remote(), self.reconciler.start.remote(),
+                 self.feedback.start.remote()], timeout=120)
         incs = ray.get([a.start.remote() for a in self.customers.values()], timeout=120)
         self.incarnations = dict(zip(self.customers, incs))
+        ray.get(self.alerter.start.remote(), timeout=60)  # once the tenants run: no false "all down"
         self.restarts = {code: 0 for code in self.customers}
         log.info("runtime started: %d tenant actor(s) in namespace %s", len(self.customers), self.namespace)
         return self
@@ -108,6 +118,10 @@ class Runtime:
         """One supervision pass: health of every tenant actor; restart what needs it."""
         report: dict[str, dict] = {}
         self.last_check = report
+        for loop in (self.alerter, self.feedback):
+            # idempotent; after Ray restarted one of them, this starts its loop again
+            if loop is not None and not self._stop.is_set():
+                loop.start.remote()
         for code, actor in list(self.customers.items()):
             try:
                 h = ray.get(actor.health.remote(), timeout=10)
@@ -171,7 +185,8 @@ class Runtime:
                 log.info("tenant %s drained: %s", code, result)
             except RayError as exc:
                 log.warning("tenant %s: drain failed: %s", code, type(exc).__name__)
-        actors = [a for a in [*self.customers.values(), self.meetings, self.reconciler, self.archive]
+        actors = [a for a in [*self.customers.values(), self.meetings, self.reconciler, self.alerter, self.feedback,
+                                self.archive]
                   if a is not None]
         try:
             ray.get([a.flush.remote() for a in actors], timeout=15)
@@ -184,7 +199,7 @@ class Runtime:
                 except RayError:
                     pass
         self.customers.clear()
-        self.archive = self.meetings = self.reconciler = None
+        self.archive = self.meetings = self.reconciler = self.alerter = self.feedback = None
 
 
 def start_runtime(cfg: Config, *, address: str | None = None, namespace: str = DEFAULT_NAMESPACE,

@@ -23,7 +23,7 @@ from .errors import ConfigError
 DEFAULT_ALERTS_PATH = Path(__file__).resolve().parents[1] / "configs" / "alerts.yaml"
 METRICS = ("oldest_trigger_age_minutes", "archive_update_failure_pct", "queue_depth", "healthy_processors",
            "node_cpu_pct", "node_memory_pct", "trigger_delete_failure_pct", "processing_max_minutes",
-           "dlq_depth", "orphaned_triggers")
+           "dlq_depth", "orphaned_triggers", "stuck_triggers")
 SEVERITIES = ("critical", "warning", "info")
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq}

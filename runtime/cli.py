@@ -18,7 +18,10 @@ from .errors import InvalidInput, TtrError
 
 # Modules with ``register(subparsers, common, formatter_class)``; see build_parser.
 COMMAND_MODULES: tuple[str, ...] = ("runtime.ops.provision_commands", "runtime.web.commands",
-                                    "runtime.audience_commands")
+                                    "runtime.audience_commands", "runtime.feedback_commands")
+
+# Commands that set up their own telemetry (the runtime's processes, the embedded stack).
+SELF_TELEMETRY = frozenset({"run", "local", "demo"})
 
 EPILOG = """\
 exit codes: 0 success, 1 failed (or failed in part), 2 invalid input, 3 conflict
@@ -553,7 +556,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
-        return func(args)
+        if args.command in SELF_TELEMETRY:
+            return func(args)
+        from .telemetry import command_telemetry  # off unless an exporter is configured
+
+        with command_telemetry(f"cli-{args.command}"):
+            return func(args)
     except TtrError as exc:
         _err(f"ttr: error: {exc}")
         return exc.exit_code

@@ -14,6 +14,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .alerting import AlertingConfig
 from .errors import ConfigError, InvalidInput
 
 DEFAULT_CONFIG_PATH = "configs/local.yaml"
@@ -108,6 +109,16 @@ class CustomerConfig(_Strict):
     @property
     def dlq_name(self) -> str:
         return f"{self.queue_name}-dlq"
+
+    @property
+    def feedback_queue_name(self) -> str:
+        """Where this customer's SES feedback (bounces, complaints, deliveries) arrives."""
+        return f"{self.queue_name}-feedback"
+
+    @property
+    def feedback_topic_name(self) -> str:
+        """The SNS topic (management account) this customer's SES publishes its feedback to."""
+        return f"{self.queue_name}-ses-feedback"
 
     def allows(self, address: str) -> bool:
         """The non-production whitelist: empty allows everyone; otherwise case-insensitive."""
@@ -255,6 +266,7 @@ class Config(_Strict):
     local: LocalConfig = LocalConfig()
     topics: tuple[TopicConfig, ...] = DEFAULT_TOPICS
     identity_center: IdentityCenterConfig | None = None
+    alerting: AlertingConfig = AlertingConfig()
     # Where the file came from; set by load_config, not by the YAML.
     source: str = Field(default="", exclude=True)
 

@@ -30,6 +30,7 @@ from .emails import CALENDAR_KINDS, portal_url, render_email
 from .emails.ics import render_calendar
 from .errors import (InvalidInput, NotFound, RecipientRejected, RejectedInput, TenantPaused,
                      TtrError)
+from .feedback import REF_HEADER, SuppressionList, ref_value
 from .ledger import FLUSH_EVERY, Ledger
 from .locks import KeyedLock
 from .model import REJECTED_PREFIX, now_iso
@@ -113,6 +114,7 @@ class TriggerHandler:
         self._attributes_cache: dict[str, tuple[float, Mapping[str, str]]] = {}
         self._lookups = RateLimiter(ATTRIBUTE_LOOKUP_RATE, burst=ATTRIBUTE_LOOKUP_BURST)
         self.attribute_budget = attribute_budget  # seconds one transition may wait for GetContact
+        self.suppression = SuppressionList(store, customer.code)  # hard bounces and complaints
         from .alerts import WindowCounter
 
         self.deletes = WindowCounter()  # trigger deletes per minute: success / failure
@@ -237,7 +239,7 @@ class TriggerHandler:
 
     def recipients(self, topic: str) -> list[str]:
         contacts, defaults = self.contacts()
-        return select_recipients(contacts, topic, defaults, self.customer.allows)
+        return select_recipients(contacts, topic, defaults, self.customer.allows, self.suppression.predicate())
 
     def _meeting(self, change: dict, step: processing.Step, msg: QueueMessage) -> tuple[dict, TtrError | None]:
         """Make (move, cancel) the meeting before the emails; the change as it is afterwards.
@@ -301,7 +303,8 @@ class TriggerHandler:
         Returns (sent, failed, already sent, not told). Who is not told, and why, is recorded in
         the ledger beside who was sent to, so the delivery views show what happened."""
         contacts, defaults = self.contacts()
-        decisions = decide_recipients(contacts, step.topic, defaults, self.customer.allows)
+        decisions = decide_recipients(contacts, step.topic, defaults, self.customer.allows,
+                                      self.suppression.predicate())
         if not decisions:
             return 0, 0, 0, 0
         skips = [d for d in decisions if not d.send]
@@ -328,6 +331,7 @@ class TriggerHandler:
             calendar = render_calendar(change, step.transition, cancelled=step.kind == "cancelled",
                                        portal_link=portal_url(self.cfg.email.portal_base_url, change["changeId"]),
                                        join_url=(meeting or {}).get("joinUrl"))
+        ref = {REF_HEADER: ref_value(change["changeId"], self.code, step.seq)}  # comes back in SES feedback
         sent = failed = 0
         try:
             for zone, addresses in by_zone.items():
@@ -343,7 +347,7 @@ class TriggerHandler:
                             mid = self.mailer.send(sender=sender, to=address, subject=email.subject,
                                                    html=email.html, text=email.text,
                                                    contact_list=self.customer.contact_list, topic=step.topic,
-                                                   calendar=calendar)
+                                                   calendar=calendar, headers=ref)
                             ledger.mark(address, "sent", message_id=mid)
                             sent += 1
                             sp.set_attribute("ttr.outcome", "sent")

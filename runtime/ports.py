@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterator, Protocol
+from typing import Iterator, Mapping, Protocol
 
 
 @dataclass(frozen=True)
@@ -79,9 +79,10 @@ class Mailer(Protocol):
         """One contact's attributes (e.g. ``timezone``); NotFound when it left the list."""
 
     def send(self, *, sender: str, to: str, subject: str, html: str, text: str,
-             contact_list: str, topic: str, calendar: str | None = None) -> str:
-        """Send one email to one recipient, with ``calendar`` (ICS text) attached when given;
-        returns the SES message id."""
+             contact_list: str, topic: str, calendar: str | None = None,
+             headers: Mapping[str, str] | None = None) -> str:
+        """Send one email to one recipient, with ``calendar`` (ICS text) attached when given and
+        extra ``headers``; returns the SES message id."""
 
 
 # ---------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ class TenantStatus:
     oldest_trigger_minutes: float | None = None
     orphans: int = 0
     rejected: int = 0
+    stuck: int | None = None   # triggers the orphan reconciler gave up waking (its last pass)
     actor: dict | None = None
     errors: list[str] = field(default_factory=list)
 
@@ -47,6 +48,7 @@ class Status:
     meetings: dict | None = None
     alerts: list[Firing] = field(default_factory=list)
     window_minutes: float = 15
+    loops: dict = field(default_factory=dict)   # the alert and SES feedback actors' health
 
     @property
     def critical(self) -> bool:
@@ -116,14 +118,14 @@ def _cluster_view(cfg: Config, address: str | None, namespace: str, tenants: dic
     connected_here = not ray.is_initialized()  # inside a driver already (tests, tools): reuse it
     target = _ray_address(address)
     if connected_here and target != "auto" and not _port_open(target):
-        return False, f"no Ray cluster answers at {target}", None, None
+        return False, f"no Ray cluster answers at {target}", None, None, {}
     # Ray retries a dead GCS for a long time; a status command must answer promptly.
     os.environ.setdefault("RAY_gcs_server_port_wait_time_s", "5")
     if connected_here:
         try:
             ray.init(address=target, namespace=namespace, logging_level="ERROR", log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            return False, f"no Ray cluster reachable ({type(exc).__name__}: {str(exc)[:160]})", None, None
+            return False, f"no Ray cluster reachable ({type(exc).__name__}: {str(exc)[:160]})", None, None, {}
 
     def health(name: str):
         try:
@@ -133,16 +135,24 @@ def _cluster_view(cfg: Config, address: str | None, namespace: str, tenants: dic
         except RayError as exc:
             return {"ok": False, "error": type(exc).__name__}
 
+    loops: dict = {}
     try:
         for code, t in tenants.items():
             t.actor = health(customer_actor_name(code))
         archive, meetings = health("archive"), health("meetings")
+        for name in ("alerts", "feedback"):
+            loops[name] = health(name)
+        reconciler = health("reconciler")
+        if reconciler and reconciler.get("ok"):
+            for t in tenants.values():
+                t.stuck = sum(1 for o in reconciler.get("last", []) if o.get("customer") == t.code
+                              and o.get("state") == "stuck")
     finally:
         if connected_here:
             ray.shutdown()
     reachable = any(t.actor is not None for t in tenants.values()) or archive is not None
     err = "" if reachable else f"no ttr actors in Ray namespace {namespace!r}"
-    return reachable, err, archive, meetings
+    return reachable, err, archive, meetings, loops
 
 
 def observations(st: Status) -> list[Observation]:
@@ -158,6 +168,8 @@ def observations(st: Status) -> list[Observation]:
         if t.dlq_depth is not None:
             obs.append(Observation("dlq_depth", float(t.dlq_depth), lab))
         obs.append(Observation("orphaned_triggers", float(t.orphans), lab))
+        if t.stuck is not None:
+            obs.append(Observation("stuck_triggers", float(t.stuck), lab))
         a = t.actor or {}
         if a.get("ok"):
             pct = failure_pct(window_totals(a.get("deletes"), win))
@@ -190,11 +202,26 @@ def observations(st: Status) -> list[Observation]:
 def gather(cfg: Config, alerts: AlertConfig, *, address: str | None = None, namespace: str = "ttr") -> Status:
     now = time.time()
     tenants = _aws_view(cfg, now)
-    reachable, err, archive, meetings = _cluster_view(cfg, address, namespace, tenants)
+    reachable, err, archive, meetings, loops = _cluster_view(cfg, address, namespace, tenants)
     st = Status(tenants=tenants, runtime_reachable=reachable, runtime_error=err, archive=archive,
-                meetings=meetings, window_minutes=alerts.window_minutes)
+                meetings=meetings, window_minutes=alerts.window_minutes, loops=loops)
     st.alerts = evaluate(alerts, observations(st))
     return st
+
+
+def nodes(st: Status) -> dict[str, dict]:
+    """Each Ray node's CPU and memory as the tenant actors on it observed them (psutil), and
+    which tenants run there; a node's figures come from its latest reporting actor."""
+    out: dict[str, dict] = {}
+    for code, t in st.tenants.items():
+        a = t.actor or {}
+        node = (a.get("node") or {}) if a.get("ok") else {}
+        if not node.get("node_id"):
+            continue
+        n = out.setdefault(node["node_id"], {"cpu_pct": None, "memory_pct": None, "tenants": []})
+        n["cpu_pct"], n["memory_pct"] = float(node.get("cpu_pct", 0)), float(node.get("memory_pct", 0))
+        n["tenants"].append(code)
+    return out
 
 
 def to_json(st: Status) -> dict:
@@ -203,7 +230,7 @@ def to_json(st: Status) -> dict:
             return None
         keep = ("ok", "running", "in_flight", "received", "acked", "retried", "rejected", "emails_sent",
                 "emails_failed", "last_error", "last_error_at", "restarts", "assume_role_calls", "incarnation",
-                "error", "paused_until")
+                "error", "paused_until", "rss")
         return {k: a[k] for k in keep if k in a}
 
     return {
@@ -213,11 +240,16 @@ def to_json(st: Status) -> dict:
         "tenants": {code: {"healthy": t.healthy, "queue_depth": t.queue_depth, "in_flight": t.in_flight,
                            "dlq_depth": t.dlq_depth, "triggers": t.triggers,
                            "oldest_trigger_minutes": t.oldest_trigger_minutes, "orphans": t.orphans,
+                           "stuck": t.stuck,
                            "rejected": t.rejected, "actor": actor(t.actor), "errors": t.errors}
                     for code, t in st.tenants.items()},
         "alerts": [{"name": f.rule.name, "severity": f.rule.severity, "metric": f.rule.metric,
                     "value": f.value, "threshold": f.rule.threshold, "op": f.rule.op,
                     "labels": dict(f.labels), "summary": f.rule.summary} for f in st.alerts],
+        "nodes": nodes(st),
+        # the alert actor (what fires, notices per sink, sinks failing) and the SES feedback actor
+        "alerting": st.loops.get("alerts"),
+        "feedback": st.loops.get("feedback"),
         "window_minutes": st.window_minutes,
         "healthy": not st.critical,
     }
@@ -250,4 +282,17 @@ def render(st: Status) -> str:
         lines += [f"  {f.describe()}" for f in st.alerts]
     else:
         lines.append("alerts: none firing")
+    alerting = st.loops.get("alerts") or {}
+    if alerting.get("ok") and alerting.get("last_error"):
+        lines.append(f"alert delivery failing: {alerting['last_error']}")
+    feedback = st.loops.get("feedback") or {}
+    if feedback.get("ok"):
+        totals: dict[str, int] = {}
+        for counts in (feedback.get("tenants") or {}).values():
+            for k, v in counts.items():
+                totals[k] = totals.get(k, 0) + v
+        if totals:
+            lines.append("ses feedback: " + ", ".join(f"{v} {k}" for k, v in sorted(totals.items())))
+        for code, why in (feedback.get("errors") or {}).items():
+            lines.append(f"ses feedback of {code} not read: {why[:120]}")
     return "\n".join(lines)

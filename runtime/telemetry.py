@@ -159,6 +159,26 @@ def setup_telemetry(role: str, *, span_exporter: SpanExporter | None = None,
         _configured = True
 
 
+def exporters_configured() -> bool:
+    """Whether any exporter is asked for (files or OTLP); without one, telemetry stays off."""
+    return any(os.environ.get(k) for k in (TRACES_FILE_ENV, METRICS_FILE_ENV, *OTLP_ENVS))
+
+
+@contextlib.contextmanager
+def command_telemetry(role: str) -> Iterator[None]:
+    """Telemetry for one CLI command (``ttr change ...``, a standalone ``ttr web``): set up only
+    when an exporter is configured (else the instruments stay the API's no-ops: nothing to pay),
+    and flushed when the command ends, so a short-lived process still exports what it counted."""
+    if not exporters_configured():
+        yield
+        return
+    setup_telemetry(role)
+    try:
+        yield
+    finally:
+        flush_telemetry()
+
+
 def shutdown_telemetry() -> None:
     """Flush what is buffered (a process about to exit)."""
     with contextlib.suppress(Exception):
@@ -240,9 +260,12 @@ class Metrics:
         self.archive_updates = m.create_counter("ttr.archive.updates", description="archive writes by outcome")
         self.emails_sent = m.create_counter("ttr.emails.sent")
         self.emails_failed = m.create_counter("ttr.emails.failed")
+        # SES feedback by kind (delivery, bounce, complaint): delivery rate = delivery / ttr.emails.sent
+        self.email_feedback = m.create_counter("ttr.emails.feedback", description="SES feedback events by kind")
         self.message_age = m.create_histogram("ttr.message.age", unit="s", description="SQS message age at receive")
         self.errors = m.create_counter("ttr.errors", description="errors by type")
         self.actor_restarts = m.create_counter("ttr.actors.restarts")
+        self.alert_notices = m.create_counter("ttr.alerts.notices", description="alert notices by state")
 
 
 _metrics: Metrics | None = None

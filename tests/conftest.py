@@ -166,6 +166,19 @@ def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
 
 
+def ready_line(proc, timeout: float = 30.0) -> str:
+    """The first line a server process (``ttr web``...) prints that starts with ``ready``."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    line = ""
+    while time.monotonic() < deadline and not line.startswith("ready"):
+        line = proc.stdout.readline()
+        assert line or proc.poll() is None, proc.stderr.read()
+    assert line.startswith("ready"), line
+    return line
+
+
 @pytest.fixture(scope="session")
 def ray_session():
     """One local Ray for the whole test session."""

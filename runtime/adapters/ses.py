@@ -10,6 +10,7 @@ import json
 import threading
 import time
 from datetime import datetime, timezone
+from typing import Mapping
 
 from ..config import Config, CustomerConfig
 from ..emails.mime import build_mime
@@ -85,15 +86,19 @@ class TenantSes:
         return parse_attributes(self.get_contact(contact_list, email).get("AttributesData"))
 
     def send(self, *, sender: str, to: str, subject: str, html: str, text: str,
-             contact_list: str, topic: str, calendar: str | None = None) -> str:
+             contact_list: str, topic: str, calendar: str | None = None,
+             headers: Mapping[str, str] | None = None) -> str:
         ses = self._ses()
         if calendar is None:
-            content = {"Simple": {"Subject": {"Data": subject, "Charset": "UTF-8"},
-                                  "Body": {"Text": {"Data": text, "Charset": "UTF-8"},
-                                           "Html": {"Data": html, "Charset": "UTF-8"}}}}
+            simple: dict = {"Subject": {"Data": subject, "Charset": "UTF-8"},
+                            "Body": {"Text": {"Data": text, "Charset": "UTF-8"},
+                                     "Html": {"Data": html, "Charset": "UTF-8"}}}
+            if headers:  # e.g. X-TTR-Ref, which comes back in SES feedback (runtime.feedback)
+                simple["Headers"] = [{"Name": k, "Value": v} for k, v in headers.items()]
+            content = {"Simple": simple}
         else:  # with the calendar file: our own MIME (see runtime.emails.mime)
             content = {"Raw": {"Data": build_mime(sender=sender, to=to, subject=subject, text=text,
-                                                  html=html, calendar=calendar)}}
+                                                  html=html, calendar=calendar, headers=headers)}}
         try:
             with aws_errors("sesv2.SendEmail"):
                 resp = ses.send_email(

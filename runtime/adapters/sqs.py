@@ -46,6 +46,10 @@ class SqsQueue:
         with aws_errors("sqs.SendMessage"):
             return self.sqs.send_message(QueueUrl=self.url, MessageBody=body)["MessageId"]
 
+    def arn(self) -> str:
+        with aws_errors("sqs.GetQueueAttributes"):
+            return self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
     def depth(self) -> dict[str, int]:
         with aws_errors("sqs.GetQueueAttributes"):
             a = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=[

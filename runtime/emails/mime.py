@@ -11,21 +11,29 @@ reaches SES verbatim and unfolded.
 from __future__ import annotations
 
 from email.message import EmailMessage
-from functools import lru_cache
 from email.policy import SMTP
 from email.utils import formatdate
+from functools import lru_cache
+from typing import Mapping
 
 from .ics import FILENAME, METHOD
 
 
 def build_mime(*, sender: str, to: str, subject: str, text: str, html: str,
-               calendar: str | None = None) -> bytes:
-    """The message for one recipient. Everything but ``To`` and ``Date`` is built once per
-    distinct content (one per reader's zone) and reused: quoted-printable encoding is slow."""
+               calendar: str | None = None, headers: Mapping[str, str] | None = None) -> bytes:
+    """The message for one recipient. Everything but ``To``, ``Date`` and the extra ``headers``
+    (ASCII, e.g. X-TTR-Ref) is built once per distinct content (one per reader's zone) and
+    reused: quoted-printable encoding is slow."""
+    extra = b""
+    for name, value in (headers or {}).items():
+        line = f"{name}: {value}"
+        if not line.isascii() or "\r" in line or "\n" in line:
+            raise ValueError(f"header {name!r}: only one line of ASCII can be added")
+        extra += line.encode("ascii") + b"\r\n"
     if not to.isascii():  # an internationalised address: let the email package encode it
-        return _serialise(sender, subject, text, html, calendar, to)
+        return extra + _serialise(sender, subject, text, html, calendar, to)
     head = f"To: {to}\r\nDate: {formatdate(usegmt=True)}\r\n".encode("ascii")
-    return head + _serialise(sender, subject, text, html, calendar, None)
+    return extra + head + _serialise(sender, subject, text, html, calendar, None)
 
 
 @lru_cache(maxsize=16)

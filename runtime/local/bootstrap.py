@@ -23,6 +23,7 @@ from ..adapters.aws import AwsClients, assume_customer_role, aws_errors
 from ..audience import plan_topics, ses_topics
 from ..config import Config, CustomerConfig
 from ..errors import AlreadyExists, NotFound
+from ..feedback import feedback_topic_arn
 
 VISIBILITY_TIMEOUT = 60          # seconds; heartbeats extend it while work runs
 MAX_RECEIVE_COUNT = 5
@@ -318,15 +319,82 @@ def ensure_management(cfg: Config, clients: AwsClients, *, report: Report | None
     sse = {"SqsManagedSseEnabled": "true"} if harden else {}
     new_arn = _NewQueueArn(clients, cfg.region)
     rules = []
+    dlq_arns: dict[str, str] = {}
     for customer in cfg.customers:
-        _, dlq_arn = _ensure_queue(sqs, customer.dlq_name,
+        _, dlq_arn = dlq_arns[customer.code] = _ensure_queue(sqs, customer.dlq_name,
                                    {"MessageRetentionPeriod": str(DLQ_RETENTION), **sse}, rec, new_arn)
         queue_arn = _queue_arn_for(sqs, customer.queue_name, dlq_arn)
         _, queue_arn = _ensure_queue(sqs, customer.queue_name,
                                      {**queue_attributes(dlq_arn, cfg.bucket, queue_arn), **sse}, rec, new_arn)
         rules.append(notification_rule(customer, queue_arn))
     _ensure_notifications(s3, cfg, rules, rec)
+    sns = clients.client("sns")
+    for customer in cfg.customers:
+        _ensure_feedback(sqs, sns, customer, dlq_arns[customer.code][1], sse, rec, new_arn)
     return rec.steps
+
+
+# ---------------------------------------------------------------------------------------------
+# SES feedback (runtime.feedback): per customer an SNS topic that the customer's SES publishes
+# its bounce, complaint and delivery notifications to, and the queue the runtime reads them from
+
+
+def feedback_topic_policy(customer: CustomerConfig, topic_arn: str) -> dict:
+    """Only SES, sending for this customer's own account, may publish."""
+    return {"Version": "2012-10-17", "Statement": [{
+        "Sid": "ttr-allow-customer-ses", "Effect": "Allow", "Principal": {"Service": "ses.amazonaws.com"},
+        "Action": "sns:Publish", "Resource": topic_arn,
+        "Condition": {"StringEquals": {"aws:SourceAccount": customer.account_id}}}]}
+
+
+def feedback_queue_policy(queue_arn: str, topic_arn: str) -> dict:
+    """Only the customer's feedback topic may send."""
+    return {"Version": "2012-10-17", "Statement": [{
+        "Sid": "ttr-allow-feedback-topic", "Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"},
+        "Action": "sqs:SendMessage", "Resource": queue_arn,
+        "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}}}]}
+
+
+def _ensure_feedback(sqs, sns, customer: CustomerConfig, dlq_arn: str, sse: dict, rec: _Recorder,
+                     new_arn: Callable[[str], str]) -> None:
+    topic_arn = feedback_topic_arn(customer, dlq_arn)
+    queue_arn = _queue_arn_for(sqs, customer.feedback_queue_name, dlq_arn)
+    _ensure_queue(sqs, customer.feedback_queue_name,
+                  {"MessageRetentionPeriod": str(DLQ_RETENTION),
+                   "Policy": json.dumps(feedback_queue_policy(queue_arn, topic_arn)), **sse}, rec, new_arn)
+    policy = feedback_topic_policy(customer, topic_arn)
+    try:
+        with aws_errors("sns.GetTopicAttributes"):
+            current = sns.get_topic_attributes(TopicArn=topic_arn)["Attributes"]
+    except NotFound:
+        current = None
+    if current is None:
+        if not rec.dry_run:
+            with aws_errors("sns.CreateTopic"):
+                sns.create_topic(Name=customer.feedback_topic_name, Attributes={"Policy": json.dumps(policy)})
+        rec(f"sns topic {customer.feedback_topic_name}", "created")
+    elif not _same_attr("Policy", current.get("Policy"), json.dumps(policy)):
+        if not rec.dry_run:
+            with aws_errors("sns.SetTopicAttributes"):
+                sns.set_topic_attributes(TopicArn=topic_arn, AttributeName="Policy",
+                                         AttributeValue=json.dumps(policy))
+        rec(f"sns topic {customer.feedback_topic_name} (Policy)", "updated")
+    else:
+        rec(f"sns topic {customer.feedback_topic_name}", "unchanged")
+    subscribed = False
+    if current is not None:
+        with aws_errors("sns.ListSubscriptionsByTopic"):
+            pages = sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn)
+            subscribed = any(s.get("Protocol") == "sqs" and s.get("Endpoint") == queue_arn
+                             for page in pages for s in page.get("Subscriptions", []))
+    what = f"sns subscription {customer.feedback_topic_name} -> {customer.feedback_queue_name}"
+    if subscribed:
+        rec(what, "unchanged")
+        return
+    if not rec.dry_run:
+        with aws_errors("sns.Subscribe"):
+            sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+    rec(what, "created")
 
 
 class _NewQueueArn:
@@ -356,6 +424,40 @@ def assume_customer(clients: AwsClients, customer: CustomerConfig, session_name:
     return assume_customer_role(clients, customer, session_name, 3600)
 
 
+FEEDBACK_TYPES = ("Bounce", "Complaint", "Delivery")
+
+
+def identity_feedback_calls(sender: str, topic_arn: str) -> list[tuple[str, dict]]:
+    """The SES (v1) calls, in the customer's account, that send the sender identity's feedback,
+    with the original headers (X-TTR-Ref), to ``topic_arn``; ``ttr provision`` prints them as
+    the customer's part."""
+    out: list[tuple[str, dict]] = []
+    for kind in FEEDBACK_TYPES:
+        out.append(("set_identity_notification_topic",
+                    {"Identity": sender, "NotificationType": kind, "SnsTopic": topic_arn}))
+        out.append(("set_identity_headers_in_notifications_enabled",
+                    {"Identity": sender, "NotificationType": kind, "Enabled": True}))
+    return out
+
+
+def _ensure_identity_feedback(clients: AwsClients, cfg: Config, customer: CustomerConfig, creds: dict,
+                              sender: str, rec: _Recorder, where: str) -> None:
+    """Emulator seed: the sender identity's notifications go to the customer's feedback topic.
+    (moto models neither reading the topics back nor the original-headers switch, so this sets
+    the topics each time; against real SES the customer runs ``identity_feedback_calls``.)"""
+    ses = clients.client_with("ses", creds, cfg.region_of(customer))
+    with aws_errors("sqs.GetQueueAttributes"):
+        sqs = clients.client("sqs")
+        url = sqs.get_queue_url(QueueName=customer.feedback_queue_name)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    topic_arn = feedback_topic_arn(customer, arn)
+    for op, kwargs in identity_feedback_calls(sender, topic_arn):
+        if op == "set_identity_notification_topic":
+            with aws_errors(f"ses.{op}"):
+                getattr(ses, op)(**kwargs)
+    rec(f"ses feedback {sender} -> {customer.feedback_topic_name} {where}", "updated")
+
+
 def seed_customer_ses(cfg: Config, clients: AwsClients, *, report: Report | None = None) -> list[Step]:
     """Inside each customer's account: sender identity, contact list and topics, seed contacts."""
     rec = _Recorder(report, False)
@@ -373,6 +475,7 @@ def seed_customer_ses(cfg: Config, clients: AwsClients, *, report: Report | None
             with aws_errors("sesv2.CreateEmailIdentity"):
                 ses.create_email_identity(EmailIdentity=sender)
             rec(f"ses identity {sender} {where}", "created")
+        _ensure_identity_feedback(clients, cfg, customer, creds, sender, rec, where)
 
         try:
             with aws_errors("sesv2.GetContactList"):

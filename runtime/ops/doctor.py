@@ -24,6 +24,7 @@ from ..adapters.aws import AwsClients, assume_customer_role, aws_errors
 from ..audience import plan_topics
 from ..config import Config, CustomerConfig
 from ..errors import NotFound, PermanentError, TtrError
+from ..feedback import feedback_topic_arn
 from ..local.bootstrap import MAX_RECEIVE_COUNT, notification_rule
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
@@ -93,6 +94,7 @@ class Doctor:
         for c in customers:
             self.check_customer_queues(c)
             self.check_notification(c, bucket_ok)
+            self.check_feedback(c)
             self.check_customer_ses(c)
         self.check_graph()
         self.check_portal_sign_ins()
@@ -300,6 +302,36 @@ class Doctor:
                   "this customer's triggers never reach the runtime", PROVISION)
 
     # -- the customer's account -----------------------------------------------------------------
+    def check_feedback(self, c: CustomerConfig) -> None:
+        """The SES feedback queue and topic (management account), the topic feeding the queue.
+        Without them sending still works, but bounces and complaints go unseen: a warning."""
+        name, fix = f"{c.code}/feedback", "run `ttr provision` (it creates the feedback topic, queue and subscription)"
+        sqs, sns = self.clients.client("sqs"), self.clients.client("sns")
+        try:
+            with aws_errors("sqs.GetQueueUrl"):
+                url = sqs.get_queue_url(QueueName=c.feedback_queue_name)["QueueUrl"]
+            with aws_errors("sqs.GetQueueAttributes"):
+                arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            topic = feedback_topic_arn(c, arn)
+            with aws_errors("sns.GetTopicAttributes"):
+                sns.get_topic_attributes(TopicArn=topic)
+            with aws_errors("sns.ListSubscriptionsByTopic"):
+                subs = [s for page in sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic)
+                        for s in page.get("Subscriptions", [])]
+        except NotFound as exc:
+            self._add(name, WARN, f"SES feedback is not set up ({exc}): bounces and complaints go unseen", fix)
+            return
+        except TtrError as exc:
+            self._add(name, WARN, f"cannot read the SES feedback set-up: {exc}",
+                      "allow sqs:GetQueueAttributes, sns:GetTopicAttributes and sns:ListSubscriptionsByTopic "
+                      "(deploy/iam/operator-policy.json)")
+            return
+        if not any(s.get("Protocol") == "sqs" and s.get("Endpoint") == arn for s in subs):
+            self._add(name, WARN, f"topic {c.feedback_topic_name} does not feed queue {c.feedback_queue_name}", fix)
+            return
+        self._add(name, PASS, f"SES feedback arrives through {c.feedback_topic_name} in {c.feedback_queue_name} "
+                              "(the customer's SES must publish to it: see `ttr provision`'s last lines)")
+
     def check_customer_ses(self, c: CustomerConfig) -> None:
         region = self.cfg.region_of(c)
         where = f"account {c.account_id} ({region})"

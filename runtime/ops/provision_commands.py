@@ -87,7 +87,35 @@ def cmd_provision(args) -> int:
         _err(f"dry run: {tally}; nothing was changed")
     else:
         _err(f"done: {tally}. Customer accounts were not touched: check them with `ttr doctor`.")
+    _feedback_instructions(cfg)
     return 0
+
+
+def _feedback_instructions(cfg) -> None:
+    """SES feedback needs one step in each customer's account: say exactly which."""
+    from ..adapters.aws import AwsClients, aws_errors
+    from ..errors import TtrError
+    from ..feedback import feedback_topic_arn
+    from ..local.bootstrap import identity_feedback_calls
+
+    try:
+        with aws_errors("sts.GetCallerIdentity"):
+            account = AwsClients(cfg.region, cfg.aws_endpoint_url).client("sts").get_caller_identity()["Account"]
+    except TtrError as exc:
+        _err(f"(cannot name the feedback topics: {exc})")
+        return
+    _err("SES feedback (bounces, complaints, deliveries): in each customer's account, for its sender identity:")
+    for c in cfg.customers:
+        topic = feedback_topic_arn(c, f"arn:aws:sqs:{cfg.region}:{account}:x")
+        _err(f"  {c.code} ({c.account_id}):")
+        for op, kw in identity_feedback_calls(cfg.sender_of(c), topic):
+            args = " ".join(f"--{_dashed(k)} {str(v).lower() if isinstance(v, bool) else v}"
+                            for k, v in kw.items() if k != "Enabled") + (" --enabled" if kw.get("Enabled") else "")
+            _err(f"    aws ses {op.replace('_', '-')} {args} --region {cfg.region_of(c)}")
+
+
+def _dashed(name: str) -> str:
+    return "".join("-" + ch.lower() if ch.isupper() and i else ch.lower() for i, ch in enumerate(name))
 
 
 def cmd_doctor(args) -> int:

@@ -241,6 +241,7 @@ class Portal:
 
         """The delivery ledgers of a change, by (customer, seq); unchanged ones come from a cache."""
         out: dict[tuple[str, int], dict] = {}
+        feedback: dict[tuple[str, str], dict] = {}
         for info in self.store.list(f"{LEDGER_PREFIX}{check_change_id(change_id)}/"):
             parts = info.key.split("/")
             if len(parts) != 4 or not parts[3].endswith(".json"):
@@ -257,10 +258,16 @@ class Portal:
                     self._ledgers[info.key] = (info.etag, data)
                     while len(self._ledgers) > LEDGER_CACHE:
                         self._ledgers.pop(next(iter(self._ledgers)))
+            if parts[3].endswith(".feedback.json"):  # SES feedback next to the ledger (runtime.feedback)
+                feedback[parts[2], parts[3][:-len(".feedback.json")]] = data
+                continue
             try:
                 out[(parts[2], int(parts[3][:-5]))] = data
             except ValueError:
                 continue
+        for (code, seq), data in feedback.items():
+            if seq.isdigit() and (code, int(seq)) in out:
+                out[(code, int(seq))] = {**out[(code, int(seq))], "feedback": data}
         return out
 
     def render(self, template: str, **ctx) -> str:

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from markupsafe import Markup, escape
 
 from ..errors import InvalidInput, RejectedInput, TtrError
+from ..feedback import summarize as feedback_summary
 from ..model import LIFECYCLE_TYPES, TEXT_FIELDS, lifecycle_entries, parse_rfc3339
 from ..processing import REMOVED_KIND, plan
 from ..recipients import SKIP_REASONS
@@ -200,7 +201,9 @@ def _mods(change: Mapping, type_: str) -> list[Mapping]:
 def contact_outcomes(ledger: Mapping) -> list[dict]:
     """Every contact the runtime decided about for one transition, from its ledger: sent,
     failed (SES refused it, and why), or skipped (and why, in words). What happened, as
-    recorded then; never a re-computation from today's contact list."""
+    recorded then; never a re-computation from today's contact list. ``after`` is what SES
+    reported since for a sent email (delivered, bounced, complained)."""
+    after = feedback_summary(ledger.get("feedback"))
     rows: dict[str, dict] = {}
     for addr, reason in (ledger.get("skipped") or {}).items():
         rows[str(addr).lower()] = {"email": str(addr), "outcome": "skipped", "reason": str(reason),
@@ -210,7 +213,8 @@ def contact_outcomes(ledger: Mapping) -> list[dict]:
             continue
         status = "failed" if entry.get("status") == "failed" else "sent"
         rows[str(addr).lower()] = {"email": str(addr), "outcome": status, "reason": "",
-                                   "why": str(entry.get("error") or "") if status == "failed" else ""}
+                                   "why": str(entry.get("error") or "") if status == "failed" else "",
+                                   "after": after.get(str(addr).lower(), "")}
     order = {"sent": 0, "failed": 1, "skipped": 2}
     return sorted(rows.values(), key=lambda r: (order[r["outcome"]], r["email"].lower()))
 
@@ -250,14 +254,19 @@ def delivery(change: Mapping, names: Mapping[str, str] | None = None,
                 continue
             state = "sent" if rec else ("pending" if seq in pending else "skipped")
             ledger = ledgers.get((code, seq)) or {}
-            recipients = sorted(((addr, str(v.get("status", ""))) for addr, v in
-                                 (ledger.get("recipients") or {}).items() if isinstance(v, Mapping)))
+            after = feedback_summary(ledger.get("feedback"))  # what SES said since: bounced, complained...
+            recipients = sorted(((addr, str(v.get("status", "")) + (f" · {after[addr.lower()]}"
+                                                                     if addr.lower() in after else ""))
+                                 for addr, v in (ledger.get("recipients") or {}).items() if isinstance(v, Mapping)))
             kind = REMOVED_KIND if removal else e["type"]
             steps.append({
                 "seq": seq, "type": kind, "label": STEP_LABELS.get(kind, kind), "state": state,
                 "topic": (rec or {}).get("topic") or (pending[seq].topic if seq in pending else None),
                 "emailsSent": int((rec or {}).get("emailsSent") or 0),
                 "emailsFailed": int((rec or {}).get("emailsFailed") or 0),
+                "bounced": sum(1 for w in after.values() if w.startswith("bounced")),
+                "complained": sum(1 for w in after.values() if w == "complained"),
+                "delivered": sum(1 for w in after.values() if w == "delivered"),
                 "at": (rec or {}).get("timestamp"),
                 "recipients": recipients,
                 "contacts": contact_outcomes(ledger),

@@ -22,7 +22,7 @@ from runtime.config import load_config
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 PROD = load_config(ROOT / "configs" / "examples" / "production.yaml")
-PREFIXES = {"archive", "customers", "drafts", "ledger", "rejected"}
+PREFIXES = {"archive", "customers", "drafts", "ledger", "rejected", "suppressed", "rejected-feedback"}
 
 
 def load(path: Path):

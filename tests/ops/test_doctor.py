@@ -100,7 +100,8 @@ def test_doctor_passes_on_a_good_setup(good, run_cli):
     report = json.loads(out)
     assert report["ok"] is True
     checks = by_name(report["checks"])
-    per_customer = ["queue", "dlq", "notification", "role", "sender", "contact-list", "ses-account", "send-quota"]
+    per_customer = ["queue", "dlq", "notification", "feedback", "role", "sender", "contact-list", "ses-account",
+                    "send-quota"]
     assert set(checks) == {"aws/credentials", "bucket", "graph/token", "graph/mailbox", "web/demo-logins",
                            *(f"{c}/{n}" for c in good.cfg.customer_codes for n in per_customer)}
     # moto does not implement SES GetAccount: the sandbox and quota checks can only warn; the local
@@ -112,6 +113,19 @@ def test_doctor_passes_on_a_good_setup(good, run_cli):
     assert all(c["status"] == PASS for n, c in checks.items() if n not in warned)
     assert "GetAccount" in checks["hts/ses-account"]["message"]
     assert report["summary"] == {"pass": len(checks) - len(warned), "warn": len(warned), "fail": 0}
+
+
+def test_missing_feedback_subscription_only_warns(good, run_cli):
+    c = good.cfg.customer("htsnonprod")
+    sns = good.clients.client("sns")
+    topic = next(t["TopicArn"] for t in sns.list_topics()["Topics"] if t["TopicArn"].endswith(":" + c.feedback_topic_name))
+    for sub in sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]:
+        sns.unsubscribe(SubscriptionArn=sub["SubscriptionArn"])
+    code, out, _ = run_cli("doctor", "--config", good.path, "--json")
+    assert code == 0
+    check = by_name(json.loads(out)["checks"])["htsnonprod/feedback"]
+    assert check["status"] == WARN and "does not feed" in check["message"] and "ttr provision" in check["fix"]
+    assert by_name(json.loads(out)["checks"])["hts/feedback"]["status"] == PASS
 
 
 def test_missing_topic_is_found(good, run_cli):

@@ -73,7 +73,9 @@ def test_provision_twice_creates_then_reports_everything_unchanged(fresh, run_cl
     assert code == 0, err
     first = outcomes(out)
     assert {o for o, _ in first} == {"created"}, out
-    assert len(first) == 5 + 2 * len(cfg.customers) + 1   # bucket + 4 settings, queue+DLQ each, notifications
+    # bucket + 4 settings, queue+DLQ each, notifications, then per customer the SES feedback queue, topic
+    # and subscription
+    assert len(first) == 5 + 2 * len(cfg.customers) + 1 + 3 * len(cfg.customers)
     assert "Customer accounts were not touched" in err
 
     code, out, err = run_cli("provision", "--config", path)
@@ -140,7 +142,7 @@ def test_dry_run_of_a_new_setup_creates_nothing(fresh, run_cli):
     assert code == 0, err
     lines = outcomes(out)
     assert {o for o, _ in lines} == {"would create"}, out
-    assert len(lines) == 5 + 2 * len(cfg.customers) + 1
+    assert len(lines) == 5 + 2 * len(cfg.customers) + 1 + 3 * len(cfg.customers)
     assert "nothing was changed" in err
     assert state(cfg, clients) == before
 

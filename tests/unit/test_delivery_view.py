@@ -16,8 +16,16 @@ def test_contact_outcomes_come_from_the_ledger_sent_first_then_failed_then_skipp
         ("e@x", "skipped", "some_new_reason")]  # an unknown code is shown as it is
     # sent on a retry after being skipped: what happened last wins
     assert contact_outcomes({"recipients": {"c@x": {"status": "sent"}}, "skipped": {"C@x": "opted_out"}}) == [
-        {"email": "c@x", "outcome": "sent", "reason": "", "why": ""}]
+        {"email": "c@x", "outcome": "sent", "reason": "", "why": "", "after": ""}]
     assert contact_outcomes({}) == []
+
+
+def test_contact_outcomes_say_what_ses_reported_after_a_send():
+    ledger = {"recipients": {"a@x": {"status": "sent"}, "b@x": {"status": "sent"}},
+              "feedback": {"recipients": {"a@x": [{"kind": "delivery"}, {"kind": "bounce", "permanent": True}],
+                                          "b@x": [{"kind": "delivery"}]}}}
+    assert [(r["email"], r["after"]) for r in contact_outcomes(ledger)] == [
+        ("a@x", "bounced (hard)"), ("b@x", "delivered")]
 
 
 def test_a_removed_customer_shows_its_removal_notice():

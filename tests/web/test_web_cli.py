@@ -7,12 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, ready_line
 
 
 class _Stdin(io.StringIO):
@@ -53,11 +52,7 @@ def test_ttr_web_serves_until_sigterm(web_stack, tmp_path):
                              "--port", "0"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
-        deadline = time.monotonic() + 30
-        line = ""
-        while time.monotonic() < deadline and not line.startswith("ready"):
-            line = proc.stdout.readline()
-            assert line or proc.poll() is None, proc.stderr.read()
+        line = ready_line(proc)
         assert line.startswith("ready portal=http://127.0.0.1:"), line
         url = line.split("=", 1)[1].strip()
         assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}

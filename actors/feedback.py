@@ -1,0 +1,77 @@
+"""FeedbackActor: every tenant's SES feedback queue, read inside the runtime (``runtime.feedback``).
+
+One actor for all tenants (feedback is light): a polling task per tenant, each long-polling its
+own queue, so one tenant's trouble does not hold up another's. It holds no tenant credentials:
+the queues and the bucket are the management account's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import ray
+
+log = logging.getLogger("ttr.feedback")
+FEEDBACK_ACTOR_NAME = "feedback"
+RETRY_AFTER = 5.0
+
+
+class FeedbackWorker:
+    def __init__(self, cfg_data: dict, *, poll_wait: int = 10):
+        from runtime.adapters.aws import AwsClients
+        from runtime.adapters.s3 import S3ObjectStore
+        from runtime.config import parse_config
+        from runtime.telemetry import setup_telemetry
+
+        setup_telemetry("feedback")
+        self.cfg = parse_config(cfg_data, cfg_data.get("source") or "<runtime>")
+        self.clients = AwsClients(self.cfg.region, self.cfg.aws_endpoint_url)
+        self.store = S3ObjectStore(self.clients, self.cfg.bucket)
+        self.poll_wait = poll_wait
+        self.consumers: dict = {}
+        self.tasks: dict[str, asyncio.Task] = {}
+        self.errors: dict[str, str] = {}
+
+    def _consumer(self, code: str):
+        from runtime.adapters.sqs import SqsQueue
+        from runtime.feedback import FeedbackConsumer, feedback_topic_arn
+
+        if code not in self.consumers:
+            c = self.cfg.customer(code)
+            queue = SqsQueue(self.clients, c.feedback_queue_name)
+            topic = feedback_topic_arn(c, queue.arn())
+            self.consumers[code] = FeedbackConsumer(code, c.account_id, queue, self.store, topic_arn=topic)
+        return self.consumers[code]
+
+    async def start(self) -> bool:
+        for c in self.cfg.customers:
+            if c.code not in self.tasks:
+                self.tasks[c.code] = asyncio.get_running_loop().create_task(self._loop(c.code))
+        return True
+
+    async def _loop(self, code: str) -> None:
+        while True:
+            try:
+                consumer = await asyncio.to_thread(self._consumer, code)
+                await asyncio.to_thread(consumer.poll_once, self.poll_wait)
+                self.errors.pop(code, None)
+            except Exception as exc:  # a missing queue, a network problem: say so, try again
+                msg = f"{type(exc).__name__}: {exc}"
+                if self.errors.get(code) != msg:
+                    log.warning("tenant %s: feedback queue: %s", code, msg)
+                self.errors[code] = msg
+                await asyncio.sleep(RETRY_AFTER)
+
+    async def flush(self) -> bool:
+        from runtime.telemetry import flush_telemetry
+
+        await asyncio.to_thread(flush_telemetry)
+        return True
+
+    async def health(self) -> dict:
+        return {"ok": True, "tenants": {code: dict(c.counts) for code, c in self.consumers.items()},
+                "errors": dict(self.errors)}
+
+
+FeedbackActor = ray.remote(num_cpus=0.05, max_restarts=-1, max_task_retries=0)(FeedbackWorker)
