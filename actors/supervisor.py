@@ -19,9 +19,9 @@ from runtime.config import Config
 from runtime.telemetry import metrics, observe, setup_telemetry
 
 from .archive import ARCHIVE_ACTOR_NAME, ArchiveActor
-from .customer import CUSTOMER_ACTOR_OPTIONS, CustomerActor, customer_actor_name
+from .customer import CustomerActor, customer_actor_name
 from .meetings import MEETINGS_ACTOR_NAME, MeetingCoordinator
-from .placement import check_cluster, tenant_options
+from .placement import Demand, check_fit, service_options, tenant_options
 from .reconciler import RECONCILER_ACTOR_NAME, ReconcilerActor
 
 log = logging.getLogger("ttr.supervisor")
@@ -30,27 +30,35 @@ DEFAULT_NAMESPACE = "ttr"
 CHECK_EVERY = 2.0
 
 
-def init_ray(address: str | None = None, namespace: str = DEFAULT_NAMESPACE) -> None:
-    """Join ``address`` (``auto`` = the cluster on this node) or start a local Ray."""
+def init_ray(address: str | None = None, namespace: str = DEFAULT_NAMESPACE, cfg: Config | None = None) -> None:
+    """Join ``address`` (``auto`` = the cluster on this node) or start a local Ray (sized by
+    ``cfg.runtime`` when given)."""
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
     if not address:
         # A private local Ray for the embedded stack and tests: token auth adds nothing there.
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        # The raylet starts this many worker processes at once (Ray's default: the CPU count, 2
+        # here); tenants are I/O-bound, so starting more at once shortens the start of many.
+        startup = cfg.runtime.worker_startup_concurrency if cfg is not None else 8
+        os.environ.setdefault("RAY_worker_maximum_startup_concurrency", str(startup))
     kwargs: dict = {"namespace": namespace, "logging_level": logging.WARNING, "log_to_driver": True}
     if address:
         ray.init(address=address, **kwargs)
     else:
+        if cfg is not None and cfg.runtime.local_cpus:
+            kwargs["num_cpus"] = cfg.runtime.local_cpus
         ray.init(include_dashboard=False, **kwargs)
 
 
 class Runtime:
     def __init__(self, cfg: Config, *, namespace: str = DEFAULT_NAMESPACE, concurrency: int = 8,
-                 poll_wait: int = 10, orphan_threshold_s: float = 600.0, orphan_interval_s: float = 60.0,
+                 poll_wait: int = 20, orphan_threshold_s: float = 600.0, orphan_interval_s: float = 60.0,
                  max_wakeups: int = 3, customer_cls=None, archive_cls=None, meetings_cls=None,
-                 base_backoff: float | None = None):
+                 base_backoff: float | None = None, fit_wait: float | None = 0.0):
         self.cfg = cfg
+        self.fit_wait = fit_wait  # seconds check_fit waits for nodes to join (None: $TTR_CLUSTER_WAIT)
         self.namespace = namespace
         self.concurrency = concurrency
         self.poll_wait = poll_wait
@@ -68,6 +76,7 @@ class Runtime:
         self.base_backoff = base_backoff
         self.customers: dict[str, ray.actor.ActorHandle] = {}
         self.incarnations: dict[str, str] = {}
+        self.pending: list[str] = []       # tenants that did not start in time (supervision retries)
         self.restarts: dict[str, int] = {}
         self.last_check: dict[str, dict] = {}
         self._stop = threading.Event()
@@ -84,24 +93,48 @@ class Runtime:
         return opts
 
     def _create_customer(self, code: str):
-        return self.customer_cls.options(**self._opts(customer_actor_name(code)), **tenant_options()).remote(
+        return self.customer_cls.options(**self._opts(customer_actor_name(code)),
+                                         **tenant_options(self.cfg)).remote(
             self.cfg_data, code, self.namespace, concurrency=self.concurrency, poll_wait=self.poll_wait,
             base_backoff=self.base_backoff)
 
     def start(self) -> "Runtime":
-        self.archive = self.archive_cls.options(**self._opts(ARCHIVE_ACTOR_NAME)).remote(self.cfg_data)
-        self.meetings = self.meetings_cls.options(**self._opts(MEETINGS_ACTOR_NAME)).remote(
+        """Check that the actors fit (``ClusterTooSmall`` otherwise, before any is created), create
+        them all at once, and wait until every tenant accepts work. A tenant that does not start
+        within ``runtime.start_timeout_s`` is logged and left to the supervision loop: it never
+        takes the others down."""
+        check_fit(ray, Demand.of(self.cfg), wait=self.fit_wait)
+        svc = service_options(self.cfg)
+        self.archive = self.archive_cls.options(**self._opts(ARCHIVE_ACTOR_NAME), **svc).remote(self.cfg_data)
+        self.meetings = self.meetings_cls.options(**self._opts(MEETINGS_ACTOR_NAME), **svc).remote(
             self.cfg_data, self.namespace)
-        self.reconciler = ReconcilerActor.options(**self._opts(RECONCILER_ACTOR_NAME)).remote(
+        self.reconciler = ReconcilerActor.options(**self._opts(RECONCILER_ACTOR_NAME), **svc).remote(
             self.cfg_data, **self.orphan_opts)
         for c in self.cfg.customers:
             self.customers[c.code] = self._create_customer(c.code)
-        ray.get([self.archive.health.remote(), self.meetings.health.remote(), self.reconciler.start.remote()],
-                timeout=120)
-        incs = ray.get([a.start.remote() for a in self.customers.values()], timeout=120)
-        self.incarnations = dict(zip(self.customers, incs))
         self.restarts = {code: 0 for code in self.customers}
-        log.info("runtime started: %d tenant actor(s) in namespace %s", len(self.customers), self.namespace)
+        timeout = self.cfg.runtime.start_timeout_s
+        services = {self.archive.health.remote(): ARCHIVE_ACTOR_NAME, self.meetings.health.remote(): MEETINGS_ACTOR_NAME,
+                    self.reconciler.start.remote(): RECONCILER_ACTOR_NAME}
+        starts = {a.start.remote(): code for code, a in self.customers.items()}
+        done, _ = _wait_all([*services, *starts], timeout)
+        failed_services = [name for ref, name in services.items() if ref not in done or _failed(ref)]
+        if failed_services:
+            from runtime.errors import PermanentError
+
+            self.shutdown(timeout=1)
+            raise PermanentError(f"the runtime's {', '.join(failed_services)} actor(s) did not start within "
+                                 f"{timeout:g}s (runtime.start_timeout_s); `ray status` shows what Ray waits for",
+                                 operation="ray.start")
+        for ref, code in starts.items():
+            if ref in done and not _failed(ref):
+                self.incarnations[code] = ray.get(ref)
+        self.pending = sorted(set(self.customers) - set(self.incarnations))
+        if self.pending:
+            log.error("tenant(s) %s did not start within %gs; the others run, and supervision keeps trying them",
+                      ", ".join(self.pending), timeout)
+        log.info("runtime started: %d of %d tenant actor(s) in namespace %s", len(self.incarnations),
+                 len(self.customers), self.namespace)
         return self
 
     def check(self) -> dict[str, dict]:
@@ -120,7 +153,7 @@ class Runtime:
                     metrics().actor_restarts.add(1, {"tenant": code})
                 continue
             if h["incarnation"] != self.incarnations.get(code) or not h["running"]:
-                if h["incarnation"] != self.incarnations.get(code):
+                if code in self.incarnations and h["incarnation"] != self.incarnations[code]:
                     self.restarts[code] += 1
                     metrics().actor_restarts.add(1, {"tenant": code})
                     log.warning("tenant %s: actor restarted (incarnation %s)", code, h["incarnation"])
@@ -187,15 +220,30 @@ class Runtime:
         self.archive = self.meetings = self.reconciler = None
 
 
+def _wait_all(refs: list, timeout: float) -> tuple[set, set]:
+    """(ready, not ready) after at most ``timeout`` seconds."""
+    ready, rest = ray.wait(refs, num_returns=len(refs), timeout=timeout)
+    return set(ready), set(rest)
+
+
+def _failed(ref) -> bool:
+    try:
+        ray.get(ref, timeout=0)
+        return False
+    except RayError as exc:
+        log.error("actor call failed at start: %s", exc)
+        return True
+
+
 def start_runtime(cfg: Config, *, address: str | None = None, namespace: str = DEFAULT_NAMESPACE,
                   **kw) -> Runtime:
     """Ray (local or joined), the actors, and the supervision loop in a background thread."""
     setup_telemetry("supervisor")
-    init_ray(address, namespace)
-    if address or os.environ.get("RAY_ADDRESS"):
-        # Joining a cluster: fail fast with a clear message if the actors cannot fit.
-        check_cluster(ray, len(cfg.customers) + 4, CUSTOMER_ACTOR_OPTIONS["num_cpus"])
-    rt = Runtime(cfg, namespace=namespace, **kw).start()
+    init_ray(address, namespace, cfg)
+    joined = bool(address or os.environ.get("RAY_ADDRESS"))
+    # Joining a cluster: give worker nodes time to join before deciding; a local Ray is all there.
+    kw.setdefault("poll_wait", cfg.runtime.poll_wait_s)
+    rt = Runtime(cfg, namespace=namespace, fit_wait=None if joined else 0.0, **kw).start()
     observe("ttr.actors", lambda: [(sum(1 for r in rt.last_check.values() if r.get("ok")), {})],
             description="healthy CustomerActors")
     rt.supervise_in_background()
