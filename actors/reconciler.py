@@ -9,21 +9,22 @@ import ray
 
 from runtime.errors import TtrError
 
+from .messages import ReconcilerHealth, config_of
+
 log = logging.getLogger("ttr.orphans")
 RECONCILER_ACTOR_NAME = "reconciler"
 
 
 class ReconcilerWorker:
-    def __init__(self, cfg_data: dict, *, threshold_s: float, interval_s: float, max_wakeups: int):
+    def __init__(self, cfg_data, *, threshold_s: float, interval_s: float, max_wakeups: int):
         from runtime.adapters.aws import AwsClients
         from runtime.adapters.s3 import S3ObjectStore
         from runtime.adapters.sqs import SqsQueue
-        from runtime.config import parse_config
         from runtime.orphans import OrphanReconciler
         from runtime.telemetry import setup_telemetry
 
         setup_telemetry("reconciler")
-        cfg = parse_config(cfg_data, cfg_data.get("source") or "<runtime>")
+        cfg = config_of(cfg_data)
         clients = AwsClients(cfg.region, cfg.aws_endpoint_url)
         queues = {c.code: SqsQueue(clients, c.queue_name) for c in cfg.customers}
         self.reconciler = OrphanReconciler(cfg, S3ObjectStore(clients, cfg.bucket), queues,
@@ -71,9 +72,9 @@ class ReconcilerWorker:
         await asyncio.to_thread(flush_telemetry)
         return True
 
-    async def health(self) -> dict:
-        return {"ok": True, "passes": self.passes, "totals": dict(self.reconciler.totals),
-                "last": self.last[-50:], "last_error": self.last_error}
+    async def health(self) -> ReconcilerHealth:
+        return ReconcilerHealth(passes=self.passes, totals=dict(self.reconciler.totals), last=tuple(self.last[-50:]),
+                                last_error=self.last_error)
 
 
 ReconcilerActor = ray.remote(num_cpus=0.05, max_restarts=-1, max_task_retries=0)(ReconcilerWorker)

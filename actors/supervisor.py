@@ -22,12 +22,14 @@ from .archive import ARCHIVE_ACTOR_NAME, ArchiveActor
 from .customer import CustomerActor, customer_actor_name
 from .meetings import MEETINGS_ACTOR_NAME, MeetingCoordinator
 from .placement import Demand, check_fit, service_options, tenant_options
+from .proxies import health_of
 from .reconciler import RECONCILER_ACTOR_NAME, ReconcilerActor
 
 log = logging.getLogger("ttr.supervisor")
 
 DEFAULT_NAMESPACE = "ttr"
-CHECK_EVERY = 2.0
+CHECK_EVERY = 5.0      # seconds between supervision passes (a probe per tenant: cheap)
+PROBE_TIMEOUT = 10.0
 
 
 def init_ray(address: str | None = None, namespace: str = DEFAULT_NAMESPACE, cfg: Config | None = None) -> None:
@@ -62,8 +64,8 @@ class Runtime:
         self.namespace = namespace
         self.concurrency = concurrency
         self.poll_wait = poll_wait
-        self.cfg_data = cfg.model_dump(mode="json")
-        self.cfg_data["source"] = cfg.source
+        # Every actor gets this parsed Config (pickled once per call; no re-validation over there).
+        self.cfg_data = cfg
         self.archive = None
         self.meetings = None
         self.reconciler = None
@@ -138,12 +140,13 @@ class Runtime:
         return self
 
     def check(self) -> dict[str, dict]:
-        """One supervision pass: health of every tenant actor; restart what needs it."""
+        """One supervision pass: a cheap probe of every tenant actor at once; restart what needs it."""
         report: dict[str, dict] = {}
-        self.last_check = report
-        for code, actor in list(self.customers.items()):
+        refs = {code: actor.probe.remote() for code, actor in list(self.customers.items())}
+        ray.wait(list(refs.values()), num_returns=len(refs), timeout=PROBE_TIMEOUT)
+        for code, ref in refs.items():
             try:
-                h = ray.get(actor.health.remote(), timeout=10)
+                p = ray.get(ref, timeout=0)
             except (RayActorError, GetTimeoutError, RayError) as exc:
                 report[code] = {"ok": False, "error": type(exc).__name__}
                 if isinstance(exc, RayActorError) and not self._alive(code):
@@ -152,15 +155,18 @@ class Runtime:
                     self.restarts[code] += 1
                     metrics().actor_restarts.add(1, {"tenant": code})
                 continue
-            if h["incarnation"] != self.incarnations.get(code) or not h["running"]:
-                if code in self.incarnations and h["incarnation"] != self.incarnations[code]:
+            if p.incarnation != self.incarnations.get(code) or not p.running:
+                if code in self.incarnations and p.incarnation != self.incarnations[code]:
                     self.restarts[code] += 1
                     metrics().actor_restarts.add(1, {"tenant": code})
-                    log.warning("tenant %s: actor restarted (incarnation %s)", code, h["incarnation"])
+                    log.warning("tenant %s: actor restarted (incarnation %s)", code, p.incarnation)
                 if not self._stop.is_set():
-                    self.incarnations[code] = ray.get(actor.start.remote(), timeout=30)
-                    h["running"] = True
-            report[code] = {"ok": True, **h, "restarts": self.restarts[code]}
+                    self.incarnations[code] = ray.get(self.customers[code].start.remote(), timeout=30)
+                    if code in self.pending:
+                        self.pending.remove(code)
+                        log.info("tenant %s: started", code)
+            report[code] = {"ok": True, "incarnation": self.incarnations.get(code), "restarts": self.restarts[code]}
+        self.last_check = report
         return report
 
     def _alive(self, code: str) -> bool:
@@ -171,14 +177,9 @@ class Runtime:
             return False
 
     def health(self) -> dict[str, dict]:
-        out = {}
-        for code, actor in self.customers.items():
-            try:
-                out[code] = {"ok": True, **ray.get(actor.health.remote(), timeout=10),
-                             "restarts": self.restarts.get(code, 0)}
-            except RayError as exc:
-                out[code] = {"ok": False, "error": type(exc).__name__, "restarts": self.restarts.get(code, 0)}
-        return out
+        """Every tenant actor's health (``TenantHealth`` as a dict, with ``ok`` and ``restarts``)."""
+        return {code: {**health_of(actor), "restarts": self.restarts.get(code, 0)}
+                for code, actor in self.customers.items()}
 
     # -- running -------------------------------------------------------------------------------
     def supervise_in_background(self) -> None:

@@ -9,12 +9,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import time
 from typing import Callable
 
-from .errors import AlreadyExists, ConflictError, InvalidInput, NotFound, PreconditionFailed, RetryableError
+from .errors import (AlreadyExists, ConflictError, InvalidInput, NotFound, PreconditionFailed, RetryableError,
+                     TtrError)
 from .model import archive_key, check_change_id
 from .ports import ObjectStore
 
@@ -104,20 +106,84 @@ class ArchiveRecorder:
 
     def record(self, change_id: str, records: list[dict], set_fields: dict | None = None) -> int:
         """Append the records not there yet (by their ``key``); returns how many were appended."""
+        return self.record_many(change_id, [(records, set_fields)])[0]
+
+    def record_many(self, change_id: str, batch: list[tuple[list[dict], dict | None]]) -> list[int]:
+        """Group commit: every (records, set_fields) of ``batch``, in order, in one read and one
+        compare-and-swap (re-applied to the fresh copy when another writer won). Returns how many
+        records each item appended."""
         from .model import append_modifications
 
-        appended = 0
+        appended = [0] * len(batch)
 
         def mutate(current: dict) -> dict | None:
-            nonlocal appended
-            added = append_modifications(current, records)
-            appended = len(added)
             changed = False
-            for k, v in (set_fields or {}).items():
-                if current.get(k) != v:
-                    current[k] = v
-                    changed = True
-            return current if (added or changed) else None
+            for i, (records, set_fields) in enumerate(batch):
+                appended[i] = len(append_modifications(current, records))
+                changed = changed or bool(appended[i])
+                for k, v in (set_fields or {}).items():
+                    if current.get(k) != v:
+                        current[k] = v
+                        changed = True
+            return current if changed else None
 
         self.archive.update(change_id, mutate)
         return appended
+
+
+class GroupCommit:
+    """Records for the same change that arrive together go in one write (asyncio side).
+
+    ``submit`` queues an item for its change; one commit per change runs at a time, and every
+    item that arrived while the previous commit was writing goes into the next one. A batch
+    that fails for good (bad input in one item) is retried item by item, so one item never
+    fails the others; a retryable failure fails the batch (each caller retries)."""
+
+    def __init__(self, commit: Callable[[str, list], list[int]]):
+        self.commit = commit          # e.g. ArchiveRecorder.record_many, run in a thread
+        self.pending: dict[str, list] = {}
+        self.running: set[str] = set()
+        self.writes = 0
+        self.batches: list[int] = []  # sizes of the last commits
+
+    async def submit(self, change_id: str, item) -> tuple[int, int]:
+        """(appended, batch size) once the item is written; raises the commit's error."""
+        fut = asyncio.get_running_loop().create_future()
+        self.pending.setdefault(change_id, []).append((item, fut))
+        if change_id not in self.running:
+            self.running.add(change_id)
+            asyncio.get_running_loop().create_task(self._run(change_id))
+        return await fut
+
+    async def _run(self, change_id: str) -> None:
+        try:
+            while self.pending.get(change_id):
+                await self._write(change_id, self.pending.pop(change_id))
+        finally:
+            self.running.discard(change_id)
+            if self.pending.get(change_id):   # arrived after the loop's last look
+                self.running.add(change_id)
+                asyncio.get_running_loop().create_task(self._run(change_id))
+
+    async def _write(self, change_id: str, batch: list) -> None:
+        try:
+            counts = await asyncio.to_thread(self.commit, change_id, [item for item, _ in batch])
+        except TtrError as exc:
+            if len(batch) > 1 and not exc.retryable:
+                for one in batch:
+                    await self._write(change_id, [one])
+                return
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+            return
+        except BaseException as exc:  # a bug: every caller hears of it
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+            raise
+        self.writes += 1
+        self.batches = [*self.batches[-99:], len(batch)]
+        for (_, fut), n in zip(batch, counts):
+            if not fut.done():
+                fut.set_result((n, len(batch)))

@@ -64,6 +64,13 @@ class Outcome:
     emails_sent: int = 0
     emails_failed: int = 0
 
+    @property
+    def kind(self) -> str:
+        """The one classification of a message's outcome: success, rejected (acked) or retry."""
+        if not self.ack:
+            return "retry"
+        return "rejected" if self.rejected else "success"
+
 
 def backoff(receive_count: int, hint: float | None = None, base_seconds: float = BASE_BACKOFF) -> float:
     if hint:
@@ -100,7 +107,7 @@ class TriggerHandler:
         started = time.monotonic()
         out = self._handle(msg)
         m, tenant = metrics(), {"tenant": self.code}
-        kind = "success" if out.ack and not out.rejected else ("rejected" if out.ack else "retry")
+        kind = out.kind
         m.processing_outcomes.add(1, {**tenant, "outcome": kind})
         m.processing_duration.record(time.monotonic() - started, {**tenant, "outcome": kind})
         if out.emails_sent:

@@ -74,7 +74,7 @@ def run_once(args) -> dict:
                      poll_wait=5).start()
         try:
             before = {c: h["aws_calls"] for c, h in rt.health().items()}
-            arch_before = ray.get(rt.archive.health.remote())["aws_calls"]
+            arch_before = ray.get(rt.archive.health.remote()).aws_calls
             lc = Lifecycle(S3ObjectStore(AwsClients(cfg.region, cfg.aws_endpoint_url), cfg.bucket),
                            cfg.customer_codes)
             codes = list(cfg.customer_codes)
@@ -103,7 +103,7 @@ def run_once(args) -> dict:
             # let the batched SQS deletes land before reading the counters
             time.sleep(1.0)
             health = rt.health()
-            arch_after = ray.get(rt.archive.health.remote())["aws_calls"]
+            arch_after = ray.get(rt.archive.health.remote()).aws_calls
         finally:
             rt.shutdown(timeout=5)
 

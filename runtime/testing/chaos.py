@@ -336,7 +336,7 @@ class ChaosRun:
         finally:
             self.report.recovered_in = time.monotonic() - t_rec
             try:
-                self.report.orphan_actions.update(ray.get(self.rt.reconciler.health.remote(), timeout=10)["totals"])
+                self.report.orphan_actions.update(ray.get(self.rt.reconciler.health.remote(), timeout=10).totals)
             except Exception:
                 pass
             self.rt.shutdown(timeout=10)
