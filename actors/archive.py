@@ -10,6 +10,7 @@ API) are never overwritten.
 from __future__ import annotations
 
 import asyncio
+import os
 
 import ray
 
@@ -33,7 +34,7 @@ class ArchiveWorker:
         cfg = config_of(cfg_data)
         self.clients = AwsClients(cfg.region, cfg.aws_endpoint_url)
         self.recorder = ArchiveRecorder(S3ObjectStore(self.clients, cfg.bucket))
-        self.group = GroupCommit(self.recorder.record_many)
+        self.group = GroupCommit(self.recorder.record_many, linger=cfg.runtime.archive_linger_ms / 1000)
         self.requests = 0
         self.failures = 0
         self.window = WindowCounter()
@@ -72,7 +73,8 @@ class ArchiveWorker:
         from runtime.adapters.aws import call_counts
 
         return ArchiveHealth(writes=self.group.writes, requests=self.requests, failures=self.failures,
-                             aws_calls=call_counts(), window=self.window.snapshot())
+                             aws_calls=call_counts(), window=self.window.snapshot(), pid=os.getpid(),
+                             batches=tuple(self.group.batches))
 
 
 ArchiveActor = ray.remote(**ARCHIVE_ACTOR_OPTIONS)(ArchiveWorker)

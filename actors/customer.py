@@ -25,6 +25,20 @@ from .proxies import customer_actor_name  # noqa: F401 - re-exported: the name's
 log = logging.getLogger("ttr.customer")
 
 
+def _release_memory() -> None:
+    """Give back what construction only needed for a moment (botocore parses large service
+    models): a collection, then glibc's malloc_trim, which returns freed heap pages to the OS.
+    A tenant lives long and mostly waits; the pages it keeps are its cost per tenant."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
+
+
 def _memory() -> tuple[int, int]:
     """(RSS, USS) of this process in bytes; USS is what it alone holds (what a tenant costs)."""
     try:
@@ -84,6 +98,7 @@ class CustomerWorker:
         observe("ttr.queue.depth", lambda: [(self.pump.depths["visible"], tenant)])
         observe("ttr.queue.in_flight", lambda: [(len(self.pump.inflight), tenant)])
         observe("ttr.dlq.depth", lambda: [(self.pump.depths["dlq"], tenant)])
+        _release_memory()
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> str:

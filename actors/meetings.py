@@ -8,6 +8,7 @@ every call to another actor goes through ``actors.proxies``.
 from __future__ import annotations
 
 import asyncio
+import os
 
 import ray
 
@@ -76,7 +77,7 @@ class MeetingsWorker:
         return True
 
     async def health(self) -> MeetingsHealth:
-        return MeetingsHealth(calls=self.calls, errors=self.errors)
+        return MeetingsHealth(calls=self.calls, errors=self.errors, pid=os.getpid())
 
 
 MeetingCoordinator = ray.remote(**MEETINGS_ACTOR_OPTIONS)(MeetingsWorker)

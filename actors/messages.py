@@ -101,6 +101,8 @@ class ArchiveHealth:
     failures: int
     aws_calls: dict
     window: dict
+    pid: int = 0
+    batches: tuple[int, ...] = ()  # requests per write, the last 100 writes (group commit)
     ok: bool = True
 
     def to_json(self) -> dict:
@@ -125,6 +127,7 @@ class MeetingResult:
 class MeetingsHealth:
     calls: int
     errors: int
+    pid: int = 0
     ok: bool = True
 
     def to_json(self) -> dict:
@@ -199,6 +202,7 @@ class ReconcilerHealth:
     totals: dict
     last: tuple
     last_error: str
+    pid: int = 0
     ok: bool = True
 
     def to_json(self) -> dict:

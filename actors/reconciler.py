@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import logging
 
 import ray
@@ -74,7 +75,7 @@ class ReconcilerWorker:
 
     async def health(self) -> ReconcilerHealth:
         return ReconcilerHealth(passes=self.passes, totals=dict(self.reconciler.totals), last=tuple(self.last[-50:]),
-                                last_error=self.last_error)
+                                last_error=self.last_error, pid=os.getpid())
 
 
 ReconcilerActor = ray.remote(num_cpus=0.05, max_restarts=-1, max_task_retries=0)(ReconcilerWorker)

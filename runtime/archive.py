@@ -139,8 +139,11 @@ class GroupCommit:
     that fails for good (bad input in one item) is retried item by item, so one item never
     fails the others; a retryable failure fails the batch (each caller retries)."""
 
-    def __init__(self, commit: Callable[[str, list], list[int]]):
+    def __init__(self, commit: Callable[[str, list], list[int]], *, linger: float = 0.0):
         self.commit = commit          # e.g. ArchiveRecorder.record_many, run in a thread
+        # The tenants of one change finish within moments of each other: the first record waits
+        # this long for theirs, so a change for N customers costs a few writes, not N.
+        self.linger = linger
         self.pending: dict[str, list] = {}
         self.running: set[str] = set()
         self.writes = 0
@@ -157,6 +160,8 @@ class GroupCommit:
 
     async def _run(self, change_id: str) -> None:
         try:
+            if self.linger:
+                await asyncio.sleep(self.linger)
             while self.pending.get(change_id):
                 await self._write(change_id, self.pending.pop(change_id))
         finally:

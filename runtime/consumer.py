@@ -35,8 +35,9 @@ class PumpSettings:
     poll_wait: int = 20           # seconds of an SQS long poll
     visibility: int = 60          # the queue's visibility timeout (bootstrap sets the same)
     heartbeat_every: float = 20.0  # extend a message in flight this often
-    ack_linger: float = 0.25      # an ack waits this long for others to share its batch
+    ack_linger: float = 1.0       # an ack waits this long for others to share its batch (a late delete is harmless)
     gauge_every: float = 60.0     # queue and DLQ depth refresh, after an empty poll
+    receive_linger: float = 0.1   # after a partial batch, let the next messages gather this long
     receive_error_wait: float = 2.0
 
 
@@ -136,6 +137,10 @@ class MessagePump:
                 self.inflight[m.receipt] = asyncio.get_running_loop().create_task(self._run(m, (t0, t1)))
             if not messages and self.clock() - self._gauged_at >= self.s.gauge_every:
                 await self.refresh_depths()
+            elif 0 < len(messages) < room and self.s.receive_linger:
+                # Messages trickle in (one trigger write each): polling again at once would fetch
+                # them one receive each; a moment's wait lets the next receive take several.
+                await asyncio.sleep(self.s.receive_linger)
 
     async def _run(self, message: QueueMessage, received: tuple[int, int]) -> None:
         from opentelemetry.trace import SpanKind
