@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import threading
 import time
 from typing import Callable
 
@@ -60,21 +61,35 @@ class ArchiveStore:
         is returned). It may raise (e.g. IllegalTransition): nothing is written then. On a lost
         race it runs again on the fresh copy, at most ``attempts`` times.
         """
+        return self.update_from(change_id, mutate)[0]
+
+    def update_from(self, change_id: str, mutate: Callable[[dict], dict | None],
+                    known: tuple[dict, str] | None = None) -> tuple[dict, str]:
+        """``update``, returning (archive, etag). ``known`` is a copy this writer saw last (with its
+        ETag): the first attempt starts from it instead of reading, which costs nothing when
+        nobody wrote since (the compare-and-swap proves it) and one lost race when someone did.
+        Deciding that there is nothing to write is only done on a fresh read."""
         last: Exception | None = None
         for attempt in range(self.attempts):
-            current, etag = self.load(change_id)
+            from_known = known is not None and attempt == 0
+            current, etag = known if from_known else self.load(change_id)
             new = mutate(json.loads(json.dumps(current)))
             if new is None:
-                return current
+                if from_known:
+                    known = None
+                    current, etag = self.load(change_id)
+                    new = mutate(json.loads(json.dumps(current)))
+                if new is None:
+                    return current, etag
             if new.get("changeId") != change_id:
                 raise InvalidInput("an archive write may not change the changeId")
             try:
-                self.store.put(archive_key(change_id), encode(new), if_match=etag)
-                return new
+                return new, self.store.put(archive_key(change_id), encode(new), if_match=etag)
             except PreconditionFailed as exc:
                 last = exc
-                # Another writer won; back off a little (jittered) and re-read.
-                self.sleep(min(0.05 * (2 ** attempt), 1.0) * random.uniform(0.5, 1.0))
+                if not from_known:
+                    # Another writer won; back off a little (jittered) and re-read.
+                    self.sleep(min(0.05 * (2 ** attempt), 1.0) * random.uniform(0.5, 1.0))
         raise RetryableError(
             f"archive/{change_id}.json: gave up after {self.attempts} conflicting concurrent writes",
             operation="archive.update") from last
@@ -101,8 +116,15 @@ class ArchiveRecorder:
     """The backend's archive writes: idempotent appends (and top-level fields such as
     ``meetingMetadata``), by If-Match read-modify-write. The ArchiveActor wraps exactly this."""
 
+    KNOWN = 256   # changes whose last written copy is kept (the ones being processed now)
+
     def __init__(self, store: ObjectStore, **kw):
         self.archive = ArchiveStore(store, **kw)
+        # change -> (archive, ETag) as last written here: the next write for the change starts
+        # from it (see ArchiveStore.update_from), so the records of a change that come in a few
+        # batches cost one read, not one per batch.
+        self.known: dict[str, tuple[dict, str]] = {}
+        self._known_lock = threading.Lock()   # commits of different changes run in threads
 
     def record(self, change_id: str, records: list[dict], set_fields: dict | None = None) -> int:
         """Append the records not there yet (by their ``key``); returns how many were appended."""
@@ -127,7 +149,13 @@ class ArchiveRecorder:
                         changed = True
             return current if changed else None
 
-        self.archive.update(change_id, mutate)
+        with self._known_lock:
+            known = self.known.pop(change_id, None)
+        new, etag = self.archive.update_from(change_id, mutate, known)
+        with self._known_lock:
+            self.known[change_id] = (new, etag)
+            while len(self.known) > self.KNOWN:
+                self.known.pop(next(iter(self.known)))
         return appended
 
 

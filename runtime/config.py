@@ -150,7 +150,7 @@ class RuntimeSettings(_Strict):
     poll_wait_s: int = Field(default=20, ge=1, le=20)              # SQS long poll
     worker_startup_concurrency: int = Field(default=8, ge=1, le=256)  # Ray workers started at once
     start_timeout_s: float = Field(default=300.0, gt=0, le=3600)   # wait for every tenant to accept work
-    archive_linger_ms: int = Field(default=200, ge=0, le=5000)     # group commit: wait for a change's other records
+    archive_linger_ms: int = Field(default=400, ge=0, le=5000)     # group commit: wait for a change's other records
 
 
 class Config(_Strict):

@@ -37,7 +37,7 @@ class PumpSettings:
     heartbeat_every: float = 20.0  # extend a message in flight this often
     ack_linger: float = 1.0       # an ack waits this long for others to share its batch (a late delete is harmless)
     gauge_every: float = 60.0     # queue and DLQ depth refresh, after an empty poll
-    receive_linger: float = 0.1   # after a partial batch, let the next messages gather this long
+    receive_linger: float = 0.2   # after a partial batch, let the next messages gather this long
     receive_error_wait: float = 2.0
 
 

@@ -99,3 +99,22 @@ def test_one_bad_request_does_not_fail_the_others(stack, sample_change):
     assert [g[0] for g in good] == [1, 1, 1]
     assert type(bad).__name__ == "InvalidInput" and "changeId" in str(bad)
     assert stack.get_json(f"archive/{cid}.json")["changeId"] == cid
+
+
+def test_the_next_batch_starts_from_the_copy_it_wrote_and_a_foreign_write_is_still_seen(stack, sample_change):
+    cid = _submit(stack, sample_change)
+    recorder, calls, _ = _recorder(stack)
+    recorder.record_many(cid, [([_processed("c0", 0)], None)])
+    assert (calls["GetObject"], calls["PutObject"]) == (1, 1)
+    recorder.record_many(cid, [([_processed("c1", 1)], None)])       # nobody wrote since: no read
+    assert (calls["GetObject"], calls["PutObject"]) == (1, 2)
+    ArchiveStore(S3ObjectStore(stack.clients, stack.cfg.bucket)).update(
+        cid, lambda c: {**c, "foreignWriter": "cli"})                # someone else writes
+    recorder.record_many(cid, [([_processed("c2", 2)], None)])       # lost CAS, re-read, CAS
+    assert (calls["GetObject"], calls["PutObject"]) == (2, 4)
+    # "nothing to write" is only decided on a fresh read
+    assert recorder.record_many(cid, [([_processed("c2", 2)], None)]) == [0]
+    assert (calls["GetObject"], calls["PutObject"]) == (3, 4)
+    archive = stack.get_json(f"archive/{cid}.json")
+    assert archive["foreignWriter"] == "cli"
+    assert sorted(m["customer"] for m in archive["modifications"] if m["type"] == "processed") == ["c0", "c1", "c2"]
