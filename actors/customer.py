@@ -128,8 +128,6 @@ class CustomerWorker:
 
         p = self.pump
         now = time.time()
-        if now - p._gauged_at >= p.s.gauge_every:
-            await p.refresh_depths()
         running = [now - t for t in p.started_work.values()]
         recent = [d for t, d in p.durations if now - t < 3600]
         rss, uss = _memory()
