@@ -146,7 +146,7 @@ class CustomerWorker:
 
         with span("customer.calendar_recipients", {"ttr.tenant": self.code}, carrier=request.trace):
             try:
-                return AttendeesResult(tuple(await self.pump._io(self.handler.recipients, "aws-calendar")))
+                return AttendeesResult(tuple(await self.pump.io_call(self.handler.recipients, "aws-calendar")))
             except TtrError as exc:
                 return encode_error(exc)
 

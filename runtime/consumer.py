@@ -105,7 +105,8 @@ class MessagePump:
         return released, len(self.inflight)
 
     # -- the loop ----------------------------------------------------------------------------------
-    async def _io(self, fn, *args):
+    async def io_call(self, fn, *args):
+        """``fn(*args)`` in the pump's I/O threads (blocking AWS calls stay off the event loop)."""
         return await asyncio.get_running_loop().run_in_executor(self.io, fn, *args)
 
     async def _poll(self) -> None:
@@ -121,7 +122,7 @@ class MessagePump:
                 continue
             try:
                 t0 = time.time_ns()
-                messages = await self._io(self.queue.receive, min(10, room), self.s.poll_wait)
+                messages = await self.io_call(self.queue.receive, min(10, room), self.s.poll_wait)
                 t1 = time.time_ns()
             except TtrError as exc:
                 self._error(f"receive: {exc}")
@@ -193,7 +194,7 @@ class MessagePump:
             self.paused_until = max(self.paused_until, self.clock() + outcome.pause_tenant)
         with span("sqs.retry_later", {"ttr.retry_after_s": outcome.retry_after}):
             try:
-                await self._io(self.queue.set_visibility, message.receipt, int(outcome.retry_after))
+                await self.io_call(self.queue.set_visibility, message.receipt, int(outcome.retry_after))
             except TtrError as exc:  # it comes back after the visibility timeout anyway
                 log.warning("tenant %s: could not set the retry delay: %s", self.tenant, exc)
 
@@ -202,13 +203,13 @@ class MessagePump:
         while True:
             await asyncio.sleep(self.s.heartbeat_every)
             try:
-                await self._io(self.queue.set_visibility, receipt, self.s.visibility)
+                await self.io_call(self.queue.set_visibility, receipt, self.s.visibility)
             except TtrError as exc:
                 log.warning("tenant %s: heartbeat failed: %s", self.tenant, exc)
 
     async def _release(self, receipt: str) -> bool:
         try:
-            await self._io(self.queue.set_visibility, receipt, 0)
+            await self.io_call(self.queue.set_visibility, receipt, 0)
             return True
         except TtrError as exc:
             log.warning("tenant %s: could not release a message: %s", self.tenant, exc)
@@ -231,7 +232,7 @@ class MessagePump:
         while self.to_delete:
             batch, self.to_delete = self.to_delete[:10], self.to_delete[10:]   # SQS takes 10 a call
             try:
-                failed = await self._io(self.queue.delete_batch, batch)
+                failed = await self.io_call(self.queue.delete_batch, batch)
             except TtrError as exc:
                 failed = batch
                 log.warning("tenant %s: batch delete failed: %s", self.tenant, exc)
@@ -243,10 +244,10 @@ class MessagePump:
     async def refresh_depths(self) -> None:
         self._gauged_at = self.clock()
         try:
-            d = await self._io(self.queue.depth)
+            d = await self.io_call(self.queue.depth)
             self.depths.update(visible=d["visible"], in_flight=d["in_flight"])
             if self.dlq is not None:
-                self.depths["dlq"] = (await self._io(self.dlq.depth))["visible"]
+                self.depths["dlq"] = (await self.io_call(self.dlq.depth))["visible"]
         except TtrError as exc:
             log.warning("tenant %s: queue depth: %s", self.tenant, exc)
 
