@@ -1,8 +1,9 @@
-"""Port implementations that call other actors; Ray's exceptions stop here.
+"""Every call from one actor (or the supervisor) to another, as a port: Ray's exceptions stop here.
 
-Actors return our errors as data (``error_data``), and callers raise them again
-(``raise_error_data``), so retryability survives the trip. A dead or restarting actor is a
-retryable failure: the message stays unacked and comes back.
+Requests and results are the frozen dataclasses of ``actors.messages``. An actor answers our own
+errors as ``ErrorData``; ``unwrap`` raises them again as the very same error (type, retryable,
+retry_after, code), so callers decide on data, not on Ray's wrappers. A dead, restarting or
+missing actor is a retryable failure: the message stays unacked and comes back.
 """
 
 from __future__ import annotations
@@ -12,29 +13,21 @@ from concurrent.futures import TimeoutError as FutureTimeout
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayError
 
-from runtime.errors import InvalidInput, NotFound, PermanentError, RetryableError, TtrError
+from runtime.errors import RetryableError
 from runtime.telemetry import inject
+
+from .messages import (AttendeesRequest, AttendeesResult, MeetingCall, MeetingResult, RecordRequest, RecordResult,
+                       unwrap)
 
 CALL_TIMEOUT = 120.0
 MEETING_TIMEOUT = 300.0
+HEALTH_TIMEOUT = 10.0
+ARCHIVE_ACTOR_NAME = "archive"
+MEETINGS_ACTOR_NAME = "meetings"
 
 
-def error_data(exc: TtrError) -> dict:
-    return {"error": str(exc), "kind": type(exc).__name__, "retryable": exc.retryable,
-            "retry_after": exc.retry_after}
-
-
-def raise_error_data(result: dict, operation: str) -> None:
-    if "error" not in result:
-        return
-    kind, text = result.get("kind"), result["error"]
-    if kind == "NotFound":
-        raise NotFound(text)
-    if kind in ("InvalidInput", "ConfigError"):
-        raise InvalidInput(text)
-    if result.get("retryable"):
-        raise RetryableError(text, operation=operation, retry_after=result.get("retry_after"))
-    raise PermanentError(text, operation=operation)
+def customer_actor_name(code: str) -> str:
+    return f"customer:{code}"
 
 
 def actor(name: str, namespace: str):
@@ -44,39 +37,98 @@ def actor(name: str, namespace: str):
         raise RetryableError(f"actor {name!r} is not running", operation=f"ray.get_actor:{name}") from None
 
 
-def call(name: str, namespace: str, method: str, *args, timeout: float = CALL_TIMEOUT) -> dict:
-    """Call ``method`` of actor ``name`` from a worker thread and wait for its result dict.
+def _unavailable(operation: str, exc: BaseException) -> RetryableError:
+    if isinstance(exc, (RayActorError, GetTimeoutError, FutureTimeout)):
+        return RetryableError(f"{operation.split('.')[0]} unavailable: {type(exc).__name__}", operation=operation)
+    return RetryableError(f"{operation} failed: {exc}", operation=operation)
+
+
+def call(name: str, namespace: str, method: str, request, *, timeout: float = CALL_TIMEOUT):
+    """Call ``method`` of actor ``name`` from a worker thread; the result, or our error raised.
 
     ``ref.future()`` instead of ``ray.get``: callers run in threads of async actors, where
     ray.get would warn about blocking the event loop."""
     operation = f"{name}.{method}"
     try:
-        ref = getattr(actor(name, namespace), method).remote(*args)
-        result = ref.future().result(timeout=timeout)
-    except (RayActorError, GetTimeoutError, FutureTimeout) as exc:
-        raise RetryableError(f"{name} unavailable: {type(exc).__name__}", operation=operation) from None
+        result = getattr(actor(name, namespace), method).remote(request).future().result(timeout=timeout)
+    except (RayError, FutureTimeout) as exc:
+        raise _unavailable(operation, exc) from None
+    return unwrap(result)
+
+
+async def acall(name: str, namespace: str, method: str, request):
+    """The same from inside an async actor."""
+    operation = f"{name}.{method}"
+    try:
+        result = await getattr(actor(name, namespace), method).remote(request)
     except RayError as exc:
-        raise RetryableError(f"{operation} failed: {exc}", operation=operation) from None
-    raise_error_data(result, operation)
-    return result
+        raise _unavailable(operation, exc) from None
+    return unwrap(result)
 
 
 class ActorArchiveWriter:
-    """``ArchiveWriter`` backed by the cluster's ArchiveActor."""
+    """The handler's ``ArchiveWriter`` port, backed by the ArchiveActor (from a worker thread)."""
 
-    def __init__(self, namespace: str, name: str = "archive"):
+    def __init__(self, namespace: str, name: str = ARCHIVE_ACTOR_NAME):
         self.namespace, self.name = namespace, name
 
     def record(self, change_id: str, records: list[dict], set_fields: dict | None = None) -> int:
-        return int(call(self.name, self.namespace, "record", change_id, records, set_fields, inject())["appended"])
+        result: RecordResult = call(self.name, self.namespace, "record",
+                                    RecordRequest(change_id, tuple(records), set_fields, inject()))
+        return result.appended
+
+
+class AsyncArchiveWriter:
+    """The same port for the MeetingCoordinator (async)."""
+
+    def __init__(self, namespace: str, name: str = ARCHIVE_ACTOR_NAME):
+        self.namespace, self.name = namespace, name
+
+    async def __call__(self, change_id: str, records: list, set_fields: dict | None) -> int:
+        result: RecordResult = await acall(self.name, self.namespace, "record",
+                                           RecordRequest(change_id, tuple(records), set_fields, inject()))
+        return result.appended
 
 
 class ActorMeetings:
-    """The handler's ``Meetings`` port backed by the MeetingCoordinator actor."""
+    """The handler's ``Meetings`` port, backed by the MeetingCoordinator actor."""
 
-    def __init__(self, namespace: str, name: str = "meetings"):
+    def __init__(self, namespace: str, name: str = MEETINGS_ACTOR_NAME):
         self.namespace, self.name = namespace, name
 
     def handle(self, change_id: str, step) -> str:
-        return call(self.name, self.namespace, "handle", change_id, step.meeting, step.seq, inject(),
-                    timeout=MEETING_TIMEOUT)["result"]
+        result: MeetingResult = call(self.name, self.namespace, "handle",
+                                     MeetingCall(change_id, step.meeting, step.seq, inject()),
+                                     timeout=MEETING_TIMEOUT)
+        return result.result
+
+
+class ActorAttendees:
+    """The MeetingCoordinator's attendee source: each tenant's own actor (credentials stay there).
+    ``MeetingService`` asks every customer at once (``asyncio.gather``)."""
+
+    def __init__(self, namespace: str):
+        self.namespace = namespace
+
+    async def calendar_recipients(self, customer: str) -> list[str]:
+        result: AttendeesResult = await acall(customer_actor_name(customer), self.namespace, "calendar_recipients",
+                                              AttendeesRequest(inject()))
+        return list(result.addresses)
+
+
+def health_of(handle, timeout: float = HEALTH_TIMEOUT) -> dict:
+    """An actor's health as the dict ``ttr status`` and the supervisor report: ``ok`` and the typed
+    health's fields, or ``ok: False`` and the Ray error's name."""
+    try:
+        return {"ok": True, **ray.get(handle.health.remote(), timeout=timeout).to_json()}
+    except RayError as exc:
+        return {"ok": False, "error": type(exc).__name__}
+
+
+def health_by_name(name: str, namespace: str, timeout: float = HEALTH_TIMEOUT) -> dict | None:
+    """``health_of`` the named actor; None when there is no such actor."""
+    try:
+        handle = ray.get_actor(name, namespace=namespace)
+    except ValueError:
+        return None
+    return health_of(handle, timeout)

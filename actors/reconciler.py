@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import logging
 
 import ray
 
 from runtime.errors import TtrError
 
+from .messages import ReconcilerHealth, config_of
 from .periodic import PeriodicWorker
 
 log = logging.getLogger("ttr.orphans")
@@ -16,16 +18,15 @@ RECONCILER_ACTOR_NAME = "reconciler"
 
 
 class ReconcilerWorker(PeriodicWorker):
-    def __init__(self, cfg_data: dict, *, threshold_s: float, interval_s: float, max_wakeups: int):
+    def __init__(self, cfg_data, *, threshold_s: float, interval_s: float, max_wakeups: int):
         from runtime.adapters.aws import AwsClients
         from runtime.adapters.s3 import S3ObjectStore
         from runtime.adapters.sqs import SqsQueue
-        from runtime.config import parse_config
         from runtime.orphans import OrphanReconciler
         from runtime.telemetry import setup_telemetry
 
         setup_telemetry("reconciler")
-        cfg = parse_config(cfg_data, cfg_data.get("source") or "<runtime>")
+        cfg = config_of(cfg_data)
         clients = AwsClients(cfg.region, cfg.aws_endpoint_url)
         queues = {c.code: SqsQueue(clients, c.queue_name) for c in cfg.customers}
         self.reconciler = OrphanReconciler(cfg, S3ObjectStore(clients, cfg.bucket), queues,
@@ -59,9 +60,9 @@ class ReconcilerWorker(PeriodicWorker):
         seen = await asyncio.to_thread(self.reconciler.run_once)
         return [o.to_json() for o in seen]
 
-    async def health(self) -> dict:
-        return {"ok": True, "passes": self.passes, "totals": dict(self.reconciler.totals),
-                "last": self.last[-50:], "last_error": self.last_error}
+    async def health(self) -> ReconcilerHealth:
+        return ReconcilerHealth(passes=self.passes, totals=dict(self.reconciler.totals), last=tuple(self.last[-50:]),
+                                last_error=self.last_error, pid=os.getpid())
 
 
 ReconcilerActor = ray.remote(num_cpus=0.05, max_restarts=-1, max_task_retries=0)(ReconcilerWorker)

@@ -20,44 +20,55 @@ from runtime.telemetry import metrics, observe, setup_telemetry
 
 from .alerter import ALERT_ACTOR_NAME, AlertActor
 from .archive import ARCHIVE_ACTOR_NAME, ArchiveActor
+from .customer import CustomerActor, customer_actor_name
 from .feedback import FEEDBACK_ACTOR_NAME, FeedbackActor
-from .customer import CUSTOMER_ACTOR_OPTIONS, CustomerActor, customer_actor_name
 from .meetings import MEETINGS_ACTOR_NAME, MeetingCoordinator
-from .placement import check_cluster, tenant_options
+from .placement import Demand, check_fit, service_options, tenant_options
+from .proxies import health_of
 from .reconciler import RECONCILER_ACTOR_NAME, ReconcilerActor
 
 log = logging.getLogger("ttr.supervisor")
 
 DEFAULT_NAMESPACE = "ttr"
-CHECK_EVERY = 2.0
+CHECK_EVERY = 5.0      # seconds between supervision passes (a probe per tenant: cheap)
+PROBE_TIMEOUT = 10.0
 
 
-def init_ray(address: str | None = None, namespace: str = DEFAULT_NAMESPACE) -> None:
-    """Join ``address`` (``auto`` = the cluster on this node) or start a local Ray."""
+def init_ray(address: str | None = None, namespace: str = DEFAULT_NAMESPACE, cfg: Config | None = None) -> None:
+    """Join ``address`` (``auto`` = the cluster on this node) or start a local Ray (sized by
+    ``cfg.runtime`` when given)."""
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
     if not address:
         # A private local Ray for the embedded stack and tests: token auth adds nothing there.
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        # The raylet starts this many worker processes at once (Ray's default: the CPU count, 2
+        # here); tenants are I/O-bound, so starting more at once shortens the start of many.
+        startup = cfg.runtime.worker_startup_concurrency if cfg is not None else 8
+        os.environ.setdefault("RAY_worker_maximum_startup_concurrency", str(startup))
     kwargs: dict = {"namespace": namespace, "logging_level": logging.WARNING, "log_to_driver": True}
     if address:
         ray.init(address=address, **kwargs)
     else:
+        if cfg is not None and cfg.runtime.local_cpus:
+            kwargs["num_cpus"] = cfg.runtime.local_cpus
         ray.init(include_dashboard=False, **kwargs)
 
 
 class Runtime:
     def __init__(self, cfg: Config, *, namespace: str = DEFAULT_NAMESPACE, concurrency: int = 8,
-                 poll_wait: int = 10, orphan_threshold_s: float = 600.0, orphan_interval_s: float = 60.0,
+                 poll_wait: int = 20, orphan_threshold_s: float = 600.0, orphan_interval_s: float = 60.0,
                  max_wakeups: int = 3, customer_cls=None, archive_cls=None, meetings_cls=None,
-                 base_backoff: float | None = None, alert_interval_s: float | None = None):
+                 base_backoff: float | None = None, alert_interval_s: float | None = None,
+                 fit_wait: float | None = 0.0):
         self.cfg = cfg
+        self.fit_wait = fit_wait  # seconds check_fit waits for nodes to join (None: $TTR_CLUSTER_WAIT)
         self.namespace = namespace
         self.concurrency = concurrency
         self.poll_wait = poll_wait
-        self.cfg_data = cfg.model_dump(mode="json")
-        self.cfg_data["source"] = cfg.source
+        # Every actor gets this parsed Config (pickled once per call; no re-validation over there).
+        self.cfg_data = cfg
         self.archive = None
         self.meetings = None
         self.reconciler = None
@@ -73,6 +84,7 @@ class Runtime:
         self.base_backoff = base_backoff
         self.customers: dict[str, ray.actor.ActorHandle] = {}
         self.incarnations: dict[str, str] = {}
+        self.pending: list[str] = []       # tenants that did not start in time (supervision retries)
         self.restarts: dict[str, int] = {}
         self.last_check: dict[str, dict] = {}
         self._stop = threading.Event()
@@ -89,42 +101,72 @@ class Runtime:
         return opts
 
     def _create_customer(self, code: str):
-        return self.customer_cls.options(**self._opts(customer_actor_name(code)), **tenant_options()).remote(
+        return self.customer_cls.options(**self._opts(customer_actor_name(code)),
+                                         **tenant_options(self.cfg)).remote(
             self.cfg_data, code, self.namespace, concurrency=self.concurrency, poll_wait=self.poll_wait,
             base_backoff=self.base_backoff)
 
     def start(self) -> "Runtime":
-        self.archive = self.archive_cls.options(**self._opts(ARCHIVE_ACTOR_NAME)).remote(self.cfg_data)
-        self.meetings = self.meetings_cls.options(**self._opts(MEETINGS_ACTOR_NAME)).remote(
+        """Check that the actors fit (``ClusterTooSmall`` otherwise, before any is created), create
+        them all at once, and wait until every tenant accepts work. A tenant that does not start
+        within ``runtime.start_timeout_s`` is logged and left to the supervision loop: it never
+        takes the others down."""
+        check_fit(ray, Demand.of(self.cfg), wait=self.fit_wait)
+        svc = service_options(self.cfg)
+        self.archive = self.archive_cls.options(**self._opts(ARCHIVE_ACTOR_NAME), **svc).remote(self.cfg_data)
+        self.meetings = self.meetings_cls.options(**self._opts(MEETINGS_ACTOR_NAME), **svc).remote(
             self.cfg_data, self.namespace)
-        self.reconciler = ReconcilerActor.options(**self._opts(RECONCILER_ACTOR_NAME)).remote(
+        self.reconciler = ReconcilerActor.options(**self._opts(RECONCILER_ACTOR_NAME), **svc).remote(
             self.cfg_data, **self.orphan_opts)
-        self.alerter = AlertActor.options(**self._opts(ALERT_ACTOR_NAME)).remote(
+        self.alerter = AlertActor.options(**self._opts(ALERT_ACTOR_NAME), **svc).remote(
             self.cfg_data, self.namespace, interval_s=self.alert_interval_s)
-        self.feedback = FeedbackActor.options(**self._opts(FEEDBACK_ACTOR_NAME)).remote(
+        self.feedback = FeedbackActor.options(**self._opts(FEEDBACK_ACTOR_NAME), **svc).remote(
             self.cfg_data, poll_wait=self.poll_wait)
         for c in self.cfg.customers:
             self.customers[c.code] = self._create_customer(c.code)
-        ray.get([self.archive.health.remote(), self.meetings.health.remote(), self.reconciler.start.remote(),
-                 self.feedback.start.remote()], timeout=120)
-        incs = ray.get([a.start.remote() for a in self.customers.values()], timeout=120)
-        self.incarnations = dict(zip(self.customers, incs))
-        ray.get(self.alerter.start.remote(), timeout=60)  # once the tenants run: no false "all down"
         self.restarts = {code: 0 for code in self.customers}
-        log.info("runtime started: %d tenant actor(s) in namespace %s", len(self.customers), self.namespace)
+        timeout = self.cfg.runtime.start_timeout_s
+        services = {self.archive.health.remote(): ARCHIVE_ACTOR_NAME, self.meetings.health.remote(): MEETINGS_ACTOR_NAME,
+                    self.reconciler.start.remote(): RECONCILER_ACTOR_NAME,
+                    self.feedback.start.remote(): FEEDBACK_ACTOR_NAME}
+        starts = {a.start.remote(): code for code, a in self.customers.items()}
+        done, _ = _wait_all([*services, *starts], timeout)
+        failed_services = [name for ref, name in services.items() if ref not in done or _failed(ref)]
+        if failed_services:
+            from runtime.errors import PermanentError
+
+            self.shutdown(timeout=1)
+            raise PermanentError(f"the runtime's {', '.join(failed_services)} actor(s) did not start within "
+                                 f"{timeout:g}s (runtime.start_timeout_s); `ray status` shows what Ray waits for",
+                                 operation="ray.start")
+        for ref, code in starts.items():
+            if ref in done and not _failed(ref):
+                self.incarnations[code] = ray.get(ref)
+        self.pending = sorted(set(self.customers) - set(self.incarnations))
+        # once the tenants run, so its first pass reports no false "all processors down"
+        try:
+            ray.get(self.alerter.start.remote(), timeout=60)
+        except RayError as exc:
+            log.error("the alert actor did not start: %s (supervision retries it)", type(exc).__name__)
+        if self.pending:
+            log.error("tenant(s) %s did not start within %gs; the others run, and supervision keeps trying them",
+                      ", ".join(self.pending), timeout)
+        log.info("runtime started: %d of %d tenant actor(s) in namespace %s", len(self.incarnations),
+                 len(self.customers), self.namespace)
         return self
 
     def check(self) -> dict[str, dict]:
-        """One supervision pass: health of every tenant actor; restart what needs it."""
+        """One supervision pass: a cheap probe of every tenant actor at once; restart what needs it."""
         report: dict[str, dict] = {}
-        self.last_check = report
         for loop in (self.alerter, self.feedback):
             # idempotent; after Ray restarted one of them, this starts its loop again
             if loop is not None and not self._stop.is_set():
                 loop.start.remote()
-        for code, actor in list(self.customers.items()):
+        refs = {code: actor.probe.remote() for code, actor in list(self.customers.items())}
+        ray.wait(list(refs.values()), num_returns=len(refs), timeout=PROBE_TIMEOUT)
+        for code, ref in refs.items():
             try:
-                h = ray.get(actor.health.remote(), timeout=10)
+                p = ray.get(ref, timeout=0)
             except (RayActorError, GetTimeoutError, RayError) as exc:
                 report[code] = {"ok": False, "error": type(exc).__name__}
                 if isinstance(exc, RayActorError) and not self._alive(code):
@@ -133,15 +175,18 @@ class Runtime:
                     self.restarts[code] += 1
                     metrics().actor_restarts.add(1, {"tenant": code})
                 continue
-            if h["incarnation"] != self.incarnations.get(code) or not h["running"]:
-                if h["incarnation"] != self.incarnations.get(code):
+            if p.incarnation != self.incarnations.get(code) or not p.running:
+                if code in self.incarnations and p.incarnation != self.incarnations[code]:
                     self.restarts[code] += 1
                     metrics().actor_restarts.add(1, {"tenant": code})
-                    log.warning("tenant %s: actor restarted (incarnation %s)", code, h["incarnation"])
+                    log.warning("tenant %s: actor restarted (incarnation %s)", code, p.incarnation)
                 if not self._stop.is_set():
-                    self.incarnations[code] = ray.get(actor.start.remote(), timeout=30)
-                    h["running"] = True
-            report[code] = {"ok": True, **h, "restarts": self.restarts[code]}
+                    self.incarnations[code] = ray.get(self.customers[code].start.remote(), timeout=30)
+                    if code in self.pending:
+                        self.pending.remove(code)
+                        log.info("tenant %s: started", code)
+            report[code] = {"ok": True, "incarnation": self.incarnations.get(code), "restarts": self.restarts[code]}
+        self.last_check = report
         return report
 
     def _alive(self, code: str) -> bool:
@@ -152,14 +197,9 @@ class Runtime:
             return False
 
     def health(self) -> dict[str, dict]:
-        out = {}
-        for code, actor in self.customers.items():
-            try:
-                out[code] = {"ok": True, **ray.get(actor.health.remote(), timeout=10),
-                             "restarts": self.restarts.get(code, 0)}
-            except RayError as exc:
-                out[code] = {"ok": False, "error": type(exc).__name__, "restarts": self.restarts.get(code, 0)}
-        return out
+        """Every tenant actor's health (``TenantHealth`` as a dict, with ``ok`` and ``restarts``)."""
+        return {code: {**health_of(actor), "restarts": self.restarts.get(code, 0)}
+                for code, actor in self.customers.items()}
 
     # -- running -------------------------------------------------------------------------------
     def supervise_in_background(self) -> None:
@@ -202,15 +242,30 @@ class Runtime:
         self.archive = self.meetings = self.reconciler = self.alerter = self.feedback = None
 
 
+def _wait_all(refs: list, timeout: float) -> tuple[set, set]:
+    """(ready, not ready) after at most ``timeout`` seconds."""
+    ready, rest = ray.wait(refs, num_returns=len(refs), timeout=timeout)
+    return set(ready), set(rest)
+
+
+def _failed(ref) -> bool:
+    try:
+        ray.get(ref, timeout=0)
+        return False
+    except RayError as exc:
+        log.error("actor call failed at start: %s", exc)
+        return True
+
+
 def start_runtime(cfg: Config, *, address: str | None = None, namespace: str = DEFAULT_NAMESPACE,
                   **kw) -> Runtime:
     """Ray (local or joined), the actors, and the supervision loop in a background thread."""
     setup_telemetry("supervisor")
-    init_ray(address, namespace)
-    if address or os.environ.get("RAY_ADDRESS"):
-        # Joining a cluster: fail fast with a clear message if the actors cannot fit.
-        check_cluster(ray, len(cfg.customers) + 4, CUSTOMER_ACTOR_OPTIONS["num_cpus"])
-    rt = Runtime(cfg, namespace=namespace, **kw).start()
+    init_ray(address, namespace, cfg)
+    joined = bool(address or os.environ.get("RAY_ADDRESS"))
+    # Joining a cluster: give worker nodes time to join before deciding; a local Ray is all there.
+    kw.setdefault("poll_wait", cfg.runtime.poll_wait_s)
+    rt = Runtime(cfg, namespace=namespace, fit_wait=None if joined else 0.0, **kw).start()
     observe("ttr.actors", lambda: [(sum(1 for r in rt.last_check.values() if r.get("ok")), {})],
             description="healthy CustomerActors")
     rt.supervise_in_background()

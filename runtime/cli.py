@@ -219,6 +219,8 @@ def cmd_run(args) -> int:
     _err(f"starting the runtime for {', '.join(cfg.customer_codes)} "
          f"({'joining ' + args.address if args.address else 'local Ray'})")
     rt = start_runtime(cfg, address=args.address, concurrency=args.concurrency, namespace=args.namespace)
+    if rt.pending:
+        _err(f"NOT started (supervision keeps trying): {', '.join(rt.pending)}")
     print(f"ready runtime customers={','.join(cfg.customer_codes)} namespace={rt.namespace}", flush=True)
     wait_for_signal()
     _err("draining: no new messages; finishing or releasing the ones in flight")

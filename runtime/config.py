@@ -255,6 +255,21 @@ class IdentityCenterConfig(_Strict):
         return v
 
 
+class RuntimeSettings(_Strict):
+    """What the runtime's Ray actors reserve, and how they wait. Tenants are I/O-bound: a small
+    CPU share and the memory they really use (about 60-90 MB USS each); Ray places by these."""
+
+    tenant_cpus: float = Field(default=0.01, ge=0, le=64)
+    tenant_memory_mb: int = Field(default=100, ge=0, le=1_000_000)
+    service_cpus: float = Field(default=0.05, ge=0, le=64)        # archive, meetings, orphans: each
+    service_memory_mb: int = Field(default=200, ge=0, le=1_000_000)
+    local_cpus: float | None = Field(default=None, gt=0, le=4096)  # the local Ray's CPUs (default: all)
+    poll_wait_s: int = Field(default=20, ge=1, le=20)              # SQS long poll
+    worker_startup_concurrency: int = Field(default=8, ge=1, le=256)  # Ray workers started at once
+    start_timeout_s: float = Field(default=300.0, gt=0, le=3600)   # wait for every tenant to accept work
+    archive_linger_ms: int = Field(default=400, ge=0, le=5000)     # group commit: wait for a change's other records
+
+
 class Config(_Strict):
     bucket: str
     region: str = "us-east-1"
@@ -267,6 +282,7 @@ class Config(_Strict):
     topics: tuple[TopicConfig, ...] = DEFAULT_TOPICS
     identity_center: IdentityCenterConfig | None = None
     alerting: AlertingConfig = AlertingConfig()
+    runtime: RuntimeSettings = RuntimeSettings()
     # Where the file came from; set by load_config, not by the YAML.
     source: str = Field(default="", exclude=True)
 

@@ -75,6 +75,13 @@ class Outcome:
     emails_sent: int = 0
     emails_failed: int = 0
 
+    @property
+    def kind(self) -> str:
+        """The one classification of a message's outcome: success, rejected (acked) or retry."""
+        if not self.ack:
+            return "retry"
+        return "rejected" if self.rejected else "success"
+
 
 def meeting_for_email(change: dict, step: processing.Step) -> dict | None:
     """What the email says about the Teams meeting: its join URL, or that the invitation
@@ -124,7 +131,7 @@ class TriggerHandler:
         started = time.monotonic()
         out = self._handle(msg)
         m, tenant = metrics(), {"tenant": self.code}
-        kind = "success" if out.ack and not out.rejected else ("rejected" if out.ack else "retry")
+        kind = out.kind
         m.processing_outcomes.add(1, {**tenant, "outcome": kind})
         m.processing_duration.record(time.monotonic() - started, {**tenant, "outcome": kind})
         if out.emails_sent:

@@ -65,6 +65,9 @@ class Queue(Protocol):
 
     def send(self, body: str) -> str: ...
 
+    def depth(self) -> dict[str, int]:
+        """{"visible": n, "in_flight": n} (approximate, as SQS counts them)."""
+
 
 class Mailer(Protocol):
     """One tenant's SES, inside the tenant's own account."""

@@ -111,9 +111,8 @@ def _cluster_view(cfg: Config, address: str | None, namespace: str, tenants: dic
 
     loopback_ray()
     import ray
-    from ray.exceptions import RayError
 
-    from actors.customer import customer_actor_name
+    from actors.proxies import customer_actor_name, health_by_name
 
     connected_here = not ray.is_initialized()  # inside a driver already (tests, tools): reuse it
     target = _ray_address(address)
@@ -127,13 +126,8 @@ def _cluster_view(cfg: Config, address: str | None, namespace: str, tenants: dic
         except (ConnectionError, RuntimeError, ValueError) as exc:
             return False, f"no Ray cluster reachable ({type(exc).__name__}: {str(exc)[:160]})", None, None, {}
 
-    def health(name: str):
-        try:
-            return {"ok": True, **ray.get(ray.get_actor(name, namespace=namespace).health.remote(), timeout=10)}
-        except ValueError:
-            return None  # no such actor
-        except RayError as exc:
-            return {"ok": False, "error": type(exc).__name__}
+    def health(name: str):  # None: no such actor
+        return health_by_name(name, namespace)
 
     loops: dict = {}
     try:

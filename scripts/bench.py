@@ -1,11 +1,19 @@
 #!/usr/bin/env python3
 """Benchmark: N changes x M tenants through the local stack (moto server + a local Ray runtime).
 
-Prints end-to-end throughput, trigger-to-processed latency (p50/p99), AWS calls per
-(change, customer) by operation, AssumeRole calls per tenant and RSS per CustomerActor.
-Several runs give medians; the machine is shared and noisy, so compare medians and ratios.
+Each run first starts M trivial Ray actors on the same Ray (the reference: Ray's own floor on
+this machine, measured in the same run), then the runtime with M tenants, and prints each
+figure beside its reference:
+- ready time (every tenant accepts work) vs the M trivial actors' start;
+- USS per CustomerActor and for the runtime's actors vs a trivial actor's USS;
+- idle CPU per tenant (over --idle-seconds) vs a trivial actor's;
+- a broadcast change (every tenant, with a meeting, submitted then approved): time until every
+  customer processed both transitions, and the number of Teams meetings (must be 1);
+- then N changes: throughput, latency p50/p99, S3+SQS calls per (change, customer).
+Several runs give medians; the machine is shared and noisy, so compare ratios to the reference.
 
     .venv/bin/python scripts/bench.py --changes 40 --tenants 4 --runs 3
+    .venv/bin/python scripts/bench.py --tenants 100 --changes 2 --runs 1
 """
 
 from __future__ import annotations
@@ -38,7 +46,7 @@ def bench_config(tenants: int, recipients: int) -> dict:
         customers.append({"code": code, "name": f"Tenant {i}", "max_send_rate": 1000,
                           "ses_role_arn": f"arn:aws:iam::{300000000000 + i:012d}:role/ttr-ses-sender",
                           "sender": f"notifications@{code}.example.com"})
-        contacts[code] = [{"email": f"user{j}@{code}.example.com", "topics": {"aws-approval": "OPT_IN"}}
+        contacts[code] = [{"email": f"user{j}@{code}.example.com", "topics": {"aws-approval": "OPT_IN", "aws-calendar": "OPT_IN"}}
                           for j in range(recipients)]
     return {"bucket": f"ttr-bench-{uuid.uuid4().hex[:8]}", "region": "us-east-1",
             "email": {"sender": "notifications@example.com", "portal_base_url": "http://127.0.0.1:8080"},
@@ -53,6 +61,83 @@ def ts(value: str) -> float:
 def pct(values: list[float], p: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+
+
+def _uss(pid: int) -> int:
+    import psutil
+
+    try:
+        return psutil.Process(pid).memory_full_info().uss
+    except psutil.Error:
+        return 0
+
+
+def _cpu_seconds(pids: list[int]) -> dict[int, float]:
+    import psutil
+
+    out = {}
+    for pid in pids:
+        try:
+            t = psutil.Process(pid).cpu_times()
+            out[pid] = t.user + t.system
+        except psutil.Error:
+            pass
+    return out
+
+
+def _idle_cpu_pct(pids: list[int], seconds: float) -> list[float]:
+    """% of one core each process used while nothing was asked of it."""
+    before = _cpu_seconds(pids)
+    time.sleep(seconds)
+    after = _cpu_seconds(pids)
+    return [100 * (after[p] - before[p]) / seconds for p in pids if p in before and p in after]
+
+
+def reference(n: int, idle_seconds: float, cfg) -> dict:
+    """n trivial Ray actors with the tenants' reservation: start time, USS, idle CPU."""
+    import ray
+
+    from actors.placement import tenant_options
+
+    @ray.remote
+    class Trivial:
+        def pid(self) -> int:
+            return os.getpid()
+
+    t0 = time.monotonic()
+    actors = [Trivial.options(**tenant_options(cfg)).remote() for _ in range(n)]
+    pids = ray.get([a.pid.remote() for a in actors], timeout=900)
+    ready = time.monotonic() - t0
+    time.sleep(2)   # let start-up settle before measuring idle
+    idle = _idle_cpu_pct(pids, idle_seconds)
+    uss = [_uss(p) for p in pids]
+    for a in actors:
+        a.__ray_terminate__.remote()
+    return {"ready_s": ready, "uss_mb": statistics.median(uss) / 2**20, "idle_cpu_pct": statistics.median(idle)}
+
+
+def broadcast(stack, lc, codes: list[str], timeout: float) -> dict:
+    """One change for every tenant, with a meeting: submit, approve, until all processed."""
+    from runtime.processing import plan
+
+    title = f"Broadcast {uuid.uuid4().hex[:6]}"
+    content = {"title": title, "customers": codes, "meeting": {"required": True},
+               "schedule": {"implementationStart": "2026-12-08T02:00:00Z",
+                            "implementationEnd": "2026-12-08T03:00:00Z", "timezone": "UTC"}}
+    t0 = time.monotonic()
+    cid = lc.submit(content, actor="bench").change_id
+    lc.transition(cid, "approve", actor="bench-approver")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ch = lc.show(cid)
+        if all(not plan(ch, c).steps for c in codes):
+            break
+        time.sleep(0.2)
+    else:
+        raise SystemExit(f"bench: the broadcast change was not processed within {timeout}s")
+    elapsed = time.monotonic() - t0
+    meetings = [e for e in stack.graph.events() if title in (e.get("subject") or "")]
+    return {"broadcast_s": elapsed, "broadcast_meetings": len(meetings)}
 
 
 def run_once(args) -> dict:
@@ -70,14 +155,38 @@ def run_once(args) -> dict:
     cfg = parse_config(bench_config(args.tenants, args.recipients), "<bench>")
     with LocalStack(cfg, aws_port=0, graph_port=0) as stack:
         cfg = stack.cfg
-        init_ray(None, namespace="ttr-bench")
+        init_ray(None, namespace="ttr-bench", cfg=cfg)
+        ref = reference(args.tenants, args.idle_seconds, cfg)
+        print(f"  reference: {args.tenants} trivial actors ready in {ref['ready_s']:.1f}s", file=sys.stderr, flush=True)
+        t_start = time.monotonic()
         rt = Runtime(cfg, namespace=f"ttr-bench-{uuid.uuid4().hex[:6]}", concurrency=args.concurrency,
-                     poll_wait=5).start()
+                     poll_wait=20, fit_wait=120).start()   # the reference actors' resources free up
+        ready_s = time.monotonic() - t_start
+        if rt.pending:   # not started within runtime.start_timeout_s: supervision keeps trying them
+            print(f"  NOT ready after {ready_s:.0f}s: {len(rt.pending)} tenant(s)", file=sys.stderr, flush=True)
+        rt.supervise_in_background()
+        print(f"  runtime: {args.tenants} tenants ready in {ready_s:.1f}s", file=sys.stderr, flush=True)
         try:
-            before = {c: h["aws_calls"] for c, h in rt.health().items()}
-            arch_before = ray.get(rt.archive.health.remote())["aws_calls"]
+            time.sleep(2)
+            tenant_pids = [h["pid"] for h in rt.health().values() if h.get("ok")]
+            scale_pending = len(rt.pending)
+            idle = _idle_cpu_pct(tenant_pids, args.idle_seconds)
+            service_pids = [ray.get(a.health.remote()).pid for a in (rt.archive, rt.meetings, rt.reconciler)]
+            scale = {"ready_s": ready_s, "ref": ref, "idle_cpu_pct": statistics.median(idle),
+                     "not_ready": scale_pending}
             lc = Lifecycle(S3ObjectStore(AwsClients(cfg.region, cfg.aws_endpoint_url), cfg.bucket),
                            cfg.customer_codes)
+            scale.update(broadcast(stack, lc, list(cfg.customer_codes), args.timeout))
+            print(f"  broadcast: {scale['broadcast_s']:.1f}s, {scale['broadcast_meetings']} meeting(s)",
+                  file=sys.stderr, flush=True)
+            # USS once every tenant has handled work (the broadcast): what a working tenant holds
+            tenant_uss = [_uss(p) for p in tenant_pids]
+            scale.update(tenant_uss_mb=statistics.median(tenant_uss) / 2**20,
+                         stack_uss_mb=(sum(tenant_uss) + sum(_uss(p) for p in service_pids)) / 2**20)
+            health0 = rt.health()
+            before = {c: h["aws_calls"] for c, h in health0.items()}
+            emails_before = sum(h["emails_sent"] for h in health0.values())
+            arch_before = ray.get(rt.archive.health.remote()).aws_calls
             codes = list(cfg.customer_codes)
             t0 = time.monotonic()
             ids = []
@@ -103,7 +212,8 @@ def run_once(args) -> dict:
             # let the batched SQS deletes land before reading the counters
             time.sleep(1.0)
             health = rt.health()
-            arch_after = ray.get(rt.archive.health.remote())["aws_calls"]
+            arch_health = ray.get(rt.archive.health.remote())
+            arch_after = arch_health.aws_calls
         finally:
             rt.shutdown(timeout=5)
 
@@ -117,15 +227,18 @@ def run_once(args) -> dict:
     calls.update({k: v - arch_before.get(k, 0) for k, v in arch_after.items()})
     units = args.changes * args.tenants
     return {
+        **scale,
         "changes": args.changes, "tenants": args.tenants, "recipients": args.recipients,
         "units": units, "elapsed_s": elapsed, "submit_s": submitted - t0,
-        "throughput_units_per_s": units / elapsed,
-        "latency_p50_s": pct(latencies, 50), "latency_p99_s": pct(latencies, 99),
-        "calls_per_unit": {k: v / units for k, v in sorted(calls.items()) if v},
-        "budget_calls_per_unit": sum(v for k, v in calls.items() if k.startswith(BUDGET_SERVICES)) / units,
+        "throughput_units_per_s": units / elapsed if units else 0.0,
+        "latency_p50_s": pct(latencies, 50) if latencies else 0.0,
+        "latency_p99_s": pct(latencies, 99) if latencies else 0.0,
+        "calls_per_unit": {k: v / max(1, units) for k, v in sorted(calls.items()) if v},
+        "budget_calls_per_unit": sum(v for k, v in calls.items() if k.startswith(BUDGET_SERVICES)) / max(1, units),
         "assume_role_per_tenant": {c: h["assume_role_calls"] for c, h in health.items()},
         "rss_mb_per_customer_actor": {c: round(h["rss"] / 2**20, 1) for c, h in health.items()},
-        "emails_sent": sum(h["emails_sent"] for h in health.values()),
+        "archive_batches": list(arch_health.batches),
+        "emails_sent": sum(h["emails_sent"] for h in health.values()) - emails_before,
     }
 
 
@@ -137,6 +250,7 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--idle-seconds", type=float, default=30.0, help="window of the idle CPU measurement")
     ap.add_argument("--json", action="store_true", help="print the raw results as JSON")
     args = ap.parse_args()
     results = []
@@ -149,18 +263,33 @@ def main() -> int:
         return 0
     med = lambda key: statistics.median(r[key] for r in results)  # noqa: E731
     r0 = results[-1]
+    def ratio(key: str, ref_key: str) -> str:
+        v, r = med(key), statistics.median(x["ref"][ref_key] for x in results)
+        return f"(trivial Ray actor: {r:.2f}; ratio {v / r:.2f})" if r else "(trivial Ray actor: 0)"
+
+    print(f"\n{args.tenants} tenants, beside {args.tenants} trivial Ray actors in the same run, medians:")
+    print(f"  ready                {med('ready_s'):.1f} s {ratio('ready_s', 'ready_s')}")
+    print(f"  USS / tenant actor   {med('tenant_uss_mb'):.1f} MB {ratio('tenant_uss_mb', 'uss_mb')}")
+    print(f"  USS, runtime actors  {med('stack_uss_mb'):.0f} MB ({args.tenants} tenants + archive, meetings, orphans)")
+    print(f"  idle CPU / tenant    {med('idle_cpu_pct'):.3f} % of a core {ratio('idle_cpu_pct', 'idle_cpu_pct')}")
+    print(f"  broadcast change     {med('broadcast_s'):.1f} s for {args.tenants} customers, submitted + approved, "
+          f"meetings: {[r['broadcast_meetings'] for r in results]} (must be 1)")
+    if not args.changes:
+        return 0
     print(f"\n{args.changes} changes x {args.tenants} tenants ({r0['units']} change-customer units, "
           f"{args.recipients} recipients each), {args.runs} run(s), medians:")
     print(f"  throughput           {med('throughput_units_per_s'):.1f} units/s "
           f"(runs: {', '.join(format(r['throughput_units_per_s'], '.1f') for r in results)})")
     print(f"  latency p50 / p99    {med('latency_p50_s'):.2f} s / {med('latency_p99_s'):.2f} s "
           "(archive submit -> processed record)")
-    print(f"  S3+SQS calls / unit  {med('budget_calls_per_unit'):.2f} (budget 8; sends and contact reads aside)")
+    print(f"  S3+SQS calls / unit  {med('budget_calls_per_unit'):.2f} (budget 6; sends and contact reads aside)")
     print("  calls / unit by operation (last run):")
     for k, v in r0["calls_per_unit"].items():
         print(f"    {k:<36} {v:.2f}")
+    print(f"  archive requests per write (last writes): {r0['archive_batches'][-30:]}")
     print(f"  AssumeRole / tenant  {r0['assume_role_per_tenant']}")
-    print(f"  RSS / CustomerActor  {r0['rss_mb_per_customer_actor']} MB")
+    rss = sorted(r0["rss_mb_per_customer_actor"].values())
+    print(f"  RSS / CustomerActor  median {statistics.median(rss):.1f} MB (min {rss[0]}, max {rss[-1]})")
     print(f"  emails sent          {r0['emails_sent']} (expected {r0['units'] * args.recipients})")
     return 0
 

@@ -257,8 +257,12 @@ class ChaosRun:
     def _chaos(self) -> None:
         kills_left, restarts_left, graph_left = self.p.actor_kills, self.p.runtime_restarts, self.p.graph_faults
         restart_at = {int(self.p.changes * (k + 1) / (restarts_left + 1)) for k in range(restarts_left)}
-        stop_at = time.monotonic() + self.p.chaos_max_seconds
-        while not self.done.is_set() or ((kills_left or graph_left) and time.monotonic() < stop_at):
+        stop_at = None   # chaos_max_seconds counts from the end of the workload (see Profile)
+        while True:
+            if self.done.is_set():
+                stop_at = stop_at or time.monotonic() + self.p.chaos_max_seconds
+                if not (kills_left or graph_left) or time.monotonic() >= stop_at:
+                    break
             time.sleep(self.chaos_rng.uniform(0.5, self.p.chaos_interval * 2))
             if self.done.is_set() and not self.titles_pending():
                 self._poke()      # keep the runtime busy while the remaining faults land
@@ -339,7 +343,7 @@ class ChaosRun:
         finally:
             self.report.recovered_in = time.monotonic() - t_rec
             try:
-                self.report.orphan_actions.update(ray.get(self.rt.reconciler.health.remote(), timeout=10)["totals"])
+                self.report.orphan_actions.update(ray.get(self.rt.reconciler.health.remote(), timeout=10).totals)
             except Exception:
                 pass
             self.rt.shutdown(timeout=10)

@@ -108,8 +108,9 @@ def _emails(title):
 
 
 def test_ttr_run_joins_a_cluster_and_survives_a_supervisor_restart(aws_emulator, ray_head, tmp_path, sample_change):
-    stack = make_stack(aws_emulator.endpoint_url, tmp_path)
-    # The old supervisor's last long poll (10 s) can still take a message after the process is
+    # Long polls of 5 s (production: 20 s): a drain waits for the poll in progress to end.
+    stack = make_stack(aws_emulator.endpoint_url, tmp_path, lambda d: d.update(runtime={"poll_wait_s": 5}))
+    # The old supervisor's last long poll can still take a message after the process is
     # gone: SQS hides it for the queue's visibility timeout, then hands it to the new one. That
     # is the wait a restart costs; 10 s here instead of the production 60 s keeps the test short.
     for code in stack.cfg.customer_codes:
