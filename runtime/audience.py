@@ -388,11 +388,12 @@ def _resync(c: Contact, topics: Mapping[str, str]) -> Action:
 
 
 def who_gets_what(contacts: Sequence[Contact], topics: Sequence[str], defaults: Mapping[str, str],
-                  allow) -> list[dict]:
-    """One row per contact: per topic, its own choice, whether it is told, and if not, why."""
+                  allow, suppressed=None) -> list[dict]:
+    """One row per contact: per topic, its own choice, whether it is told, and if not, why.
+    ``suppressed``: the customer's suppression check (hard bounces, complaints), as the runtime's."""
     from .recipients import decide_recipients
 
-    by_topic = {t: decide_recipients(contacts, t, defaults, allow) for t in topics}
+    by_topic = {t: decide_recipients(contacts, t, defaults, allow, suppressed) for t in topics}
     rows = []
     for i, c in enumerate(contacts):
         cells = []
@@ -416,10 +417,11 @@ def approval_topics(change: Mapping) -> list[tuple[str, str]]:
 
 
 def preview(change: Mapping, audiences: Mapping[str, tuple[Sequence[Contact], Mapping[str, str]] | Exception],
-            allow_of, names: Mapping[str, str]) -> list[dict]:
+            allow_of, names: Mapping[str, str], suppressed_of=None) -> list[dict]:
     """Per customer of the change and per topic its approval tells: who would be told, who not
     and why. ``audiences``: code -> (contacts, the list's topic defaults), or the error met
-    reading them; ``allow_of(code)`` is that customer's allow-list check."""
+    reading them; ``allow_of(code)`` is that customer's allow-list check, ``suppressed_of(code)``
+    its suppression check (as the runtime applies them)."""
     from .recipients import decide_recipients
 
     out = []
@@ -432,7 +434,8 @@ def preview(change: Mapping, audiences: Mapping[str, tuple[Sequence[Contact], Ma
             continue
         contacts, defaults = got
         for topic, purpose in approval_topics(change):
-            ds = decide_recipients(contacts, topic, defaults, allow_of(code))
+            ds = decide_recipients(contacts, topic, defaults, allow_of(code),
+                                   suppressed_of(code) if suppressed_of else None)
             entry["topics"].append({"topic": topic, "purpose": purpose,
                                     "told": [d.email for d in ds if d.send],
                                     "skipped": [{"email": d.email, "reason": d.reason, "why": d.why}

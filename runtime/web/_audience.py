@@ -99,7 +99,18 @@ def change_preview(portal, change: dict) -> list[dict] | None:
             got[code] = aud.read(code)
         except (TtrError, KeyError) as exc:
             got[code] = exc if isinstance(exc, TtrError) else NotFound(f"no customer {code!r} configured")
-    return preview(change, got, lambda code: portal.cfg.customer(code).allows, portal.names)
+    return preview(change, got, lambda code: portal.cfg.customer(code).allows, portal.names,
+                   suppressed_of=lambda code: _suppressed(portal, code))
+
+
+def _suppressed(portal, code: str):
+    """The customer's suppression check (hard bounces, complaints), as the runtime applies it."""
+    from ..feedback import SuppressionList
+
+    try:
+        return SuppressionList(portal.store, code).predicate()
+    except TtrError:
+        return None   # unreadable: the page still shows the rest (the runtime re-reads when it sends)
 
 
 def _require_admin(user: Principal) -> None:
@@ -121,7 +132,8 @@ def _page(request: Request, code: str, *, status: int = 200, form_error: dict | 
     defaults: dict[str, str] = {}
     try:
         contacts, defaults = aud.read(code)
-        rows = who_gets_what(sorted(contacts, key=lambda c: c.email.lower()), topics, defaults, customer.allows)
+        rows = who_gets_what(sorted(contacts, key=lambda c: c.email.lower()), topics, defaults, customer.allows,
+                             _suppressed(portal, code))
     except TtrError as exc:
         error = str(exc)
     counts = {t: sum(1 for r in rows for c in r["cells"] if c["topic"] == t and c["told"]) for t in topics}

@@ -206,3 +206,15 @@ def test_preview_per_customer_and_topic_with_errors_shown():
     assert got[0]["name"] == "A corp" and got[0]["topics"][0]["told"] == ["x@x.com"]
     assert got[0]["topics"][0]["skipped"] == [{"email": "y@x.com", "reason": "opted_out", "why": "opted out of this topic"}]
     assert got[1]["error"] == "sts.AssumeRole: throttled" and got[1]["topics"] == []
+
+
+def test_the_preview_and_who_gets_what_skip_suppressed_addresses_as_the_runtime_does():
+    change = {"customers": ["a"], "meeting": {"required": False}}
+    contacts = [c("x@x.com"), c("bounced@x.com")]
+    got = preview(change, {"a": (contacts, DEFAULTS)}, allow_of=lambda code: (lambda e: True), names={},
+                  suppressed_of=lambda code: (lambda e: e == "bounced@x.com"))
+    assert got[0]["topics"][0]["told"] == ["x@x.com"]
+    assert got[0]["topics"][0]["skipped"][0]["reason"] == "suppressed"
+    rows = who_gets_what(contacts, TOPICS, DEFAULTS, allow=lambda e: True, suppressed=lambda e: e.startswith("b"))
+    announce = {r["email"]: cell for r in rows for cell in r["cells"] if cell["topic"] == "aws-announce"}
+    assert announce["bounced@x.com"]["reason"] == "suppressed" and announce["x@x.com"]["told"]
