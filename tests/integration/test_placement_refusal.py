@@ -20,7 +20,8 @@ def test_ttr_run_refuses_too_many_tenants_for_the_node_within_seconds(tmp_path):
     data = yaml.safe_load(yaml.safe_dump(BASE_CONFIG))
     template = data["customers"][0]
     data["customers"] = [{**template, "code": f"c{i:02d}", "name": f"Customer {i}", "queue": f"ttr-c{i:02d}",
-                          "ses_role_arn": f"arn:aws:iam::{400000000000 + i:012d}:role/ttr-ses-sender"}
+                          "ses_role_arn": f"arn:aws:iam::{400000000000 + i:012d}:role/ttr-ses-sender",
+                          "external_id": f"ttr-c{i:02d}-external"}
                          for i in range(30)]
     data["local"]["contacts"] = {}
     # The case: 30 tenants of 0.1 CPU on a node with 1 CPU (sized here, so on any machine).
