@@ -18,7 +18,7 @@ from .errors import InvalidInput, TtrError
 
 # Modules with ``register(subparsers, common, formatter_class)``; see build_parser.
 COMMAND_MODULES: tuple[str, ...] = ("runtime.ops.provision_commands", "runtime.web.commands",
-                                    "runtime.audience_commands")
+                                    "runtime.audience_commands", "runtime.announce_commands")
 
 EPILOG = """\
 exit codes: 0 success, 1 failed (or failed in part), 2 invalid input, 3 conflict
@@ -171,7 +171,7 @@ def cmd_change_list(args) -> int:
     if args.customer and args.customer not in cfg.customer_codes:
         raise InvalidInput(f"--customer: unknown customer {args.customer!r} "
                            f"(configured: {', '.join(cfg.customer_codes)})")
-    changes = _lifecycle(cfg).list(status=args.status, customer=args.customer)
+    changes = _lifecycle(cfg).list(status=args.status, customer=args.customer, kind="change")
     if args.json:
         _out(json.dumps([_summary(c) for c in changes], indent=2, ensure_ascii=False))
         return 0
