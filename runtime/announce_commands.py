@@ -118,7 +118,7 @@ def register(sub, common, fmt) -> None:
                         description="An announcement file:\n\n" + EXAMPLE, formatter_class=fmt)
     p.add_argument("file", metavar="FILE", help="YAML or JSON ('-' for stdin)")
     p.add_argument("--allow-past", action="store_true", help="accept a meeting window that started already")
-    common(p)
+    common(p, acting=True)
     p.set_defaults(func=cmd_submit)
 
     for action, verb, help_text in (("approve", "approved", "approve: its type's subscribers are told"),
@@ -127,7 +127,7 @@ def register(sub, common, fmt) -> None:
         p.add_argument("id", metavar="ID")
         p.add_argument("--reason", metavar="TEXT", help="a note recorded with the transition")
         p.add_argument("--expect-version", type=int, metavar="N", help="refuse unless at version N")
-        common(p)
+        common(p, acting=True)
         p.set_defaults(func=_transition(action, verb))
 
     p = asub.add_parser("show", help="the announcement's archive object (JSON)", formatter_class=fmt)

@@ -58,7 +58,7 @@ def route(obj: Mapping, transition_type: str, *, approved_before: bool) -> Route
     try:
         before, after = ROUTES[kind][transition_type]
     except (KeyError, TypeError):
-        raise ValueError(f"no email topic for a {kind} transition {transition_type!r}; "
+        raise ValueError(f"no email topic for the {kind} transition {transition_type!r}; "
                          f"known: {', '.join(ROUTES[kind])}") from None
     chosen = after if approved_before else before
     topic = announcements.topic_of(obj) if chosen.topic == TYPE_TOPIC else chosen.topic
