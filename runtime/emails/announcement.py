@@ -21,7 +21,7 @@ def announcement_url(portal_base_url: str, announcement_id: str) -> str:
     return f"{portal_base_url.rstrip('/')}/announcements/{quote(announcement_id, safe='')}"
 
 
-def _safe_links(links: object) -> list[tuple[str, str]]:
+def safe_links(links: object) -> list[tuple[str, str]]:
     out = []
     for link in links if isinstance(links, list) else []:
         if not isinstance(link, Mapping):
@@ -69,7 +69,7 @@ def announcement_context(kind: str, obj: Mapping, *, customer: str, portal_base_
         "customers": [h._text(c) for c in customers] if isinstance(customers, list) else [],
         "summary": h._text(obj.get("summary")),
         "content": h._text(obj.get("content")) if kind != "announcement_cancelled" else "",
-        "links": _safe_links(obj.get("links")) if kind != "announcement_cancelled" else [],
+        "links": safe_links(obj.get("links")) if kind != "announcement_cancelled" else [],
         "schedule": h.format_schedule(schedule, zone) if schedule else "",
         "schedule_utc": h.format_utc(schedule) if bounds and bounds[2] != "UTC" else "",
         "join_url": join_url,
