@@ -46,6 +46,10 @@ STEP_LABELS = {  # what a customer's people were told for each transition
 }
 # An announcement's approval is the announcement itself going out.
 ANNOUNCEMENT_STEP_LABELS = {**STEP_LABELS, "approved": "the announcement"}
+
+
+def step_labels_of(obj: Mapping) -> Mapping[str, str]:
+    return ANNOUNCEMENT_STEP_LABELS if obj.get("kind") == "announcement" else STEP_LABELS
 DELIVERY_STATES = {
     "delivered": "Up to date",
     "pending": "Pending",
@@ -222,7 +226,7 @@ def delivery(change: Mapping, names: Mapping[str, str] | None = None,
     """One row per customer that is, was, or tried to be on the change."""
     names = names or {}
     ledgers = ledgers or {}
-    step_labels = ANNOUNCEMENT_STEP_LABELS if change.get("kind") == "announcement" else STEP_LABELS
+    step_labels = step_labels_of(change)
     entries = lifecycle_entries(change)
     processed = _mods(change, "processed")
     rejected = _mods(change, "rejected")
@@ -400,7 +404,7 @@ def timeline(change: Mapping, names: Mapping[str, str] | None = None,
             kind = "backend"
             if t == "processed":
                 n, f = int(m.get("emailsSent") or 0), int(m.get("emailsFailed") or 0)
-                title = (f"{who}: {STEP_LABELS.get(str(m.get('transitionType')), 'notice')} sent "
+                title = (f"{who}: {step_labels_of(change).get(str(m.get('transitionType')), 'notice')} sent "
                          f"to {n} recipient{'s' if n != 1 else ''}")
                 if f:
                     title += f", {f} failed"
