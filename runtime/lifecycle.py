@@ -320,7 +320,8 @@ class Lifecycle:
             try:
                 self.store.put(trig.key, _dump(trig.to_json()))
                 result.triggers_written.append(code)
-                metrics().triggers_created.add(1, {"tenant": code, "action": action})
+                metrics().triggers_created.add(1, {"tenant": code, "action": action,
+                                                   "kind": change.get("kind") or "change"})
             except TtrError as exc:
                 result.triggers_failed[code] = str(exc)
                 metrics().trigger_writes_failed.add(1, {"tenant": code})
