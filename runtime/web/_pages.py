@@ -446,6 +446,8 @@ def _review_ctx(user: Principal, change: dict) -> dict:
 def change_detail(request: Request, change_id: str):
     portal, user = _portal(request), _user(request)
     change = portal.lifecycle.show(change_id)
+    if change.get("kind") == "announcement":
+        return redirect(f"/announcements/{change_id}")
     sched = change.get("schedule") or {}
     actions = _actions(user, change)
     readonly = not actions and bool(allowed_actions(str(change.get("status"))))
