@@ -235,7 +235,14 @@ def approvals(request: Request, cursor: str = ""):
         if reason is None and _authored_summary(user, r):
             reason = "You wrote, submitted, edited or rescheduled this change; another approver must approve it."
         rows.append({**r, "blocked": reason})
-    return render(request, "approvals.html", nav="approvals", page=page, rows=rows, cursor=cursor)
+    from ._announce import TYPE_NAMES, search as announcements
+
+    waiting = [{**a, "blocked": why_not(user, "approve") or (
+        "You wrote or submitted this announcement; another approver must approve it."
+        if _authored_summary(user, a) else None)}
+        for a in announcements(_portal(request), status="submitted", limit=MAX_PAGE, snapshot=_index(request)).items]
+    return render(request, "approvals.html", nav="approvals", page=page, rows=rows, cursor=cursor,
+                  announcements=waiting, type_names=TYPE_NAMES)
 
 
 @router.get("/drafts")

@@ -66,6 +66,9 @@ def test_four_eyes_the_author_approver_cannot_approve_her_own(web):
     assert r.status_code == 403 and "four-eyes" in r.json()["message"]
     page = carol.get(f"/announcements/{ann_id}").text
     assert 'disabled title="you submitted this announcement; another approver must approve it (four-eyes)"' in page
+    queue = bob.get("/approvals").text
+    assert "Announcements waiting for approval" in queue and f'href="/announcements/{ann_id}"' in queue
+    assert "You wrote or submitted this announcement" in carol.get("/approvals").text
     r = carol.post(f"/announcements/{ann_id}/approve", data={"csrf_token": csrf_of(page), "version": "1"})
     assert r.status_code == 403 and web.lifecycle.show(ann_id)["status"] == "submitted"
     r = bob.post(f"/api/announcements/{ann_id}/cancel", headers={"If-Match": "*"})
@@ -181,6 +184,9 @@ def test_browser_write_approve_as_a_second_user_and_watch_delivery(new_page, web
     _process(web, ann_id)                                              # the approval requests go out
 
     bob = new_page("bob")
+    bob.goto("/approvals")
+    assert bob.locator("#announcements-waiting tr", has_text=title).count() == 1
+    shot(bob, "ann-00-approvals")
     bob.goto("/announcements?type=general")
     bob.locator("tr", has_text=title).locator("a").click()
     bob.wait_for_url(f"**/announcements/{ann_id}")
