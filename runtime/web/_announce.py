@@ -270,13 +270,9 @@ def _actions(user, obj: dict) -> list[dict]:
 
 
 def _delivery_ctx(portal, obj: dict) -> dict:
-    from ..words import topic_names
+    from ._pages import _detail_ctx  # the change page's delivery, meeting and history, as they are
 
-    rows = _views.delivery(obj, portal.names, portal.ledgers(obj["changeId"]))
-    meeting = _views.meeting(obj)
-    waiting = any(r["state"] == "pending" for r in rows) or meeting["state"] == "waiting"
-    return {"delivery": rows, "meeting": meeting, "waiting": waiting,
-            "timeline": _views.timeline(obj, portal.names, topic_names(portal.cfg))}
+    return _detail_ctx(portal, obj)
 
 
 @router.get("/announcements/{announcement_id}", include_in_schema=False)
