@@ -71,6 +71,7 @@ def announcement_context(kind: str, obj: Mapping, *, customer: str, portal_base_
         "content": h._text(obj.get("content")) if kind != "announcement_cancelled" else "",
         "links": safe_links(obj.get("links")) if kind != "announcement_cancelled" else [],
         "schedule": h.format_schedule(schedule, zone) if schedule else "",
+        "schedule_label": "Meeting (cancelled)" if kind == "announcement_cancelled" else "Meeting",
         "schedule_utc": h.format_utc(schedule) if bounds and bounds[2] != "UTC" else "",
         "join_url": join_url,
         "meeting_pending": bool(meeting) and not join_url and kind == "announcement",

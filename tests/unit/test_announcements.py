@@ -174,3 +174,4 @@ def test_a_meeting_shows_the_join_link_or_that_the_invitation_follows():
     assert "Thu 10 Dec 2026 00:00 \u2013 01:00 JST (Asia/Tokyo)" in joined.html and "15:00 \u2013 16:00 UTC" in joined.html
     assert joined.subject.endswith("(Thu 10 Dec 2026)")
     assert "invitation will follow" in _render("announcement", a, meeting={"pending": True}).text
+    assert "Meeting (cancelled): Thu 10 Dec 2026" in _render("announcement_cancelled", a, zone="Asia/Tokyo").text
