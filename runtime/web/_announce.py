@@ -18,7 +18,7 @@ from starlette.datastructures import FormData
 from ..announcements import KIND, TYPES, is_announcement
 from ..errors import IllegalTransition, InvalidInput, NotFound, StaleVersion
 from ..lifecycle import allowed_actions
-from . import _ops, _views
+from . import _audience, _ops, _views
 from ._api import (ALLOW_PAST, _T_RESPONSES, Meeting, Schedule, TransitionBody, TransitionOut, _none_match,
                    _note, _result, expected_version)
 from ._app import etag_of
@@ -282,7 +282,7 @@ def page_detail(request: Request, announcement_id: str):
     from ..emails.announcement import safe_links
 
     return _render(request, "announcement_detail.html", change=obj, actions=_actions(user, obj),
-                   links=safe_links(obj.get("links")),
+                   links=safe_links(obj.get("links")), audience_preview=_audience.change_preview(portal, obj),
                    topic=TYPES.get(str(obj.get("type")), ("", ""))[0], **_delivery_ctx(portal, obj))
 
 

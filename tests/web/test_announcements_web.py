@@ -120,6 +120,7 @@ def test_pages_form_errors_list_and_detail(web):
     assert detail.status_code == 200 and "Landing zone" in detail.text and "&lt;b&gt;" in detail.text
     assert 'href="https://example.com/n"' in detail.text and 'id="delivery"' in detail.text
     assert 'data-action="approve"' not in detail.text                 # a submitter does not approve
+    assert "Who approving this announcement would tell" in detail.text and 'data-topic="cic-announce"' in detail.text
     listing = alice.get("/announcements", params={"type": "cic"})
     assert listing.status_code == 200 and r.headers["location"].rsplit("/", 1)[1] in listing.text
     assert r.headers["location"].rsplit("/", 1)[1] not in alice.get("/changes").text
