@@ -69,6 +69,7 @@ class CustomerWorker:
     def __init__(self, cfg_data, code: str, namespace: str, *, concurrency: int = 8,
                  poll_wait: int = 20, base_backoff: float | None = None):
         from runtime.adapters.aws import AwsClients
+        from runtime.adapters.aws_models import tenant_data_path
         from runtime.adapters.s3 import S3ObjectStore
         from runtime.adapters.ses import TenantSes
         from runtime.adapters.sqs import SqsQueue
@@ -82,7 +83,8 @@ class CustomerWorker:
         self.cfg = config_of(cfg_data)
         self.code = code
         self.customer = self.cfg.customer(code)
-        self.clients = clients = AwsClients(self.cfg.region, self.cfg.aws_endpoint_url)
+        # botocore data cut to the operations a tenant calls (runtime/adapters/aws_models.py)
+        self.clients = clients = AwsClients(self.cfg.region, self.cfg.aws_endpoint_url, data_path=tenant_data_path())
         self.store = S3ObjectStore(clients, self.cfg.bucket)
         self.queue = SqsQueue(clients, self.customer.queue_name)
         self.ses = TenantSes(clients, self.cfg, self.customer)
