@@ -13,6 +13,7 @@ import os
 
 import ray
 
+from .messages import AlertsHealth, config_of
 from .periodic import PeriodicWorker
 
 log = logging.getLogger("ttr.alerts")
@@ -20,19 +21,18 @@ ALERT_ACTOR_NAME = "alerts"
 
 
 class AlertWorker(PeriodicWorker):
-    def __init__(self, cfg_data: dict, namespace: str, *, interval_s: float | None = None):
+    def __init__(self, cfg_data, namespace: str, *, interval_s: float | None = None):
         from runtime.adapters.alert_sinks import build_sinks
         from runtime.adapters.aws import AwsClients
         from runtime.alerting import AlertTracker, Dispatcher
         from runtime.alerts import load_alerts
-        from runtime.config import parse_config
         from runtime.telemetry import setup_telemetry
 
         setup_telemetry("alerts")
         # A pass calls ray.get (the actors' health, through runtime.status) in a worker thread, not
         # on the event loop; Ray's warning about blocking gets in async actors does not apply.
         os.environ["RAY_WARN_BLOCKING_GET_INSIDE_ASYNC"] = "0"
-        self.cfg = parse_config(cfg_data, cfg_data.get("source") or "<runtime>")
+        self.cfg = config_of(cfg_data)
         self.namespace = namespace
         self.rules = load_alerts(self.cfg.alerting.rules)
         self.interval_s = interval_s or self.cfg.alerting.interval_seconds
@@ -76,11 +76,11 @@ class AlertWorker(PeriodicWorker):
         self.last_error = "; ".join(f"{k}: {v}" for k, v in failed.items())
         return [n.to_json() for n in notices]
 
-    async def health(self) -> dict:
-        return {"ok": True, "pid": os.getpid(), "passes": self.passes, "notices": self.notices, "firing": self.tracker.firing(),
-                "sent": dict(self.dispatcher.sent),
-                "pending": {s.name: len(self.dispatcher.pending[i]) for i, s in enumerate(self.dispatcher.sinks)},
-                "interval_s": self.interval_s, "last_error": self.last_error}
+    async def health(self) -> AlertsHealth:
+        return AlertsHealth(passes=self.passes, notices=self.notices, firing=self.tracker.firing(),
+                            sent=dict(self.dispatcher.sent),
+                            pending={s.name: len(self.dispatcher.pending[i]) for i, s in enumerate(self.dispatcher.sinks)},
+                            interval_s=self.interval_s, last_error=self.last_error, pid=os.getpid())
 
 
 AlertActor = ray.remote(num_cpus=0.05, max_restarts=-1, max_task_retries=0)(AlertWorker)

@@ -46,7 +46,7 @@ def _memory() -> tuple[int, int]:
 
         info = psutil.Process().memory_full_info()
         return info.rss, info.uss
-    except Exception:  # psutil comes with ray[default]; without it, report nothing
+    except Exception:  # psutil is a declared dependency; a platform without it reports nothing
         return 0, 0
 
 
@@ -58,7 +58,7 @@ def _node_stats() -> dict:
 
         return {"node_id": ray.get_runtime_context().get_node_id(), "cpu_pct": psutil.cpu_percent(None),
                 "memory_pct": psutil.virtual_memory().percent}
-    except Exception:  # psutil comes with ray[default]
+    except Exception:  # psutil is a declared dependency; a platform without it reports nothing
         return {}
 
 

@@ -12,20 +12,21 @@ import logging
 
 import ray
 
+from .messages import FeedbackHealth, config_of
+
 log = logging.getLogger("ttr.feedback")
 FEEDBACK_ACTOR_NAME = "feedback"
 RETRY_AFTER = 5.0
 
 
 class FeedbackWorker:
-    def __init__(self, cfg_data: dict, *, poll_wait: int = 10):
+    def __init__(self, cfg_data, *, poll_wait: int = 10):
         from runtime.adapters.aws import AwsClients
         from runtime.adapters.s3 import S3ObjectStore
-        from runtime.config import parse_config
         from runtime.telemetry import setup_telemetry
 
         setup_telemetry("feedback")
-        self.cfg = parse_config(cfg_data, cfg_data.get("source") or "<runtime>")
+        self.cfg = config_of(cfg_data)
         self.clients = AwsClients(self.cfg.region, self.cfg.aws_endpoint_url)
         self.store = S3ObjectStore(self.clients, self.cfg.bucket)
         self.poll_wait = poll_wait
@@ -69,9 +70,9 @@ class FeedbackWorker:
         await asyncio.to_thread(flush_telemetry)
         return True
 
-    async def health(self) -> dict:
-        return {"ok": True, "tenants": {code: dict(c.counts) for code, c in self.consumers.items()},
-                "errors": dict(self.errors)}
+    async def health(self) -> FeedbackHealth:
+        return FeedbackHealth(tenants={code: dict(c.counts) for code, c in self.consumers.items()},
+                              errors=dict(self.errors))
 
 
 FeedbackActor = ray.remote(num_cpus=0.05, max_restarts=-1, max_task_retries=0)(FeedbackWorker)

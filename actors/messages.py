@@ -197,6 +197,36 @@ class TenantHealth:
 
 
 @dataclass(frozen=True)
+class AlertsHealth:
+    """The alert actor: its passes, what fires, notices per sink and what waits to be resent."""
+
+    passes: int
+    notices: int
+    firing: list
+    sent: dict
+    pending: dict
+    interval_s: float
+    last_error: str
+    pid: int = 0
+    ok: bool = True
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FeedbackHealth:
+    """The SES feedback actor: counts per tenant and each tenant's last queue error."""
+
+    tenants: dict
+    errors: dict
+    ok: bool = True
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class ReconcilerHealth:
     passes: int
     totals: dict

@@ -103,7 +103,7 @@ def _sns_notices(stack) -> list[dict]:
 def _health(runtime):
     import ray
 
-    return ray.get(runtime.alerter.health.remote(), timeout=10)
+    return ray.get(runtime.alerter.health.remote(), timeout=10).to_json()
 
 
 def test_a_dlq_alert_fires_once_and_resolves_once_into_every_sink(runtime, alert_stack, receiver):
