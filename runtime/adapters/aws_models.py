@@ -6,14 +6,14 @@ operations on four services, and there are a hundred tenant processes on a node,
 session reads its data from a directory generated here: the same files, cut to
 
 - ``service-2.json`` of s3, sqs, sts and sesv2 with only ``TENANT_OPERATIONS`` and the shapes
-  they reach (documentation dropped);
+  they reach (documentation strings emptied);
 - ``endpoints.json`` with every partition and region but only these four services.
 
 Everything else (endpoint rule sets, partitions, paginators, retry and default configuration)
 is not copied: botocore's loader looks for each file along its search path, so it still finds
 those in its own data directory. The directory is generated from the installed botocore (never
-copied by hand into the repository), once per botocore version and operation set, under
-``$TTR_CACHE_DIR`` (default ``~/.cache/ttr``); a tenant only reads it.
+copied by hand into the repository), once per botocore version, operation set and version of this
+module, under ``$TTR_CACHE_DIR`` (default ``~/.cache/ttr``); a tenant only reads it.
 
 Add an operation a tenant calls to ``TENANT_OPERATIONS``: tests/unit/test_aws_models.py fails
 when an adapter the tenant uses calls one that is missing (the client would not have the method).
@@ -60,8 +60,9 @@ def _reachable_shapes(model: dict, operations: tuple[str, ...]) -> set[str]:
 
 
 def _undocumented(node):
+    """Documentation strings emptied, not removed: botocore reads some (client context parameters)."""
     if isinstance(node, dict):
-        return {k: _undocumented(v) for k, v in node.items() if not (k == "documentation" and isinstance(v, str))}
+        return {k: "" if k == "documentation" and isinstance(v, str) else _undocumented(v) for k, v in node.items()}
     if isinstance(node, list):
         return [_undocumented(v) for v in node]
     return node
@@ -73,7 +74,7 @@ def trim_service_model(model: dict, operations: tuple[str, ...]) -> dict:
     if missing:
         raise KeyError(f"{model['metadata'].get('serviceId')}: no operation {', '.join(missing)} in botocore's model")
     keep = _reachable_shapes(model, operations)
-    out = {k: v for k, v in model.items() if k not in ("operations", "shapes", "documentation")}
+    out = {k: v for k, v in model.items() if k not in ("operations", "shapes")}
     out["operations"] = {op: model["operations"][op] for op in operations}
     out["shapes"] = {name: model["shapes"][name] for name in sorted(keep)}
     return _undocumented(out)
@@ -91,7 +92,8 @@ def _directory(operations: dict[str, tuple[str, ...]]) -> Path:
     import botocore
 
     base = Path(os.environ.get("TTR_CACHE_DIR") or Path.home() / ".cache" / "ttr")
-    digest = hashlib.sha256(json.dumps(operations, sort_keys=True).encode()).hexdigest()[:12]
+    # keyed by the operations and by this module's code: a change to either is a new directory
+    digest = hashlib.sha256(json.dumps(operations, sort_keys=True).encode() + Path(__file__).read_bytes()).hexdigest()[:12]
     return base / f"botocore-{botocore.__version__}-{digest}"
 
 
