@@ -97,12 +97,24 @@ def _directory(operations: dict[str, tuple[str, ...]]) -> Path:
     return base / f"botocore-{botocore.__version__}-{digest}"
 
 
-def tenant_data_path(operations: dict[str, tuple[str, ...]] = TENANT_OPERATIONS) -> str:
+def tenant_data_path(operations: dict[str, tuple[str, ...]] = TENANT_OPERATIONS) -> str | None:
     """The trimmed data directory for ``operations``, generated on first use (atomically: a
-    directory is renamed into place complete, so concurrent first uses cannot see half of one)."""
+    directory is renamed into place complete, so concurrent first uses cannot see half of one).
+    None, with a warning, when it cannot be written: the tenant then uses botocore's full data."""
     target = _directory(operations)
     if (target / "endpoints.json").is_file():
         return str(target)
+    try:
+        return _generate(target, operations)
+    except OSError as exc:
+        import logging
+
+        logging.getLogger("ttr.aws").warning("trimmed botocore data not written (%s): this process uses "
+                                             "botocore's full models (more memory per tenant)", exc)
+        return None
+
+
+def _generate(target: Path, operations: dict[str, tuple[str, ...]]) -> str:
     import botocore.loaders
 
     loader = botocore.loaders.Loader()  # botocore's own data only (no AWS_DATA_PATH of ours)

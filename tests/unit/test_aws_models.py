@@ -109,3 +109,13 @@ def test_trim_endpoints_keeps_partitions_and_regions():
     trimmed = trim_endpoints(endpoints, {"sqs"})
     assert [p["regions"] for p in trimmed["partitions"]] == [p["regions"] for p in endpoints["partitions"]]
     assert all(set(p["services"]) <= {"sqs"} for p in trimmed["partitions"])
+
+
+def test_an_unwritable_cache_falls_back_to_botocores_full_data(tmp_path, monkeypatch, caplog):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    monkeypatch.setenv("TTR_CACHE_DIR", str(blocker))
+    assert tenant_data_path() is None
+    assert "full models" in caplog.text
+    clients = AwsClients("eu-west-1", "http://127.0.0.1:1", data_path=None)
+    assert hasattr(clients.client("s3"), "create_bucket")
