@@ -408,9 +408,11 @@ def who_gets_what(contacts: Sequence[Contact], topics: Sequence[str], defaults: 
 
 def approval_topics(change: Mapping) -> list[tuple[str, str]]:
     """(topic, what it is for) that approving ``change`` tells, as the runtime routes them."""
-    from .recipients import CALENDAR, topic_for
+    from .kinds import route
+    from .recipients import CALENDAR
 
-    out = [(topic_for("approved", approved_before=False), "the approval email")]
+    purpose = "the announcement" if change.get("kind") == "announcement" else "the approval email"
+    out = [(route(change, "approved", approved_before=False).topic, purpose)]
     if (change.get("meeting") or {}).get("required"):
         out.append((CALENDAR, "the Teams meeting invitation"))
     return out

@@ -18,7 +18,8 @@ from .errors import InvalidInput, TtrError
 
 # Modules with ``register(subparsers, common, formatter_class)``; see build_parser.
 COMMAND_MODULES: tuple[str, ...] = ("runtime.ops.provision_commands", "runtime.web.commands",
-                                    "runtime.audience_commands", "runtime.feedback_commands")
+                                    "runtime.audience_commands", "runtime.feedback_commands",
+                                    "runtime.announce_commands")
 
 # Commands that set up their own telemetry (the runtime's processes, the embedded stack).
 SELF_TELEMETRY = frozenset({"run", "local", "demo"})
@@ -174,7 +175,7 @@ def cmd_change_list(args) -> int:
     if args.customer and args.customer not in cfg.customer_codes:
         raise InvalidInput(f"--customer: unknown customer {args.customer!r} "
                            f"(configured: {', '.join(cfg.customer_codes)})")
-    changes = _lifecycle(cfg).list(status=args.status, customer=args.customer)
+    changes = _lifecycle(cfg).list(status=args.status, customer=args.customer, kind="change")
     if args.json:
         _out(json.dumps([_summary(c) for c in changes], indent=2, ensure_ascii=False))
         return 0

@@ -233,6 +233,12 @@ DEFAULT_TOPICS: tuple[TopicConfig, ...] = (
     TopicConfig(name="aws-approval", display="Change approvals", default="OPT_OUT"),
     TopicConfig(name="aws-announce", display="Change announcements", default="OPT_IN"),
     TopicConfig(name="aws-calendar", display="Change meetings", default="OPT_OUT"),
+    # Announcements (runtime.announcements): one topic per type, and their approval requests.
+    TopicConfig(name="cic-announce", display="CIC announcements", default="OPT_OUT"),
+    TopicConfig(name="finops-announce", display="FinOps announcements", default="OPT_OUT"),
+    TopicConfig(name="inner-announce", display="InnerSource announcements", default="OPT_OUT"),
+    TopicConfig(name="general-updates", display="General updates", default="OPT_IN"),
+    TopicConfig(name="announce-approval", display="Announcement approvals", default="OPT_OUT"),
 )
 
 

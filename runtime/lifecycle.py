@@ -12,6 +12,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
+from .announcements import TRANSITIONS as ANNOUNCEMENT_TRANSITIONS
+from .announcements import USER_FIELDS as ANNOUNCEMENT_FIELDS
+from .announcements import is_announcement, new_announcement_id, validate_announcement
 from .archive import ArchiveStore
 from .errors import IllegalTransition, InvalidInput, NotFound, StaleVersion, TtrError
 from .model import (DRAFT_FIELDS, SYSTEM_FIELDS, USER_FIELDS, Trigger, append_modifications, check_change_id,
@@ -34,18 +37,25 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str | None, str]] = {
 }
 
 
-def allowed_actions(status: str) -> list[str]:
-    return [a for a, (sources, _, _) in TRANSITIONS.items() if status in sources]
+def transitions_of(obj: Mapping | None) -> dict[str, tuple[tuple[str, ...], str | None, str]]:
+    """The transition table of the object's kind (a change's, or an announcement's)."""
+    return ANNOUNCEMENT_TRANSITIONS if obj and is_announcement(obj) else TRANSITIONS
 
 
-def check_transition(status: str, action: str) -> None:
-    if action not in TRANSITIONS:
-        raise InvalidInput(f"unknown action {action!r}; known: {', '.join(ACTIONS)}")
-    sources, _, _ = TRANSITIONS[action]
+def allowed_actions(status: str, obj: Mapping | None = None) -> list[str]:
+    return [a for a, (sources, _, _) in transitions_of(obj).items() if status in sources]
+
+
+def check_transition(status: str, action: str, obj: Mapping | None = None) -> None:
+    table = transitions_of(obj)
+    what, article = ("announcement", "an") if obj and is_announcement(obj) else ("change", "a")
+    if action not in table:
+        raise InvalidInput(f"unknown action {action!r} for {article} {what}; known: {', '.join(table)}")
+    sources, _, _ = table[action]
     if status not in sources:
-        can = allowed_actions(status)
-        hint = f"; from {status} the change can: {', '.join(can)}" if can else f"; {status} is final"
-        raise IllegalTransition(f"cannot {action} a change that is {status}{hint}")
+        can = allowed_actions(status, obj)
+        hint = f"; from {status} the {what} can: {', '.join(can)}" if can else f"; {status} is final"
+        raise IllegalTransition(f"cannot {action} {article} {what} that is {status}{hint}")
 
 
 def ever_approved(change: Mapping, before_seq: int | None = None) -> bool:
@@ -70,11 +80,11 @@ def apply_transition(change: Mapping, action: str, *, actor: str, now: str,
     allow_past = bool(params.pop("allow_past", False))
     before_start = bool(params.pop("before_start", False))
     status = change.get("status", "new") if change else "new"
-    check_transition(status, action)
+    check_transition(status, action, change)
     version = int(change.get("version", 0) or 0)
     if expected_version is not None and expected_version != version:
         raise StaleVersion(f"change {change.get('changeId')} is at version {version}, not {expected_version}")
-    sources, new_status, mod_type = TRANSITIONS[action]
+    sources, new_status, mod_type = transitions_of(change)[action]
     out = json.loads(json.dumps(change))  # deep copy, unknown fields included
     out.setdefault("modifications", [])
     extra: dict[str, Any] = {}
@@ -157,6 +167,25 @@ def new_archive(content: Mapping, *, change_id: str, actor: str, now: str,
     return out
 
 
+def new_announcement(content: Mapping, *, announcement_id: str, actor: str, now: str,
+                     known_customers: Iterable[str], known_topics: Iterable[str] | None = None,
+                     allow_past: bool = False) -> dict:
+    """The archive of a newly submitted announcement (version 1, one ``submitted`` record):
+    the same rules as a change (unknown fields with a suggestion, ``x-`` free; a meeting's
+    window not in the past), its own fields and transitions (``runtime.announcements``)."""
+    check_known_fields(content, top=("changeId",) + ANNOUNCEMENT_FIELDS, also=("kind",))
+    if content.get("kind") not in (None, "announcement"):
+        raise InvalidInput(f"kind: {content.get('kind')!r}; an announcement is of kind announcement")
+    data = validate_announcement(content, known_customers, known_topics=known_topics)
+    if data.get("schedule") is not None:
+        check_window(data["schedule"], now, allow_past=allow_past)
+    base = {"changeId": announcement_id, "kind": "announcement",
+            **{k: v for k, v in data.items() if k not in SYSTEM_FIELDS + DRAFT_FIELDS + ("kind",)},
+            "status": "new", "version": 0, "createdAt": now, "createdBy": actor, "modifications": []}
+    base.setdefault("meeting", {"required": False})
+    return apply_transition(base, "submit", actor=actor, now=now, known_customers=known_customers)
+
+
 # ---------------------------------------------------------------------------------------------
 # The submission sequence (archive first, then triggers)
 
@@ -182,11 +211,12 @@ class Lifecycle:
     """The writer side used by the CLI and the web API."""
 
     def __init__(self, store: ObjectStore, customers: Iterable[str], *,
-                 clock: Callable[[], str] = now_iso):
+                 clock: Callable[[], str] = now_iso, topics: Iterable[str] | None = None):
         self.store = store
         self.archive = ArchiveStore(store)
         self.customers = tuple(customers)
         self.clock = clock
+        self.topics = tuple(topics) if topics is not None else None  # the configured topics
 
     # drafts ------------------------------------------------------------------------------
     def save_draft(self, content: Mapping, *, actor: str) -> str:
@@ -239,6 +269,15 @@ class Lifecycle:
                 pass  # the archive is the truth now; a stale draft is harmless
         return self._trigger(change, "submit")
 
+    def announce(self, content: Mapping, *, actor: str, allow_past: bool = False) -> TransitionResult:
+        """Submit an announcement: archive first (create-only), then one trigger per customer."""
+        announcement_id = new_announcement_id()
+        obj = new_announcement(content, announcement_id=announcement_id, actor=actor, now=self.clock(),
+                               known_customers=self.customers, known_topics=self.topics,
+                               allow_past=allow_past)
+        self.archive.create(obj)
+        return self._trigger(obj, "submit")
+
     def transition(self, change_id: str, action: str, *, actor: str,
                    params: Mapping[str, Any] | None = None,
                    expected_version: int | None = None) -> TransitionResult:
@@ -281,7 +320,8 @@ class Lifecycle:
             try:
                 self.store.put(trig.key, _dump(trig.to_json()))
                 result.triggers_written.append(code)
-                metrics().triggers_created.add(1, {"tenant": code, "action": action})
+                metrics().triggers_created.add(1, {"tenant": code, "action": action,
+                                                   "kind": change.get("kind") or "change"})
             except TtrError as exc:
                 result.triggers_failed[code] = str(exc)
                 metrics().trigger_writes_failed.add(1, {"tenant": code})
@@ -292,7 +332,9 @@ class Lifecycle:
         change, _ = self.archive.load(change_id)
         return change
 
-    def list(self, status: str | None = None, customer: str | None = None) -> list[dict]:
+    def list(self, status: str | None = None, customer: str | None = None,
+             kind: str | None = None) -> list[dict]:
+        """The archive's objects, newest first; ``kind`` ("change", "announcement") filters."""
         out = []
         for info in self.store.list("archive/"):
             if not info.key.endswith(".json"):
@@ -304,6 +346,8 @@ class Lifecycle:
             if status and change.get("status") != status:
                 continue
             if customer and customer not in change.get("customers", []):
+                continue
+            if kind and (change.get("kind") or "change") != kind:
                 continue
             out.append(change)
         out.sort(key=lambda c: c.get("createdAt", ""), reverse=True)

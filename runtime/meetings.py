@@ -87,7 +87,10 @@ def meeting_subject(change: Mapping) -> str:
     custom = meeting.get("title")
     if isinstance(custom, str) and custom.strip():
         return _one_line(custom)
-    return _one_line(f"Change Implementation: {change.get('title') or change.get('changeId', '')}")
+    name = change.get('title') or change.get('changeId', '')
+    if change.get("kind") == "announcement":
+        return _one_line(f"Announcement: {name}")
+    return _one_line(f"Change Implementation: {name}")
 
 
 def _window(change: Mapping) -> tuple[datetime, datetime, str]:

@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from typing import Mapping
 from urllib.parse import unquote_plus
 
-from .emails import KIND_FOR_TRANSITION
 from .errors import RejectedInput
+from .kinds import route
 from .model import lifecycle_entries, parse_trigger_key
-from .recipients import topic_for
 
 BACKEND_ACTOR = "ttr-runtime"
 
@@ -62,20 +61,6 @@ def _customers_at(entry: Mapping, change: Mapping) -> list[str]:
     return list(custs) if isinstance(custs, list) else list(change.get("customers", []))
 
 
-def _meeting_action(change: Mapping, entry: Mapping, approved_before: bool) -> str | None:
-    meeting = change.get("meeting") or {}
-    if not meeting.get("required"):
-        return None
-    t = entry["type"]
-    if t == "approved":
-        return "ensure"
-    if t == "rescheduled" and approved_before:
-        return "update"
-    if t == "cancelled" and approved_before:
-        return "cancel"
-    return None
-
-
 def plan(change: Mapping, customer: str) -> Plan:
     """The pending steps for ``customer`` on ``change``.
 
@@ -104,10 +89,9 @@ def plan(change: Mapping, customer: str) -> Plan:
             requested = True
         if processed_key(customer, e["seq"]) in done:
             continue
-        steps.append(Step(seq=e["seq"], type=e["type"],
-                          topic=topic_for(e["type"], approved_before=approved_before),
-                          kind=KIND_FOR_TRANSITION[e["type"]], first_request=first, transition=dict(e),
-                          meeting=_meeting_action(change, e, approved_before)))
+        where = route(change, e["type"], approved_before=approved_before)
+        steps.append(Step(seq=e["seq"], type=e["type"], topic=where.topic, kind=where.email,
+                          first_request=first, transition=dict(e), meeting=where.meeting))
     if customer not in change.get("customers", []):
         # Removed by an update: what it was told stays told; it is told once that the change
         # no longer affects it, and nothing more goes to it.
@@ -144,7 +128,7 @@ def _removal_notice(change: Mapping, customer: str, entries: list, done: set) ->
     if not told or processed_key(customer, entry["seq"]) in done:
         return None
     last = max(told, key=lambda m: m["transition"])
-    topic = str(last.get("topic") or topic_for(entry["type"], approved_before=approved_then))
+    topic = str(last.get("topic") or route(change, entry["type"], approved_before=approved_then).topic)
     meeting = "update" if approved_then and (change.get("meeting") or {}).get("required") else None
     return Step(seq=entry["seq"], type=REMOVED_KIND, topic=topic, kind=REMOVED_KIND, first_request=False,
                 transition=dict(entry), meeting=meeting)

@@ -186,29 +186,15 @@ def select_recipients(contacts: Iterable[Contact], topic: str, topic_defaults: M
     return [d.email for d in decide_recipients(contacts, topic, topic_defaults, allow, suppressed) if d.send]
 
 
-# transition type -> (topic before the change was ever approved, topic after)
-_ROUTES: dict[str, tuple[str, str]] = {
-    "submitted": (APPROVAL, APPROVAL),
-    "updated": (APPROVAL, APPROVAL),
-    "approved": (ANNOUNCE, ANNOUNCE),
-    "completed": (ANNOUNCE, ANNOUNCE),
-    "cancelled": (APPROVAL, ANNOUNCE),
-    "rescheduled": (APPROVAL, ANNOUNCE),
-}
-
-
 def topic_for(transition_type: str, *, approved_before: bool) -> str:
-    """The topic told about a lifecycle transition.
+    """The topic told about a change's lifecycle transition (``runtime.kinds`` holds the table).
 
     ``approved_before``: the change had been approved before this transition. An unknown type
     raises: the original system defaulted to an approval request and sent duplicates that way.
     """
-    try:
-        before, after = _ROUTES[transition_type]
-    except (KeyError, TypeError):
-        raise ValueError(f"no email topic for transition type {transition_type!r}; "
-                         f"known: {', '.join(_ROUTES)}") from None
-    return after if approved_before else before
+    from .kinds import route
+
+    return route({}, transition_type, approved_before=approved_before).topic
 
 
 def merge_attendees(contributions: Iterable[Iterable[str]]) -> list[str]:

@@ -42,9 +42,11 @@ def _unknown(name: str, known: Iterable[str], where: str) -> InvalidInput:
                         f"fields of your own go under an x- name)")
 
 
-def check_known_fields(content: Mapping, *, also: Iterable[str] = ()) -> None:
-    """Refuse a field the schema does not know, top level and inside schedule and meeting."""
-    allowed = TOP_FIELDS + tuple(also)
+def check_known_fields(content: Mapping, *, also: Iterable[str] = (), top: tuple[str, ...] = TOP_FIELDS) -> None:
+    """Refuse a field the schema does not know, top level and inside schedule and meeting.
+
+    ``top``: the top-level fields of the kind (a change's by default; an announcement's)."""
+    allowed = top + tuple(also)
     for name in content:
         if not isinstance(name, str):
             raise InvalidInput(f"{name!r}: field names are text")
@@ -52,7 +54,7 @@ def check_known_fields(content: Mapping, *, also: Iterable[str] = ()) -> None:
             continue
         if name in SYSTEM_FIELDS:
             raise InvalidInput(f"{name}: managed by ttr; it cannot be set")
-        raise _unknown(name, TOP_FIELDS, "")
+        raise _unknown(name, top, "")
     for parent, known in NESTED_FIELDS.items():
         inner = content.get(parent)
         if not isinstance(inner, Mapping):

@@ -35,6 +35,20 @@ CHANGE = {
                  "timezone": "America/New_York"},
     "meeting": {"required": True},
 }
+ANNOUNCEMENT = {
+    "changeId": "ANN-0c9d6f3e-41a2-4b7e-8d0f-6a1c2b3d4e5f", "kind": "announcement", "type": "finops",
+    "title": "Q4 cost review: savings plans for compute & storage <draft numbers>",
+    "customers": ["hts", "acme"],
+    "summary": "Your Q4 cloud spend is 12% under budget; two savings plans could cut another 18%.",
+    "content": "Highlights:\n- Compute: a 1-year savings plan covers 70% of the steady load.\n"
+               "- Storage: 40 TB of S3 Standard is older than 90 days; Glacier Instant Retrieval fits.\n\n"
+               "We walk through the numbers in the review meeting.",
+    "links": [{"title": "Q4 cost report (PDF)", "url": "https://finops.example.com/reports/q4-2026.pdf"},
+              {"title": "Savings plans explained", "url": "https://docs.aws.amazon.com/savingsplans/"}],
+    "schedule": {"implementationStart": "2026-12-09T15:00:00Z", "implementationEnd": "2026-12-09T16:00:00Z",
+                 "timezone": "Europe/Berlin"},
+    "meeting": {"required": True, "title": "FinOps review Q4"},
+}
 JOIN = "https://teams.microsoft.com/l/meetup-join/19%3ameeting_NjQ4ZDk0YzYtZjE4OC00ZDk1LWI1ZjMtM2Y1%40thread.v2/0"
 
 
@@ -59,6 +73,12 @@ def samples():
                                     **common())
     yield "completed", render_email("completed", CHANGE, transition={**t, "type": "completed"}, **common())
     yield "removed", render_email("removed", CHANGE, transition={**t, "type": "updated"}, **common())
+    yield "announcement_request", render_email("announcement_request", ANNOUNCEMENT,
+                                               transition={**t, "type": "submitted", "actor": "alice"}, **common())
+    yield "announcement", render_email("announcement", ANNOUNCEMENT, transition={**t, "type": "approved"},
+                                       meeting={"joinUrl": JOIN}, **common())
+    yield "announcement_cancelled", render_email("announcement_cancelled", ANNOUNCEMENT,
+                                                 transition={**t, "type": "cancelled"}, **common())
 
 
 def common():

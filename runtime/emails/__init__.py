@@ -22,9 +22,10 @@ from markupsafe import Markup, escape
 __all__ = ["CALENDAR_KINDS", "KIND_FOR_TRANSITION", "KINDS", "RenderedEmail", "UNSUBSCRIBE_PLACEHOLDER",
            "format_duration", "format_schedule", "format_utc", "portal_url", "render_email"]
 
-KIND_FOR_TRANSITION = {"submitted": "approval_request", "updated": "approval_request",
-                       "approved": "approved", "completed": "completed",
-                       "cancelled": "cancelled", "rescheduled": "rescheduled"}
+from ..kinds import CHANGE, ROUTES  # noqa: E402 - the table of what each transition sends
+from .announcement import ANNOUNCEMENT_KINDS, announcement_context  # noqa: E402
+
+KIND_FOR_TRANSITION = {t: before.email for t, (before, _) in ROUTES[CHANGE].items()}
 # SES substitutes this in messages sent with ListManagementOptions; it must reach SES verbatim.
 UNSUBSCRIBE_PLACEHOLDER = "{{amazonSESUnsubscribeUrl}}"
 MAX_SUBJECT = 200
@@ -242,8 +243,14 @@ def render_email(kind: str, change: Mapping, *, customer_code: str, customer_nam
     ``{"pending": True}`` for a change with a Teams meeting. The other customers of the change
     are named only with ``show_customers`` (``email.show_affected_customers``).
     """
+    if kind in ANNOUNCEMENT_KINDS:
+        subject, ctx = announcement_context(
+            kind, change, customer=_text(customer_name) or _text(customer_code), portal_base_url=portal_base_url,
+            transition=transition, zone=zone, meeting=meeting, show_customers=show_customers)
+        return RenderedEmail(subject=subject, html=_ENV.get_template("announcement.html").render(ctx),
+                             text=_ENV.get_template("announcement.txt").render(ctx))
     if kind not in KINDS:
-        raise ValueError(f"unknown email kind {kind!r}; known: {', '.join(KINDS)}")
+        raise ValueError(f"unknown email kind {kind!r}; known: {', '.join((*KINDS, *ANNOUNCEMENT_KINDS))}")
     updated = kind == "approval_request" and not first_request
     spec = _UPDATED if updated else KINDS[kind]
     change_id = _text(change.get("changeId"))

@@ -46,6 +46,10 @@ field `schedule.implementationStart`) unless `?allowPast=true` (a change recorde
 an end not after the start is refused (`schedule.implementationEnd`). A field the schema does not
 know is refused with the nearest known one (`x-` fields are free). Completing before the window
 starts needs `?beforeStart=true` (422, field `beforeStart`, without it).
+
+**Announcements** (`/api/announcements`: CIC, FinOps, InnerSource, general news) follow the same
+rules: submit (submitter), approve (approver, never your own: four-eyes) and cancel with
+`If-Match`, ETags, pagination with `nextCursor`. Their id is `ANN-{uuid4}` (under `changeId`).
 """
 
 router = APIRouter(prefix="/api", tags=["api"], responses={

@@ -143,7 +143,7 @@ class Portal:
 
         self.cfg = cfg
         self.store = store
-        self.lifecycle = Lifecycle(store, cfg.customer_codes)
+        self.lifecycle = Lifecycle(store, cfg.customer_codes, topics=[t.name for t in cfg.topics])
         self.index = ChangeIndex(store)
         self.users = LocalUsers(cfg.web.users)
         self.records = PrincipalRecords(store, clock=clock)
@@ -448,7 +448,7 @@ def create_app(cfg, *, store=None, session_secret: str | None = None, throttle: 
     from starlette.exceptions import HTTPException as StarletteHTTPException
     from starlette.middleware.sessions import SessionMiddleware
 
-    from . import _api, _audience, _pages
+    from . import _announce, _api, _audience, _pages
 
     if store is None:
         from ..adapters.aws import AwsClients
@@ -471,6 +471,7 @@ def create_app(cfg, *, store=None, session_secret: str | None = None, throttle: 
     app.include_router(_api.router)
     app.include_router(_pages.router)
     app.include_router(_audience.router)
+    app.include_router(_announce.router)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     @app.get("/healthz", include_in_schema=False)

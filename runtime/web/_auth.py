@@ -156,14 +156,15 @@ def why_not(user: Principal, action: str, change: Mapping | None = None) -> str 
                 f"(you have: {', '.join(sorted(user.roles)) or 'none'})")
     if change is None:
         return None
+    noun = "announcement" if change.get("kind") == "announcement" else "change"
     if action == "approve" and authored(user, change):
         what = "submitted" if _same(user.name, submitted_by(change)) else "edited"
-        return f"you {what} this change; another approver must approve it (four-eyes)"
+        return f"you {what} this {noun}; another approver must approve it (four-eyes)"
     if action == "request_changes" and is_owner(user, change):
         return "you submitted this change; edit it yourself, or ask another approver to review it"
     if action in ("update", "reschedule", "complete", "cancel") and not user.has("approver"):
         if not is_owner(user, change):
-            return f"only the submitter ({submitted_by(change)}), an approver or an admin may {action} this change"
+            return f"only the submitter ({submitted_by(change)}), an approver or an admin may {action} this {noun}"
     return None
 
 

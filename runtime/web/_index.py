@@ -49,6 +49,8 @@ def summarize_change(change: Mapping) -> dict:
     meta = change.get("meetingMetadata") or {}
     return {
         "changeId": change.get("changeId"),
+        "kind": change.get("kind") or "change",
+        "type": change.get("type"),          # an announcement's type
         "title": change.get("title", ""),
         "status": change.get("status"),
         "version": change.get("version"),
@@ -154,6 +156,7 @@ class Filters:
     date_from: datetime | None = None   # the change window overlaps [date_from, date_to]
     date_to: datetime | None = None
     created_by: str | None = None
+    kind: str | None = "change"         # changes by default; "announcement"; None: every kind
 
     @property
     def active(self) -> bool:
@@ -188,6 +191,8 @@ def _window(summary: Mapping) -> tuple[datetime, datetime] | None:
 
 
 def matches(summary: Mapping, text: str, f: Filters) -> bool:
+    if f.kind and (summary.get("kind") or "change") != f.kind:
+        return False
     if f.status and summary.get("status") != f.status:
         return False
     if f.customer and f.customer not in (summary.get("customers") or []):
@@ -270,7 +275,7 @@ class Snapshot:
     def counts(self) -> dict[str, int]:
         out = {"submitted": 0, "approved": 0, "completed": 0, "cancelled": 0}
         for s, _ in self.rows():
-            if s.get("status") in out:
+            if s.get("status") in out and (s.get("kind") or "change") == "change":
                 out[s["status"]] += 1
         out["total"] = sum(out.values())
         return out

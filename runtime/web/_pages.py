@@ -235,7 +235,14 @@ def approvals(request: Request, cursor: str = ""):
         if reason is None and _authored_summary(user, r):
             reason = "You wrote, submitted, edited or rescheduled this change; another approver must approve it."
         rows.append({**r, "blocked": reason})
-    return render(request, "approvals.html", nav="approvals", page=page, rows=rows, cursor=cursor)
+    from ._announce import TYPE_NAMES, search as announcements
+
+    waiting = [{**a, "blocked": why_not(user, "approve") or (
+        "You wrote or submitted this announcement; another approver must approve it."
+        if _authored_summary(user, a) else None)}
+        for a in announcements(_portal(request), status="submitted", limit=MAX_PAGE, snapshot=_index(request)).items]
+    return render(request, "approvals.html", nav="approvals", page=page, rows=rows, cursor=cursor,
+                  announcements=waiting, type_names=TYPE_NAMES)
 
 
 @router.get("/drafts")
@@ -446,6 +453,8 @@ def _review_ctx(user: Principal, change: dict) -> dict:
 def change_detail(request: Request, change_id: str):
     portal, user = _portal(request), _user(request)
     change = portal.lifecycle.show(change_id)
+    if change.get("kind") == "announcement":
+        return redirect(f"/announcements/{change_id}")
     sched = change.get("schedule") or {}
     actions = _actions(user, change)
     readonly = not actions and bool(allowed_actions(str(change.get("status"))))

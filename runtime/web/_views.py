@@ -45,6 +45,12 @@ STEP_LABELS = {  # what a customer's people were told for each transition
     "cancelled": "cancellation notice",
     "removed": "notice that the change no longer affects it",
 }
+# An announcement's approval is the announcement itself going out.
+ANNOUNCEMENT_STEP_LABELS = {**STEP_LABELS, "approved": "the announcement"}
+
+
+def step_labels_of(obj: Mapping) -> Mapping[str, str]:
+    return ANNOUNCEMENT_STEP_LABELS if obj.get("kind") == "announcement" else STEP_LABELS
 DELIVERY_STATES = {
     "delivered": "Up to date",
     "pending": "Pending",
@@ -224,6 +230,7 @@ def delivery(change: Mapping, names: Mapping[str, str] | None = None,
     """One row per customer that is, was, or tried to be on the change."""
     names = names or {}
     ledgers = ledgers or {}
+    step_labels = step_labels_of(change)
     entries = lifecycle_entries(change)
     processed = _mods(change, "processed")
     rejected = _mods(change, "rejected")
@@ -260,7 +267,7 @@ def delivery(change: Mapping, names: Mapping[str, str] | None = None,
                                  for addr, v in (ledger.get("recipients") or {}).items() if isinstance(v, Mapping)))
             kind = REMOVED_KIND if removal else e["type"]
             steps.append({
-                "seq": seq, "type": kind, "label": STEP_LABELS.get(kind, kind), "state": state,
+                "seq": seq, "type": kind, "label": step_labels.get(kind, kind), "state": state,
                 "topic": (rec or {}).get("topic") or (pending[seq].topic if seq in pending else None),
                 "emailsSent": int((rec or {}).get("emailsSent") or 0),
                 "emailsFailed": int((rec or {}).get("emailsFailed") or 0),
@@ -406,7 +413,7 @@ def timeline(change: Mapping, names: Mapping[str, str] | None = None,
             kind = "backend"
             if t == "processed":
                 n, f = int(m.get("emailsSent") or 0), int(m.get("emailsFailed") or 0)
-                title = (f"{who}: {STEP_LABELS.get(str(m.get('transitionType')), 'notice')} sent "
+                title = (f"{who}: {step_labels_of(change).get(str(m.get('transitionType')), 'notice')} sent "
                          f"to {n} recipient{'s' if n != 1 else ''}")
                 if f:
                     title += f", {f} failed"
@@ -448,8 +455,9 @@ _FIELD_OF = {
     "tickets.snow": "snow", "tickets.jira": "jira", "start": "start", "end": "end",
     "timezone": "timezone",
     **{f: f for f in TEXT_FIELDS},
+    "type": "type", "summary": "summary", "content": "content", "links": "links",  # announcements
 }
-_PREFIX = re.compile(r"^(?:reschedule: |update: )?([A-Za-z][\w.]*): ")
+_PREFIX = re.compile(r"^(?:reschedule: |update: )?([A-Za-z][\w.\[\]]*): ")
 
 
 def field_of(message: str) -> str | None:
@@ -457,7 +465,8 @@ def field_of(message: str) -> str | None:
     m = _PREFIX.match(message or "")
     if not m:
         return None
-    return _FIELD_OF.get(m.group(1))
+    name = m.group(1)
+    return _FIELD_OF.get(name) or _FIELD_OF.get(name.split("[", 1)[0])
 
 
 def api_field_of(message: str) -> str | None:

@@ -225,7 +225,7 @@ def test_topics_sync_makes_each_list_carry_exactly_the_configured_topics(stack, 
     before_contacts = contacts(stack, "hts")
 
     data = yaml.safe_load(stack.path.read_text())
-    data["topics"].append({"name": "cic-announce", "display": "CIC announcements", "default": "OPT_IN"})
+    data["topics"].append({"name": "sec-advisories", "display": "Security advisories", "default": "OPT_IN"})
     cfg = write(tmp_path, "more-topics.yaml", yaml.safe_dump(data))
 
     code, out, err = run_cli("topics", "sync", "--dry-run", "--config", cfg)
@@ -238,11 +238,15 @@ def test_topics_sync_makes_each_list_carry_exactly_the_configured_topics(stack, 
     assert "hts: update topic aws-announce ('Change announcements', default OPT_IN); was 'Old words'" in lines
     assert "hts: add topic aws-calendar ('Change meetings', default OPT_OUT)" in lines
     assert "hts: remove topic legacy" in lines
-    assert "htsnonprod: add topic cic-announce ('CIC announcements', default OPT_IN)" in lines
+    assert "htsnonprod: add topic sec-advisories ('Security advisories', default OPT_IN)" in lines
     got = {t["TopicName"]: (t["DisplayName"], t["DefaultSubscriptionStatus"])
            for t in ses.get_contact_list(ContactListName=name)["Topics"]}
     assert got == {"aws-approval": ("Change approvals", "OPT_OUT"), "aws-announce": ("Change announcements", "OPT_IN"),
-                   "aws-calendar": ("Change meetings", "OPT_OUT"), "cic-announce": ("CIC announcements", "OPT_IN")}
+                   "aws-calendar": ("Change meetings", "OPT_OUT"), "sec-advisories": ("Security advisories", "OPT_IN"),
+                   **{t.name: (t.display, t.default) for t in stack.cfg.topics if t.name.startswith(("cic", "finops",
+                                                                                                    "inner", "general",
+                                                                                                    "announce"))}}
+    assert "general-updates" in got and "announce-approval" in got  # the announcement topics too
     assert contacts(stack, "hts") == before_contacts                              # contacts untouched
     code, out3, _ = run_cli("topics", "sync", "--config", cfg)
     assert code == 0 and {line.split(" ")[1] for line in out3.splitlines()} == {"unchanged"}
@@ -253,7 +257,7 @@ def test_topics_sync_makes_each_list_carry_exactly_the_configured_topics(stack, 
                            "--config", str(stack.path)], capture_output=True, text=True, timeout=120,
                           env={k: v for k, v in os.environ.items() if not k.startswith("AZURE_")})  # loopback only
     check = {c["name"]: c for c in json.loads(proc.stdout)["checks"]}["hts/contact-list"]
-    assert check["status"] == "warn" and "remove topic cic-announce" in check["message"]
+    assert check["status"] == "warn" and "remove topic sec-advisories" in check["message"]
     assert "ttr topics sync --customer hts" in check["fix"]
 
 

@@ -75,7 +75,9 @@ def test_without_an_exporter_telemetry_stays_off(stack, tmp_path, sample_change)
 
 
 def test_a_standalone_ttr_web_counts_the_triggers_of_a_submit(stack, tmp_path, sample_change):
-    from runtime.web._auth import ApiTokens, Principal
+    from runtime.adapters.s3 import S3ObjectStore
+    from runtime.web._auth import ApiTokens, LocalUsers, Principal
+    from runtime.web._principals import PrincipalRecords
 
     secret = "w" * 40
     metrics = tmp_path / "web-metrics.jsonl"
@@ -84,7 +86,10 @@ def test_a_standalone_ttr_web_counts_the_triggers_of_a_submit(stack, tmp_path, s
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url = ready_line(proc).split("=", 1)[1].strip()
-        token = ApiTokens(secret).issue(Principal(name="alice", roles=frozenset({"submitter"})), 600)[0]
+        users = LocalUsers(stack.cfg.web.users)   # tokens are recorded in the bucket the portal reads
+        tokens = ApiTokens(secret, PrincipalRecords(S3ObjectStore(stack.clients, stack.cfg.bucket), ttl=0),
+                           credential_of=lambda u: users.credential(u.name))
+        token = tokens.issue(Principal(name="alice", roles=frozenset({"submitter"})), 600)[0]
         r = httpx.post(f"{url}/api/changes", json={**sample_change, "customers": ["hts"]},
                        headers={"Authorization": f"Bearer {token}"}, timeout=15)
         assert r.status_code == 201, r.text

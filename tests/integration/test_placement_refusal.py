@@ -20,7 +20,8 @@ def test_ttr_run_refuses_too_many_tenants_for_the_node_within_seconds(tmp_path):
     data = yaml.safe_load(yaml.safe_dump(BASE_CONFIG))
     template = data["customers"][0]
     data["customers"] = [{**template, "code": f"c{i:02d}", "name": f"Customer {i}", "queue": f"ttr-c{i:02d}",
-                          "ses_role_arn": f"arn:aws:iam::{400000000000 + i:012d}:role/ttr-ses-sender"}
+                          "ses_role_arn": f"arn:aws:iam::{400000000000 + i:012d}:role/ttr-ses-sender",
+                          "external_id": f"ttr-c{i:02d}-external"}
                          for i in range(30)]
     data["local"]["contacts"] = {}
     # The case: 30 tenants of 0.1 CPU on a node with 1 CPU (sized here, so on any machine).
@@ -38,7 +39,7 @@ def test_ttr_run_refuses_too_many_tenants_for_the_node_within_seconds(tmp_path):
     errors = [line for line in r.stderr.splitlines() if line.startswith("ttr: error:")]
     assert len(errors) == 1, r.stderr[-3000:]
     msg = errors[0]
-    assert "it needs 30 tenant actor(s) of 0.1 CPU + 50 MB and 3 service actor(s)" in msg, msg
+    assert "it needs 30 tenant actor(s) of 0.1 CPU + 50 MB and 5 service actor(s)" in msg, msg
     assert "1 alive node(s) with 1 CPU" in msg and "runtime.tenant_cpus" in msg, msg
     assert "Traceback" not in r.stderr and "GetTimeoutError" not in r.stderr
     assert "ready" not in r.stdout

@@ -105,7 +105,10 @@ def test_plan_topics_adds_updates_and_removes_to_match_the_configuration():
                {"TopicName": "legacy", "DisplayName": "x", "DefaultSubscriptionStatus": "OPT_IN"}]
     steps = plan_topics(current, DEFAULT_TOPICS)
     assert [(s.kind, s.name) for s in steps] == [("unchanged", "aws-approval"), ("update", "aws-announce"),
-                                                 ("add", "aws-calendar"), ("remove", "legacy")]
+                                                 ("add", "aws-calendar"), ("add", "cic-announce"),
+                                                 ("add", "finops-announce"), ("add", "inner-announce"),
+                                                 ("add", "general-updates"), ("add", "announce-approval"),
+                                                 ("remove", "legacy")]
     assert steps[1].line() == ("update topic aws-announce ('Change announcements', default OPT_IN); "
                                "was 'Old words', default OPT_OUT")
 

@@ -161,15 +161,16 @@ def test_topic_display_names_default_and_configured():
     from runtime.words import topic_display, topic_names
 
     assert topic_display("aws-announce") == "Change announcements"
-    assert topic_display("finops-announce") == "Finops announce"           # unknown: words, not a key
+    assert topic_display("finops-announce") == "FinOps announcements"      # a default topic
+    assert topic_display("sec-advisories") == "Sec advisories"             # unknown: words, not a key
     from runtime.config import DEFAULT_TOPICS, TopicConfig
 
     cfg = SimpleNamespace(topics=[t.model_copy(update={"display": "Announcements"}) if t.name == "aws-announce"
                                   else t for t in DEFAULT_TOPICS]
-                          + [TopicConfig(name="cic-announce", display="CIC news")])
+                          + [TopicConfig(name="sec-advisories", display="Security news")])
     names = topic_names(cfg)
     assert topic_display("aws-announce", names=names) == "Announcements"
-    assert topic_display("cic-announce", cfg) == "CIC news" and topic_display("aws-approval", cfg) == "Change approvals"
+    assert topic_display("sec-advisories", cfg) == "Security news" and topic_display("aws-approval", cfg) == "Change approvals"
 
 
 def test_not_found_says_what_was_not_found():

@@ -36,8 +36,8 @@ def test_shipped_config_is_valid_and_has_two_customers():
     (lambda d: d["local"].update(topic_defaults={"aws-approval": "OPT_IN"}), "local.topic_defaults: the topics' defaults"),
     (lambda d: d["topics"].pop(0), "topics: the runtime needs topic(s) ['aws-approval']"),
     (lambda d: d["topics"].append(dict(d["topics"][1])), "topics: topic(s) ['aws-announce'] listed twice"),
-    (lambda d: d["topics"].append({"name": "bad name", "display": "x"}), "topics[3].name"),
-    (lambda d: d["topics"].append({"name": "x", "display": "x", "default": "MAYBE"}), "topics[3].default"),
+    (lambda d: d["topics"].append({"name": "bad name", "display": "x"}), "topics[8].name"),  # after the eight default topics
+    (lambda d: d["topics"].append({"name": "x", "display": "x", "default": "MAYBE"}), "topics[8].default"),
     (lambda d: d["local"]["contacts"]["hts"][0]["topics"].update({"nope": "OPT_IN"}),
      "local.contacts.hts[0].topics: unknown topic(s) ['nope']"),
     (lambda d: d.update(identity_center={"identity_store_id": "d-1234567890", "mappings": [
@@ -95,11 +95,15 @@ def test_whitelist_is_case_insensitive():
     assert c.customer("hts").allows("anyone@example.com")
 
 
-def test_topics_default_to_the_three_aws_topics_and_fold_the_old_topic_defaults():
+def test_topics_default_to_the_aws_and_announcement_topics_and_fold_the_old_topic_defaults():
     data = cfg()
     data.pop("topics")
     c = parse_config(data)
-    assert c.topic_defaults == {"aws-approval": "OPT_OUT", "aws-announce": "OPT_IN", "aws-calendar": "OPT_OUT"}
+    assert c.topic_defaults == {"aws-approval": "OPT_OUT", "aws-announce": "OPT_IN", "aws-calendar": "OPT_OUT",
+                                "cic-announce": "OPT_OUT", "finops-announce": "OPT_OUT",
+                                "inner-announce": "OPT_OUT", "general-updates": "OPT_IN",
+                                "announce-approval": "OPT_OUT"}
+    assert c.topic_display("finops-announce") == "FinOps announcements"
     assert c.topic_display("aws-calendar") == "Change meetings"
     # an existing config with the old local.topic_defaults keeps working: its defaults win
     data["local"]["topic_defaults"] = {"aws-calendar": "OPT_IN"}
@@ -109,8 +113,10 @@ def test_topics_default_to_the_three_aws_topics_and_fold_the_old_topic_defaults(
 
 def test_configured_topics_extend_the_list_with_config_entries_only():
     data = cfg()
-    data["topics"].append({"name": "cic-announce", "display": "CIC announcements", "default": "OPT_IN"})
-    data["local"]["contacts"]["hts"][0]["topics"]["cic-announce"] = "OPT_OUT"
+    data["topics"].append({"name": "sec-advisories", "display": "Security advisories", "default": "OPT_IN"})
+    data["local"]["contacts"]["hts"][0]["topics"]["sec-advisories"] = "OPT_OUT"
     c = parse_config(data)
-    assert list(c.topic_defaults) == ["aws-approval", "aws-announce", "aws-calendar", "cic-announce"]
-    assert c.topic_display("cic-announce") == "CIC announcements"
+    assert list(c.topic_defaults) == ["aws-approval", "aws-announce", "aws-calendar", "cic-announce",
+                                      "finops-announce", "inner-announce", "general-updates",
+                                      "announce-approval", "sec-advisories"]
+    assert c.topic_display("sec-advisories") == "Security advisories"
