@@ -50,6 +50,15 @@ def _memory() -> tuple[int, int]:
         return 0, 0
 
 
+def _spawned_at() -> float:
+    try:
+        import psutil
+
+        return psutil.Process().create_time()
+    except Exception:  # psutil comes with ray[default]
+        return 0.0
+
+
 def _node_stats() -> dict:
     try:
         import psutil
@@ -68,7 +77,9 @@ CUSTOMER_ACTOR_OPTIONS = {"num_cpus": 0.01, "max_restarts": -1, "max_task_retrie
 class CustomerWorker:
     def __init__(self, cfg_data, code: str, namespace: str, *, concurrency: int = 8,
                  poll_wait: int = 20, base_backoff: float | None = None):
+        self.init_started_at = time.time()
         from runtime.adapters.aws import AwsClients
+        from runtime.adapters.aws_models import tenant_data_path
         from runtime.adapters.s3 import S3ObjectStore
         from runtime.adapters.ses import TenantSes
         from runtime.adapters.sqs import SqsQueue
@@ -82,7 +93,8 @@ class CustomerWorker:
         self.cfg = config_of(cfg_data)
         self.code = code
         self.customer = self.cfg.customer(code)
-        self.clients = clients = AwsClients(self.cfg.region, self.cfg.aws_endpoint_url)
+        # botocore data cut to the operations a tenant calls (runtime/adapters/aws_models.py)
+        self.clients = clients = AwsClients(self.cfg.region, self.cfg.aws_endpoint_url, data_path=tenant_data_path())
         self.store = S3ObjectStore(clients, self.cfg.bucket)
         self.queue = SqsQueue(clients, self.customer.queue_name)
         self.ses = TenantSes(clients, self.cfg, self.customer)
@@ -138,7 +150,8 @@ class CustomerWorker:
             longest_running_s=max(running, default=0.0), max_duration_s=max(recent, default=0.0),
             assume_role_calls=self.ses.assume_role_calls, rss=rss, uss=uss, depths=dict(p.depths),
             window=p.window.snapshot(), deletes=self.handler.deletes.snapshot(), durations=tuple(p.durations[-500:]),
-            aws_calls=call_counts(), node=_node_stats())
+            aws_calls=call_counts(), node=_node_stats(), spawned_at=_spawned_at(),
+            init_started_at=self.init_started_at)
 
     async def calendar_recipients(self, request: AttendeesRequest) -> AttendeesResult | ErrorData:
         """This tenant's meeting attendees (aws-calendar, whitelist applied): credentials stay here."""

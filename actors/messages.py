@@ -190,6 +190,8 @@ class TenantHealth:
     durations: tuple = ()
     aws_calls: dict = field(default_factory=dict)
     node: dict = field(default_factory=dict)
+    spawned_at: float = 0.0       # the process's start (where start-up time goes: bench.py)
+    init_started_at: float = 0.0  # the constructor's start; started_at is its end
 
     def to_json(self) -> dict:
         """The dict ``ttr status``, the portal and the alert rules read."""

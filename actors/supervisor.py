@@ -112,6 +112,9 @@ class Runtime:
         within ``runtime.start_timeout_s`` is logged and left to the supervision loop: it never
         takes the others down."""
         check_fit(ray, Demand.of(self.cfg), wait=self.fit_wait)
+        from runtime.adapters.aws_models import tenant_data_path
+
+        tenant_data_path()  # the tenants' trimmed botocore data: generated once here, not by each tenant
         svc = service_options(self.cfg)
         self.archive = self.archive_cls.options(**self._opts(ARCHIVE_ACTOR_NAME), **svc).remote(self.cfg_data)
         self.meetings = self.meetings_cls.options(**self._opts(MEETINGS_ACTOR_NAME), **svc).remote(

@@ -13,25 +13,22 @@ into the call's arguments and the callee opens its span under ``extract(carrier)
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import sys
 import threading
-from typing import Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
 from opentelemetry.propagate import extract as _extract
 from opentelemetry.propagate import inject as _inject
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import (MetricExporter, MetricExportResult, MetricReader,
-                                              PeriodicExportingMetricReader)
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import Status, StatusCode
+
+if TYPE_CHECKING:  # the SDK loads only where an exporter is configured (see setup_telemetry)
+    from opentelemetry.sdk.metrics.export import MetricReader
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(process)d] %(message)s"
 TRACES_FILE_ENV = "TTR_TRACES_FILE"
@@ -62,57 +59,13 @@ def setup_logging(level: str | None = None) -> None:
     root._ttr_configured = True  # type: ignore[attr-defined]
 
 
-class _JsonLines:
-    """Append whole lines to a file shared by many processes (one write() per batch, O_APPEND)."""
+def __getattr__(name: str):
+    # the JSON-lines exporters subclass the SDK's: they live in runtime.telemetry_files
+    if name in ("JsonLinesSpanExporter", "JsonLinesMetricExporter"):
+        from . import telemetry_files
 
-    def __init__(self, path: str):
-        self.path = path
-        self._lock = threading.Lock()
-        d = os.path.dirname(os.path.abspath(path))
-        os.makedirs(d, exist_ok=True)
-
-    def write(self, lines: Sequence[str]) -> bool:
-        if not lines:
-            return True
-        data = ("\n".join(lines) + "\n").encode("utf-8")
-        try:
-            with self._lock:
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-                try:
-                    os.write(fd, data)
-                finally:
-                    os.close(fd)
-            return True
-        except OSError:
-            return False
-
-
-class JsonLinesSpanExporter(SpanExporter):
-    def __init__(self, path: str):
-        self.out = _JsonLines(path)
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        lines = [json.dumps(json.loads(s.to_json(indent=None)), separators=(",", ":")) for s in spans]
-        return SpanExportResult.SUCCESS if self.out.write(lines) else SpanExportResult.FAILURE
-
-    def shutdown(self) -> None:
-        pass
-
-
-class JsonLinesMetricExporter(MetricExporter):
-    def __init__(self, path: str):
-        super().__init__()
-        self.out = _JsonLines(path)
-
-    def export(self, metrics_data, timeout_millis: float = 10_000, **kwargs) -> MetricExportResult:
-        line = json.dumps(json.loads(metrics_data.to_json(indent=None)), separators=(",", ":"))
-        return MetricExportResult.SUCCESS if self.out.write([line]) else MetricExportResult.FAILURE
-
-    def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        return True
-
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs) -> None:
-        pass
+        return getattr(telemetry_files, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _otlp_wanted(kind: str) -> bool:
@@ -123,9 +76,22 @@ def _otlp_wanted(kind: str) -> bool:
 def setup_telemetry(role: str, *, span_exporter: SpanExporter | None = None,
                     metric_reader: MetricReader | None = None) -> None:
     """Install this process's tracer and meter providers (once). ``role`` names the process
-    (cli, supervisor, customer, archive, meetings); tests may pass in-memory exporters."""
+    (cli, supervisor, customer, archive, meetings); tests may pass in-memory exporters. With no
+    exporter configured or given, the SDK is not even imported: spans and instruments stay the
+    API's no-ops (a hundred tenant processes do not each hold an SDK that exports nothing), and
+    trace context still crosses actor calls."""
     global _configured
     setup_logging()
+    if span_exporter is None and metric_reader is None and not exporters_configured():
+        return
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from .telemetry_files import JsonLinesMetricExporter, JsonLinesSpanExporter
+
     with _lock:
         if _configured:
             return

@@ -168,12 +168,24 @@ def run_once(args) -> dict:
         print(f"  runtime: {args.tenants} tenants ready in {ready_s:.1f}s", file=sys.stderr, flush=True)
         try:
             time.sleep(2)
-            tenant_pids = [h["pid"] for h in rt.health().values() if h.get("ok")]
+            healths = [h for h in rt.health().values() if h.get("ok")]
+            tenant_pids = [h["pid"] for h in healths]
+            wall0 = time.time() - (time.monotonic() - t_start)   # t_start on the wall clock
+            phases = {  # medians over the tenants: where start-up went
+                "spawn_s": statistics.median(h["spawned_at"] - wall0 for h in healths),
+                # a worker Ray had started before (an idle one in its pool) counts from t_start
+                "python_and_ray_s": statistics.median(h["init_started_at"] - max(h["spawned_at"], wall0)
+                                                      for h in healths),
+                "constructor_s": statistics.median(h["started_at"] - h["init_started_at"] for h in healths),
+                "last_constructed_s": max(h["started_at"] - wall0 for h in healths)}
+            print("  tenant start-up (median): process started at {spawn_s:.1f}s, Python + Ray until the "
+                  "constructor {python_and_ray_s:.1f}s, constructor {constructor_s:.2f}s; last constructed "
+                  "at {last_constructed_s:.1f}s".format(**phases), file=sys.stderr, flush=True)
             scale_pending = len(rt.pending)
             idle = _idle_cpu_pct(tenant_pids, args.idle_seconds)
             service_pids = [ray.get(a.health.remote()).pid for a in (rt.archive, rt.meetings, rt.reconciler)]
             scale = {"ready_s": ready_s, "ref": ref, "idle_cpu_pct": statistics.median(idle),
-                     "not_ready": scale_pending}
+                     "not_ready": scale_pending, "startup_phases": phases}
             lc = Lifecycle(S3ObjectStore(AwsClients(cfg.region, cfg.aws_endpoint_url), cfg.bucket),
                            cfg.customer_codes)
             scale.update(broadcast(stack, lc, list(cfg.customer_codes), args.timeout))

@@ -10,6 +10,7 @@ from typing import Iterator
 
 import boto3
 import botocore.config
+import botocore.session
 import botocore.exceptions
 from botocore.exceptions import ClientError
 
@@ -65,11 +66,14 @@ class AwsClients:
     """
 
     def __init__(self, region: str, endpoint_url: str | None = None, *,
-                 config: botocore.config.Config | None = None):
+                 config: botocore.config.Config | None = None, data_path: str | None = None):
         self.region = region
         self.endpoint_url = endpoint_url
         self.config = config or client_config()
-        self._session = boto3.session.Session(**self._default_credentials())
+        core = botocore.session.get_session()
+        if data_path:  # botocore's documented data_path (AWS_DATA_PATH): searched before its own
+            core.set_config_variable("data_path", data_path)
+        self._session = boto3.session.Session(botocore_session=core, **self._default_credentials())
         self._session.events.register("after-call.*.*", _count_call)
         self._clients: dict[tuple, object] = {}
         self._hooks: list[tuple[str, object]] = []
@@ -104,14 +108,13 @@ class AwsClients:
         return self._clients[key]
 
     def client_with(self, service: str, credentials: dict, region: str | None = None):
-        """A client with explicit (assumed-role) credentials, e.g. a tenant's SES client."""
-        session = boto3.session.Session(
-            aws_access_key_id=credentials["AccessKeyId"],
-            aws_secret_access_key=credentials["SecretAccessKey"],
-            aws_session_token=credentials.get("SessionToken"))
-        session.events.register("after-call.*.*", _count_call)
-        return self._hooked(session.client(service, region_name=region or self.region,
-                                           endpoint_url=self.endpoint_url, config=self.config))
+        """A client with explicit (assumed-role) credentials, e.g. a tenant's SES client. The
+        credentials belong to the client alone; it shares this factory's session only for what
+        botocore parsed once (service models, endpoints), not to hold them twice per tenant."""
+        return self._hooked(self._session.client(
+            service, region_name=region or self.region, endpoint_url=self.endpoint_url, config=self.config,
+            aws_access_key_id=credentials["AccessKeyId"], aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials.get("SessionToken")))
 
 
 def assume_customer_role(clients: "AwsClients", customer, session_name: str, seconds: int = 3600) -> dict:
