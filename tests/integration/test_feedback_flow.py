@@ -61,7 +61,8 @@ def sent_to(title) -> list[str]:
 
 def topic_arn(stack, code) -> str:
     c = stack.cfg.customer(code)
-    return next(t["TopicArn"] for t in stack.clients.client("sns").list_topics()["Topics"]
+    pages = stack.clients.client("sns").get_paginator("list_topics").paginate()   # tests share moto: many topics
+    return next(t["TopicArn"] for page in pages for t in page["Topics"]
                 if t["TopicArn"].endswith(f":{c.feedback_topic_name}"))
 
 
