@@ -285,6 +285,17 @@ SAMPLE_CHANGE = {
 }
 
 
+def _day_label(iso: str) -> str:
+    from datetime import datetime
+
+    d = datetime.fromisoformat(iso)
+    return f"{d:%a} {d.day} {d:%b %Y}"
+
+
+# How email subjects date the sample change ("Tue 8 Dec 2026"), in the change's own zone
+SAMPLE_DAY = _day_label(SAMPLE_CHANGE["schedule"]["implementationStart"])
+
+
 @pytest.fixture()
 def sample_change():
     import copy

@@ -7,6 +7,8 @@ import uuid
 
 import pytest
 
+from tests.conftest import SAMPLE_DAY
+
 from runtime.adapters.s3 import S3ObjectStore
 from runtime.adapters.ses import TenantSes
 from runtime.adapters.sqs import SqsQueue
@@ -93,8 +95,8 @@ def test_submit_then_approve_in_quick_succession_delivers_both(env, sample_chang
     assert second.ack and second.steps_done == []
     got = sent_to(title)
     assert sorted(got) == sorted(set(HTS_APPROVAL + HTS_ANNOUNCE))
-    assert [s for s, _ in got["alice@example.com"]] == [f"Approval required: {title} (Tue 8 Dec 2026)", f"Approved: {title} (Tue 8 Dec 2026)"]
-    assert [s for s, _ in got["chris@example.com"]] == [f"Approved: {title} (Tue 8 Dec 2026)"]
+    assert [s for s, _ in got["alice@example.com"]] == [f"Approval required: {title} ({SAMPLE_DAY})", f"Approved: {title} ({SAMPLE_DAY})"]
+    assert [s for s, _ in got["chris@example.com"]] == [f"Approved: {title} ({SAMPLE_DAY})"]
     assert all(sender == "notifications@hts.example.com" for v in got.values() for _, sender in v)
     arch = env.archive(cid)
     assert processed(arch, "hts") == [1, 2]
@@ -113,7 +115,7 @@ def test_duplicate_events_and_reput_trigger_send_nothing_twice(env, sample_chang
     env.lc.retrigger(cid)                          # a re-put trigger: a new, stale event
     [again] = env.messages("htsnonprod", 1)
     assert h.handle(again).ack
-    assert sent_to(title) == {"dana@example.com": [(f"Approval required: {title} (Tue 8 Dec 2026)",
+    assert sent_to(title) == {"dana@example.com": [(f"Approval required: {title} ({SAMPLE_DAY})",
                                                     "notifications@htsnonprod.example.com")]}
     assert processed(env.archive(cid), "htsnonprod") == [1]
 

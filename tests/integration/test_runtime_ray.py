@@ -7,6 +7,8 @@ import uuid
 
 import pytest
 
+from tests.conftest import SAMPLE_DAY
+
 from runtime.adapters.s3 import S3ObjectStore
 from runtime.archive import ArchiveStore
 from runtime.lifecycle import Lifecycle
@@ -64,9 +66,9 @@ def test_submit_then_approve_both_notifications_delivered(runtime, lc, module_st
         assert sorted(m["transition"] for m in ch["modifications"]
                       if m["type"] == "processed" and m["customer"] == code) == [1, 2]
     got = emails(title)
-    assert got["alice@example.com"] == [f"Approval required: {title} (Tue 8 Dec 2026)", f"Approved: {title} (Tue 8 Dec 2026)"]
-    assert got["dana@example.com"] == [f"Approval required: {title} (Tue 8 Dec 2026)", f"Approved: {title} (Tue 8 Dec 2026)"]
-    assert got["chris@example.com"] == [f"Approved: {title} (Tue 8 Dec 2026)"] and got["erin@example.com"] == [f"Approved: {title} (Tue 8 Dec 2026)"]
+    assert got["alice@example.com"] == [f"Approval required: {title} ({SAMPLE_DAY})", f"Approved: {title} ({SAMPLE_DAY})"]
+    assert got["dana@example.com"] == [f"Approval required: {title} ({SAMPLE_DAY})", f"Approved: {title} ({SAMPLE_DAY})"]
+    assert got["chris@example.com"] == [f"Approved: {title} ({SAMPLE_DAY})"] and got["erin@example.com"] == [f"Approved: {title} ({SAMPLE_DAY})"]
     wait_for(lambda: not [k for k in module_stack.keys("customers/") if cid in k], what="triggers deleted")
 
 
@@ -87,7 +89,7 @@ def test_duplicate_events_and_reput_triggers_send_nothing_twice(runtime, lc, mod
         QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"]
         == "0", what="queue drained")
     wait_for(lambda: not [k for k in module_stack.keys("customers/") if cid in k], what="trigger deleted")
-    assert emails(title) == {"alice@example.com": [f"Approval required: {title} (Tue 8 Dec 2026)"]}
+    assert emails(title) == {"alice@example.com": [f"Approval required: {title} ({SAMPLE_DAY})"]}
     processed = [m for m in lc.show(cid)["modifications"] if m["type"] == "processed"]
     assert len(processed) == 1
 
