@@ -448,7 +448,7 @@ def test_four_eyes_after_a_reschedule_by_the_same_approver(web):
     cid = web.submit("alice")
     bob = web.bearer("bob")
     r = bob.post(f"/api/changes/{cid}/reschedule", headers={"If-Match": etag(bob, cid)},
-                 json={"start": "2026-12-09T02:00:00-05:00", "end": "2026-12-09T04:00:00-05:00"})
+                 json={"start": window(9)["implementationStart"], "end": window(9)["implementationEnd"]})
     assert r.status_code == 200
     r = bob.post(f"/api/changes/{cid}/approve", headers={"If-Match": r.headers["etag"]})
     assert r.status_code == 403 and "four-eyes" in r.json()["message"]
