@@ -1,8 +1,8 @@
 """AlertActor: the alert rules, evaluated inside the runtime on ``alerting.interval_seconds``.
 
-Each pass gathers what ``ttr status`` shows (``runtime.status.gather``: AWS and the actors'
+Each pass gathers what ``ttr status`` shows (``runtime.services.status.gather``: AWS and the actors'
 health), evaluates ``configs/alerts.yaml`` (or ``alerting.rules``), and sends the notices the
-pass owes (``runtime.alerting``: fire once, resolve once) to the configured sinks.
+pass owes (``runtime.domain.notices``: fire once, resolve once) to the configured sinks.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import os
 
 import ray
 
-from .messages import AlertsHealth, config_of
-from .periodic import PeriodicWorker
+from actors.messages import AlertsHealth, config_of
+from actors.periodic import PeriodicWorker
 
 log = logging.getLogger("ttr.alerts")
 ALERT_ACTOR_NAME = "alerts"
@@ -24,12 +24,12 @@ class AlertWorker(PeriodicWorker):
     def __init__(self, cfg_data, namespace: str, *, interval_s: float | None = None):
         from runtime.adapters.alert_sinks import build_sinks
         from runtime.adapters.aws import AwsClients
-        from runtime.alerting import AlertTracker, Dispatcher
-        from runtime.alerts import load_alerts
+        from runtime.domain.notices import AlertTracker, Dispatcher
+        from runtime.domain.alerts import load_alerts
         from runtime.telemetry import setup_telemetry
 
         setup_telemetry("alerts")
-        # A pass calls ray.get (the actors' health, through runtime.status) in a worker thread, not
+        # A pass calls ray.get (the actors' health, through runtime.services.status) in a worker thread, not
         # on the event loop; Ray's warning about blocking gets in async actors does not apply.
         os.environ["RAY_WARN_BLOCKING_GET_INSIDE_ASYNC"] = "0"
         self.cfg = config_of(cfg_data)
@@ -58,7 +58,7 @@ class AlertWorker(PeriodicWorker):
             log.exception("alert pass failed")
 
     def run_once(self) -> list[dict]:
-        from runtime.status import gather, nodes
+        from runtime.services.status import gather, nodes
         from runtime.telemetry import metrics, span
 
         with span("alerts.pass"):

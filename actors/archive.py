@@ -1,6 +1,6 @@
 """ArchiveActor: the only writer of ``archive/`` inside the cluster.
 
-Group commit per change (``runtime.archive.GroupCommit``): record requests for the same change
+Group commit per change (``runtime.services.archive.GroupCommit``): record requests for the same change
 that arrive together are applied in one read and one compare-and-swap; changes are written
 concurrently. The writes themselves are ``ArchiveRecorder``'s: If-Match read-modify-write,
 idempotent appends, unknown fields preserved, so writers outside the cluster (the CLI, the web
@@ -14,10 +14,10 @@ import os
 
 import ray
 
-from runtime.errors import TtrError
+from runtime.domain.errors import TtrError
 
-from .messages import ArchiveHealth, ErrorData, RecordRequest, RecordResult, config_of, encode_error
-from .proxies import ARCHIVE_ACTOR_NAME  # noqa: F401 - re-exported: the name's old home
+from actors.messages import ArchiveHealth, ErrorData, RecordRequest, RecordResult, config_of, encode_error
+from actors.proxies import ARCHIVE_ACTOR_NAME  # noqa: F401 - re-exported: the name's old home
 
 ARCHIVE_ACTOR_OPTIONS = {"num_cpus": 0.05, "max_restarts": -1, "max_task_retries": 3, "max_concurrency": 256}
 
@@ -26,8 +26,8 @@ class ArchiveWorker:
     def __init__(self, cfg_data):
         from runtime.adapters.aws import AwsClients
         from runtime.adapters.s3 import S3ObjectStore
-        from runtime.alerts import WindowCounter
-        from runtime.archive import ArchiveRecorder, GroupCommit
+        from runtime.domain.alerts import WindowCounter
+        from runtime.services.archive import ArchiveRecorder, GroupCommit
         from runtime.telemetry import setup_telemetry
 
         setup_telemetry("archive")

@@ -2,7 +2,7 @@
 
 It owns the tenant's assumed-role SES session (no other actor holds tenant credentials) and its
 Ray methods; the message pump (poll, heartbeat, ack batching, backoff, pause) is
-``runtime.consumer.MessagePump`` and what happens to a message is ``runtime.handler``'s.
+``runtime.services.consumer.MessagePump`` and what happens to a message is ``runtime.services.handler``'s.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from dataclasses import asdict
 
 import ray
 
-from runtime.errors import TtrError
+from runtime.domain.errors import TtrError
 
-from .messages import (AttendeesRequest, AttendeesResult, DrainResult, ErrorData, Probe, TenantHealth, config_of,
+from actors.messages import (AttendeesRequest, AttendeesResult, DrainResult, ErrorData, Probe, TenantHealth, config_of,
                        encode_error)
-from .proxies import customer_actor_name  # noqa: F401 - re-exported: the name's old home
+from actors.proxies import customer_actor_name  # noqa: F401 - re-exported: the name's old home
 
 log = logging.getLogger("ttr.customer")
 
@@ -83,11 +83,11 @@ class CustomerWorker:
         from runtime.adapters.s3 import S3ObjectStore
         from runtime.adapters.ses import TenantSes
         from runtime.adapters.sqs import SqsQueue
-        from runtime.consumer import MessagePump, PumpSettings
-        from runtime.handler import TriggerHandler
+        from runtime.services.consumer import MessagePump, PumpSettings
+        from runtime.services.handler import TriggerHandler
         from runtime.telemetry import observe, setup_telemetry
 
-        from .proxies import ActorArchiveWriter, ActorMeetings
+        from actors.proxies import ActorArchiveWriter, ActorMeetings
 
         setup_telemetry("customer")
         self.cfg = config_of(cfg_data)

@@ -1,4 +1,4 @@
-"""FeedbackActor: every tenant's SES feedback queue, read inside the runtime (``runtime.feedback``).
+"""FeedbackActor: every tenant's SES feedback queue, read inside the runtime (``runtime.services.feedback``).
 
 One actor for all tenants (feedback is light): a polling task per tenant, each long-polling its
 own queue, so one tenant's trouble does not hold up another's. It holds no tenant credentials:
@@ -12,7 +12,7 @@ import logging
 
 import ray
 
-from .messages import FeedbackHealth, config_of
+from actors.messages import FeedbackHealth, config_of
 
 log = logging.getLogger("ttr.feedback")
 FEEDBACK_ACTOR_NAME = "feedback"
@@ -36,7 +36,7 @@ class FeedbackWorker:
 
     def _consumer(self, code: str):
         from runtime.adapters.sqs import SqsQueue
-        from runtime.feedback import FeedbackConsumer, feedback_topic_arn
+        from runtime.services.feedback import FeedbackConsumer, feedback_topic_arn
 
         if code not in self.consumers:
             c = self.cfg.customer(code)

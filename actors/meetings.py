@@ -1,7 +1,7 @@
 """MeetingCoordinator: Graph meeting work, serialised per changeId, concurrent across changes.
 
 It never holds tenant credentials: attendees come from each CustomerActor, all asked at once.
-Archive writes go through the ArchiveActor. The decisions are ``runtime.coordinator.MeetingService``'s;
+Archive writes go through the ArchiveActor. The decisions are ``runtime.services.meeting_service.MeetingService``'s;
 every call to another actor goes through ``actors.proxies``.
 """
 
@@ -12,10 +12,10 @@ import os
 
 import ray
 
-from runtime.errors import TtrError
+from runtime.domain.errors import TtrError
 
-from .messages import ErrorData, MeetingCall, MeetingResult, MeetingsHealth, config_of, encode_error
-from .proxies import MEETINGS_ACTOR_NAME, ActorAttendees, AsyncArchiveWriter
+from actors.messages import ErrorData, MeetingCall, MeetingResult, MeetingsHealth, config_of, encode_error
+from actors.proxies import MEETINGS_ACTOR_NAME, ActorAttendees, AsyncArchiveWriter
 
 __all__ = ["MEETINGS_ACTOR_NAME", "MeetingCoordinator", "MeetingsWorker"]
 
@@ -24,7 +24,7 @@ MEETINGS_ACTOR_OPTIONS = {"num_cpus": 0.05, "max_restarts": -1, "max_task_retrie
 
 class MeetingsWorker:
     def __init__(self, cfg_data, namespace: str):
-        from runtime.locks import KeyedAsyncLock
+        from runtime.services.locks import KeyedAsyncLock
         from runtime.telemetry import setup_telemetry
 
         setup_telemetry("meetings")
@@ -41,8 +41,8 @@ class MeetingsWorker:
             from runtime.adapters.aws import AwsClients
             from runtime.adapters.graph import GraphCalendar
             from runtime.adapters.s3 import S3ObjectStore
-            from runtime.archive import ArchiveStore
-            from runtime.coordinator import MeetingService, sync_load
+            from runtime.services.archive import ArchiveStore
+            from runtime.services.meeting_service import MeetingService, sync_load
 
             reader = ArchiveStore(S3ObjectStore(AwsClients(self.cfg.region, self.cfg.aws_endpoint_url),
                                                 self.cfg.bucket))

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from runtime.errors import ExternalError, PermanentError, RetryableError, TtrError
+from runtime.domain.errors import ExternalError, PermanentError, RetryableError, TtrError
 
 
 def config_of(cfg_or_data):
     """The parsed ``Config`` an actor was given: the supervisor ships its own parsed copy (no
     re-validation in each actor); a dict (an older caller) is parsed."""
-    from runtime.config import Config, parse_config
+    from runtime.domain.config import Config, parse_config
 
     if isinstance(cfg_or_data, Config):
         return cfg_or_data
@@ -30,7 +30,7 @@ def config_of(cfg_or_data):
 # -- errors ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ErrorData:
-    type: str                    # the class name in runtime.errors (or a subclass elsewhere)
+    type: str                    # the class name in runtime.domain.errors (or a subclass elsewhere)
     message: str
     retryable: bool
     retry_after: float | None = None

@@ -25,7 +25,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from runtime.errors import PermanentError
+from runtime.domain.errors import PermanentError
 
 _EPS = 1e-9
 MB = 2 ** 20

@@ -13,10 +13,10 @@ from concurrent.futures import TimeoutError as FutureTimeout
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayError
 
-from runtime.errors import RetryableError
+from runtime.domain.errors import RetryableError
 from runtime.telemetry import inject
 
-from .messages import (AttendeesRequest, AttendeesResult, MeetingCall, MeetingResult, RecordRequest, RecordResult,
+from actors.messages import (AttendeesRequest, AttendeesResult, MeetingCall, MeetingResult, RecordRequest, RecordResult,
                        unwrap)
 
 CALL_TIMEOUT = 120.0

@@ -1,4 +1,4 @@
-"""ReconcilerActor: the orphan reconciler, inside the runtime (``runtime.orphans``)."""
+"""ReconcilerActor: the orphan reconciler, inside the runtime (``runtime.services.orphans``)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import logging
 
 import ray
 
-from runtime.errors import TtrError
+from runtime.domain.errors import TtrError
 
-from .messages import ReconcilerHealth, config_of
-from .periodic import PeriodicWorker
+from actors.messages import ReconcilerHealth, config_of
+from actors.periodic import PeriodicWorker
 
 log = logging.getLogger("ttr.orphans")
 RECONCILER_ACTOR_NAME = "reconciler"
@@ -22,7 +22,7 @@ class ReconcilerWorker(PeriodicWorker):
         from runtime.adapters.aws import AwsClients
         from runtime.adapters.s3 import S3ObjectStore
         from runtime.adapters.sqs import SqsQueue
-        from runtime.orphans import OrphanReconciler
+        from runtime.services.orphans import OrphanReconciler
         from runtime.telemetry import setup_telemetry
 
         setup_telemetry("reconciler")

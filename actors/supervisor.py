@@ -15,17 +15,17 @@ import threading
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayError
 
-from runtime.config import Config
+from runtime.domain.config import Config
 from runtime.telemetry import metrics, observe, setup_telemetry
 
-from .alerter import ALERT_ACTOR_NAME, AlertActor
-from .archive import ARCHIVE_ACTOR_NAME, ArchiveActor
-from .customer import CustomerActor, customer_actor_name
-from .feedback import FEEDBACK_ACTOR_NAME, FeedbackActor
-from .meetings import MEETINGS_ACTOR_NAME, MeetingCoordinator
-from .placement import Demand, check_fit, service_options, tenant_options
-from .proxies import health_of
-from .reconciler import RECONCILER_ACTOR_NAME, ReconcilerActor
+from actors.alerter import ALERT_ACTOR_NAME, AlertActor
+from actors.archive import ARCHIVE_ACTOR_NAME, ArchiveActor
+from actors.customer import CustomerActor, customer_actor_name
+from actors.feedback import FEEDBACK_ACTOR_NAME, FeedbackActor
+from actors.meetings import MEETINGS_ACTOR_NAME, MeetingCoordinator
+from actors.placement import Demand, check_fit, service_options, tenant_options
+from actors.proxies import health_of
+from actors.reconciler import RECONCILER_ACTOR_NAME, ReconcilerActor
 
 log = logging.getLogger("ttr.supervisor")
 
@@ -136,7 +136,7 @@ class Runtime:
         done, _ = _wait_all([*services, *starts], timeout)
         failed_services = [name for ref, name in services.items() if ref not in done or _failed(ref)]
         if failed_services:
-            from runtime.errors import PermanentError
+            from runtime.domain.errors import PermanentError
 
             self.shutdown(timeout=1)
             raise PermanentError(f"the runtime's {', '.join(failed_services)} actor(s) did not start within "

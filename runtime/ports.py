@@ -1,7 +1,7 @@
 """Ports: the narrow interfaces the domain code talks through.
 
 Real adapters live in ``runtime.adapters`` (boto3, msgraph-sdk). They raise only errors from
-``runtime.errors``; no vendor exception crosses a port.
+``runtime.domain.errors``; no vendor exception crosses a port.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ class Mailer(Protocol):
 # ---------------------------------------------------------------------------------------------
 # Calendar (Microsoft Graph). The data types live with the pure meeting logic.
 
-from .meetings import CalendarEvent, MeetingRequest  # noqa: E402
+from runtime.domain.meetings import CalendarEvent, MeetingRequest  # noqa: E402
 
 
 class Calendar(Protocol):

@@ -118,7 +118,7 @@ def reference(n: int, idle_seconds: float, cfg) -> dict:
 
 def broadcast(stack, lc, codes: list[str], timeout: float) -> dict:
     """One change for every tenant, with a meeting: submit, approve, until all processed."""
-    from runtime.processing import plan
+    from runtime.domain.processing import plan
 
     title = f"Broadcast {uuid.uuid4().hex[:6]}"
     content = {"title": title, "customers": codes, "meeting": {"required": True},
@@ -146,11 +146,11 @@ def run_once(args) -> dict:
     from actors.supervisor import Runtime, init_ray
     from runtime.adapters.aws import AwsClients
     from runtime.adapters.s3 import S3ObjectStore
-    from runtime.config import parse_config
-    from runtime.lifecycle import Lifecycle
+    from runtime.domain.config import parse_config
+    from runtime.services.lifecycle import Lifecycle
     from runtime.local.stack import LocalStack
-    from runtime.processing import plan
-    from runtime.rules import window_from_today
+    from runtime.domain.processing import plan
+    from runtime.domain.rules import window_from_today
 
     cfg = parse_config(bench_config(args.tenants, args.recipients), "<bench>")
     with LocalStack(cfg, aws_port=0, graph_port=0) as stack:

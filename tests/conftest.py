@@ -105,8 +105,8 @@ def make_stack(endpoint: str, directory: Path, mutate=None, graph_url: str | Non
 
     ``mutate(data)`` may adjust the config dict (customers, seed contacts) before bootstrap."""
     from runtime.adapters.aws import AwsClients
-    from runtime.config import parse_config
-    from runtime.local.bootstrap import ensure_management, seed_customer_ses
+    from runtime.domain.config import parse_config
+    from runtime.provisioning.bootstrap import ensure_management, seed_customer_ses
 
     bucket = f"ttr-test-{uuid.uuid4().hex[:12]}"
     suffix = bucket[-6:]
@@ -241,7 +241,7 @@ class Stack:
 @pytest.fixture()
 def run_cli(capsys):
     """Run ``ttr`` in-process; returns (exit code, stdout, stderr)."""
-    from runtime.cli import main
+    from runtime.cli.main import main
 
     def run(*argv: str) -> tuple[int, str, str]:
         capsys.readouterr()
@@ -269,8 +269,8 @@ def at(date: str, hhmm: str, tz: str) -> str:
 
 
 def window(days: int = 8, start: str = "02:00", hours: int = 2, tz: str = "America/New_York") -> dict:
-    """A schedule ``days`` from today (see runtime.rules.window_from_today)."""
-    from runtime.rules import window_from_today
+    """A schedule ``days`` from today (see runtime.domain.rules.window_from_today)."""
+    from runtime.domain.rules import window_from_today
 
     return window_from_today(days, start=start, hours=hours, tz=tz)
 

@@ -8,11 +8,11 @@ from typing import Protocol
 
 import httpx
 
-from ..alerting import (EmailSink, Notice, SnsSink, WebhookSink, email_message, slack_payload, sns_message,
+from runtime.domain.notices import (EmailSink, Notice, SnsSink, WebhookSink, email_message, slack_payload, sns_message,
                         teams_payload)
-from ..config import Config
-from ..errors import PermanentError, RetryableError
-from .aws import AwsClients, aws_errors
+from runtime.domain.config import Config
+from runtime.domain.errors import PermanentError, RetryableError
+from runtime.adapters.aws import AwsClients, aws_errors
 
 WEBHOOK_TIMEOUT = 10.0
 

@@ -14,7 +14,7 @@ import botocore.session
 import botocore.exceptions
 from botocore.exceptions import ClientError
 
-from ..errors import (AlreadyExists, NotFound, PermanentError, PreconditionFailed,
+from runtime.domain.errors import (AlreadyExists, NotFound, PermanentError, PreconditionFailed,
                       RetryableError, TenantPaused, TtrError)
 
 # Codes that mean "try again later" whatever the service.

@@ -8,7 +8,7 @@
   ``AZURE_CLIENT_SECRET`` in production (azure-identity caches the token), a static bearer token
   for the emulator. Either way the token is only ever sent to the base URL's host.
 - Errors: kiota's ``APIError``, httpx transport errors and azure-identity failures are
-  translated by ``graph_errors`` into ``runtime.errors`` (retryability and Retry-After as data).
+  translated by ``graph_errors`` into ``runtime.domain.errors`` (retryability and Retry-After as data).
 
 Retries: the SDK's RetryHandler re-sends on 429/503/504, honouring Retry-After. That is safe for
 GET and PATCH (same body, same result) and for the create (it carries a ``transactionId``, so
@@ -63,9 +63,9 @@ from msgraph_core import APIVersion, GraphClientFactory
 from msgraph_core.middleware import GraphTelemetryHandler
 from msgraph_core.middleware.options import GraphTelemetryHandlerOption
 
-from ..config import GraphConfig
-from ..errors import ConfigError, NotFound, PermanentError, RetryableError, TtrError
-from ..meetings import EXTENDED_PROPERTY_ID, CalendarEvent, MeetingRequest
+from runtime.domain.config import GraphConfig
+from runtime.domain.errors import ConfigError, NotFound, PermanentError, RetryableError, TtrError
+from runtime.domain.meetings import EXTENDED_PROPERTY_ID, CalendarEvent, MeetingRequest
 
 GRAPH_HOST = "graph.microsoft.com"
 AZURE_ENV = ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET")
@@ -284,7 +284,7 @@ class GraphCalendar:
     async def _run(self, operation: str, awaitable: Any) -> Any:
         # The deadline bounds the whole call, SDK retries included, so a Graph that trickles
         # bytes (never tripping httpx's per-read timeout) still cannot hang the caller.
-        from ..telemetry import span
+        from runtime.telemetry import span
 
         with span(operation, {"ttr.graph.base_url": self.base_url}), graph_errors(operation):
             async with asyncio.timeout(self._deadline):

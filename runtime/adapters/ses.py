@@ -12,11 +12,11 @@ import time
 from datetime import datetime, timezone
 from typing import Mapping
 
-from ..config import Config, CustomerConfig
-from ..emails.mime import build_mime
-from ..errors import PermanentError, RecipientRejected, RetryableError, TenantPaused
-from ..recipients import parse_attributes
-from .aws import AwsClients, assume_customer_role, aws_errors
+from runtime.domain.config import Config, CustomerConfig
+from runtime.emails.mime import build_mime
+from runtime.domain.errors import PermanentError, RecipientRejected, RetryableError, TenantPaused
+from runtime.domain.recipients import parse_attributes
+from runtime.adapters.aws import AwsClients, assume_customer_role, aws_errors
 
 REFRESH_MARGIN = 300          # seconds before expiry we assume the role again
 SESSION_SECONDS = 3600
@@ -93,7 +93,7 @@ class TenantSes:
             simple: dict = {"Subject": {"Data": subject, "Charset": "UTF-8"},
                             "Body": {"Text": {"Data": text, "Charset": "UTF-8"},
                                      "Html": {"Data": html, "Charset": "UTF-8"}}}
-            if headers:  # e.g. X-TTR-Ref, which comes back in SES feedback (runtime.feedback)
+            if headers:  # e.g. X-TTR-Ref, which comes back in SES feedback (runtime.services.feedback)
                 simple["Headers"] = [{"Name": k, "Value": v} for k, v in headers.items()]
             content = {"Simple": simple}
         else:  # with the calendar file: our own MIME (see runtime.emails.mime)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..ports import QueueMessage
-from .aws import AwsClients, aws_errors
+from runtime.ports import QueueMessage
+from runtime.adapters.aws import AwsClients, aws_errors
 
 
 class SqsQueue:

@@ -22,8 +22,8 @@ from markupsafe import Markup, escape
 __all__ = ["CALENDAR_KINDS", "KIND_FOR_TRANSITION", "KINDS", "RenderedEmail", "UNSUBSCRIBE_PLACEHOLDER",
            "format_duration", "format_schedule", "format_utc", "portal_url", "render_email"]
 
-from ..kinds import CHANGE, ROUTES  # noqa: E402 - the table of what each transition sends
-from .announcement import ANNOUNCEMENT_KINDS, announcement_context  # noqa: E402
+from runtime.domain.kinds import CHANGE, ROUTES  # noqa: E402 - the table of what each transition sends
+from runtime.emails.announcement import ANNOUNCEMENT_KINDS, announcement_context  # noqa: E402
 
 KIND_FOR_TRANSITION = {t: before.email for t, (before, _) in ROUTES[CHANGE].items()}
 # SES substitutes this in messages sent with ListManagementOptions; it must reach SES verbatim.

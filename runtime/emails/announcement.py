@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Mapping
 from urllib.parse import quote, urlsplit
 
-from ..announcements import TYPES
+from runtime.domain.announcements import TYPES
 
 ANNOUNCEMENT_KINDS = ("announcement_request", "announcement", "announcement_cancelled")
 _ACCENTS = {"cic": "#2f5f8f", "finops": "#1e7e34", "innersource": "#5a3d99", "general": "#59636e"}
@@ -37,7 +37,7 @@ def announcement_context(kind: str, obj: Mapping, *, customer: str, portal_base_
                          transition: Mapping, zone: str | None, meeting: Mapping | None,
                          show_customers: bool) -> tuple[str, dict]:
     """(subject, template context) for an announcement email, with the change emails' helpers."""
-    from .. import emails as h  # the package's formatting helpers (imported once it is loaded)
+    from runtime import emails as h  # the package's formatting helpers (imported once it is loaded)
 
     type_name = TYPES.get(str(obj.get("type")), ("", "General"))[1]
     announcement_id = h._text(obj.get("changeId"))

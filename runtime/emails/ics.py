@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
-from ..model import lifecycle_entries
+from runtime.domain.model import lifecycle_entries
 
 UID_DOMAIN = "ttr.change-notifications"
 PRODID = "-//ttr//Change notifications//EN"

@@ -16,7 +16,7 @@ from email.utils import formatdate
 from functools import lru_cache
 from typing import Mapping
 
-from .ics import FILENAME, METHOD
+from runtime.emails.ics import FILENAME, METHOD
 
 
 def build_mime(*, sender: str, to: str, subject: str, text: str, html: str,

@@ -55,7 +55,7 @@ LOCAL_EXTRA = ("the embedded AWS emulator needs moto, which is not installed (pr
 
 def require_moto() -> None:
     """A clear exit (1) instead of a traceback when the ``local`` extra is missing."""
-    from ..errors import TtrError
+    from runtime.domain.errors import TtrError
 
     try:
         import moto.server  # noqa: F401

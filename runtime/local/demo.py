@@ -14,8 +14,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from ..config import DEFAULT_CONFIG_PATH, Config
-from ..files import example_change
+from runtime.domain.config import DEFAULT_CONFIG_PATH, Config
+from runtime.cli.files import example_change
 
 DEADLINE = 120.0
 
@@ -32,7 +32,7 @@ def _sample_change(cfg: Config) -> dict:
 
 def wait_processed(lc, change_id: str, deadline: float) -> dict:
     """Poll the archive until every (customer, transition) has its processed record."""
-    from ..processing import plan
+    from runtime.domain.processing import plan
 
     last = None
     while time.monotonic() < deadline:
@@ -53,14 +53,14 @@ def run_demo(cfg: Config, *, actor: str, keep_running: bool = False) -> int:
     `ttr local up`); with ``keep_running`` it is the local stack: the configured ports, the
     namespace `ttr local up` uses and .ttr/ray-address, so `ttr change list` and `ttr status`
     work next, and the emails' portal links point where its portal listens."""
-    from ..adapters.aws import AwsClients
-    from ..adapters.s3 import S3ObjectStore
-    from ..lifecycle import Lifecycle
-    from .aws_emulator import AwsEmulator
-    from ..telemetry import setup_telemetry, shutdown_telemetry
-    from .runtime_host import default_telemetry_files, start_runtime
-    from .aws_emulator import require_moto
-    from .stack import (LocalStack, clear_ray_address, start_local_portal, warn_unreachable,
+    from runtime.adapters.aws import AwsClients
+    from runtime.adapters.s3 import S3ObjectStore
+    from runtime.services.lifecycle import Lifecycle
+    from runtime.local.aws_emulator import AwsEmulator
+    from runtime.telemetry import setup_telemetry, shutdown_telemetry
+    from runtime.local.runtime_host import default_telemetry_files, start_runtime
+    from runtime.local.aws_emulator import require_moto
+    from runtime.local.stack import (LocalStack, clear_ray_address, start_local_portal, warn_unreachable,
                         with_portal_links, write_ray_address)
 
     require_moto()
@@ -140,7 +140,7 @@ def _telemetry_lines(traces: str, metrics_file: str) -> None:
 
 def _keep_running(cfg: Config, portal_url: str, change_id: str) -> None:
     """--keep-running: the stack stays up with the portal, until Ctrl-C."""
-    from .stack import wait_for_signal
+    from runtime.local.stack import wait_for_signal
 
     default = Path(DEFAULT_CONFIG_PATH).resolve()
     source = f" --config {cfg.source}" if cfg.source and Path(cfg.source).resolve() != default else ""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..config import Config
+from runtime.domain.config import Config
 
 
 def loopback_ray() -> None:
@@ -34,7 +34,7 @@ def default_telemetry_files(prefix: str) -> tuple[str, str]:
     import time
     from pathlib import Path
 
-    from ..telemetry import METRICS_FILE_ENV, TRACES_FILE_ENV
+    from runtime.telemetry import METRICS_FILE_ENV, TRACES_FILE_ENV
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = Path(".ttr").resolve()

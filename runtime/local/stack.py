@@ -7,9 +7,9 @@ import sys
 import threading
 from contextlib import ExitStack
 
-from ..config import Config
-from .aws_emulator import LOOPBACK, AwsEmulator, require_moto
-from .graph_emulator import GraphEmulator
+from runtime.domain.config import Config
+from runtime.local.aws_emulator import LOOPBACK, AwsEmulator, require_moto
+from runtime.local.graph_emulator import GraphEmulator
 
 
 def _log(msg: str) -> None:
@@ -28,8 +28,8 @@ class LocalStack:
         self._stack = ExitStack()
 
     def start(self, *, quiet: bool = False) -> "LocalStack":
-        from ..adapters.aws import AwsClients
-        from .bootstrap import ensure_management, seed_customer_ses
+        from runtime.adapters.aws import AwsClients
+        from runtime.provisioning.bootstrap import ensure_management, seed_customer_ses
 
         self._stack.enter_context(self.aws)
         self._stack.enter_context(self.graph)
@@ -85,7 +85,7 @@ def wait_for_signal() -> None:
 
 def start_local_portal(cfg: Config, port: int):
     """The web portal beside the emulators; prints its URL and the demo sign-ins."""
-    from ..web import demo_logins, start_portal
+    from runtime.web import demo_logins, start_portal
 
     portal = start_portal(cfg, port)
     _log(f"portal: {portal.url}")
@@ -128,7 +128,7 @@ def run_local_up(cfg: Config, *, emulators_only: bool) -> int:
         portal = start_local_portal(stack.cfg, cfg.local.web_port)
         try:
             if not emulators_only:
-                from .runtime_host import default_telemetry_files, start_runtime
+                from runtime.local.runtime_host import default_telemetry_files, start_runtime
 
                 traces, metrics_file = default_telemetry_files("local")
                 _log(f"traces: {traces}\nmetrics: {metrics_file}")

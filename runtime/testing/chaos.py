@@ -28,17 +28,17 @@ from actors.supervisor import Runtime
 from runtime.adapters.aws import AwsClients
 from runtime.adapters.s3 import S3ObjectStore
 from runtime.adapters.sqs import SqsQueue
-from runtime.archive import ArchiveStore
-from runtime.config import Config, parse_config
-from runtime.ledger import FLUSH_EVERY
-from runtime.lifecycle import Lifecycle
+from runtime.services.archive import ArchiveStore
+from runtime.domain.config import Config, parse_config
+from runtime.services.ledger import FLUSH_EVERY
+from runtime.services.lifecycle import Lifecycle
 from runtime.local.aws_emulator import AwsEmulator
-from runtime.local.bootstrap import ensure_management, seed_customer_ses
-from runtime.model import lifecycle_entries
-from runtime.rules import window_from_today
-from runtime.operations import redrive
-from runtime.processing import plan
-from runtime.recipients import Contact, select_recipients, topic_for
+from runtime.provisioning.bootstrap import ensure_management, seed_customer_ses
+from runtime.domain.model import lifecycle_entries
+from runtime.domain.rules import window_from_today
+from runtime.services.redrive import redrive
+from runtime.domain.processing import plan
+from runtime.domain.recipients import Contact, select_recipients, topic_for
 from runtime.testing.faults import Injector
 
 SUBJECT_PREFIX = {"submitted": "Approval required", "updated": "Updated \u2014 approval required",

@@ -12,8 +12,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from ..errors import RetryableError
-from ..ports import QueueMessage
+from runtime.domain.errors import RetryableError
+from runtime.ports import QueueMessage
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The web portal and its JSON API (FastAPI, server-rendered Jinja2 pages, no front-end build).
 
 The public surface is small and imported lazily, so ``ttr --help`` (which imports
-``runtime.web.commands``) never pays for FastAPI:
+``runtime.cli.web``) never pays for FastAPI:
 
 - ``create_app(cfg, *, store=None, session_secret=None)``: the ASGI application.
 - ``start_portal(cfg, port)``: uvicorn on 127.0.0.1 in a background thread; returns a handle with
@@ -15,9 +15,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._app import create_app
-    from ._auth import demo_logins, hash_password
-    from ._server import PortalHandle, start_portal
+    from runtime.web._app import create_app
+    from runtime.web._auth import demo_logins, hash_password
+    from runtime.web._server import PortalHandle, start_portal
 
 _EXPORTS = {
     "create_app": "._app",

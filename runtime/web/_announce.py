@@ -15,15 +15,15 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import FormData
 
-from ..announcements import KIND, TYPES, is_announcement
-from ..errors import IllegalTransition, InvalidInput, NotFound, StaleVersion
-from ..lifecycle import allowed_actions
-from . import _audience, _ops, _views
-from ._api import (ALLOW_PAST, _T_RESPONSES, Meeting, Schedule, TransitionBody, TransitionOut, _none_match,
+from runtime.domain.announcements import KIND, TYPES, is_announcement
+from runtime.domain.errors import IllegalTransition, InvalidInput, NotFound, StaleVersion
+from runtime.services.lifecycle import allowed_actions
+from runtime.web import _audience, _ops, _views
+from runtime.web._api import (ALLOW_PAST, _T_RESPONSES, Meeting, Schedule, TransitionBody, TransitionOut, _none_match,
                    _note, _result, expected_version)
-from ._app import etag_of
-from ._auth import require, why_not
-from ._index import DEFAULT_PAGE, MAX_PAGE, Filters, matches, paginate
+from runtime.web._app import etag_of
+from runtime.web._auth import require, why_not
+from runtime.web._index import DEFAULT_PAGE, MAX_PAGE, Filters, matches, paginate
 
 router = APIRouter()
 TYPE_NAMES = {k: v[1] for k, v in TYPES.items()}
@@ -181,7 +181,7 @@ async def _form(request: Request) -> FormData:
 
 
 def _render(request: Request, template: str, **ctx):
-    from ._pages import render
+    from runtime.web._pages import render
 
     return render(request, template, nav="announcements", type_names=TYPE_NAMES, **ctx)
 
@@ -249,7 +249,7 @@ def content_of(form: FormData) -> tuple[dict, dict]:
 
 @router.post("/announcements/new", include_in_schema=False)
 def page_new_post(request: Request, form: FormData = Depends(_form)):
-    from ._pages import _result_flash, redirect
+    from runtime.web._pages import _result_flash, redirect
 
     portal, user = _portal(request), request.state.user
     values = _blank()
@@ -270,7 +270,7 @@ def _actions(user, obj: dict) -> list[dict]:
 
 
 def _delivery_ctx(portal, obj: dict) -> dict:
-    from ._pages import _detail_ctx  # the change page's delivery, meeting and history, as they are
+    from runtime.web._pages import _detail_ctx  # the change page's delivery, meeting and history, as they are
 
     return _detail_ctx(portal, obj)
 
@@ -279,7 +279,7 @@ def _delivery_ctx(portal, obj: dict) -> dict:
 def page_detail(request: Request, announcement_id: str):
     portal, user = _portal(request), request.state.user
     obj = load(portal, announcement_id)
-    from ..emails.announcement import safe_links
+    from runtime.emails.announcement import safe_links
 
     return _render(request, "announcement_detail.html", change=obj, actions=_actions(user, obj),
                    links=safe_links(obj.get("links")), audience_preview=_audience.change_preview(portal, obj),
@@ -296,7 +296,7 @@ def page_delivery(request: Request, announcement_id: str):
 
 @router.post("/announcements/{announcement_id}/{action}", include_in_schema=False)
 def page_action(request: Request, announcement_id: str, action: str, form: FormData = Depends(_form)):
-    from ._pages import _int, _result_flash, flash, redirect
+    from runtime.web._pages import _int, _result_flash, flash, redirect
 
     portal, user = _portal(request), request.state.user
     if action not in ACTIONS:

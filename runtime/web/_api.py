@@ -8,13 +8,13 @@ from typing import Any, Literal
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import InvalidInput, NotFound
-from ..lifecycle import TransitionResult
-from ..rules import check_known_fields
-from . import _ops, _views
-from ._app import BadRequest, PreconditionRequired, etag_of, new_csrf
-from ._auth import API_TOKEN_DEFAULT_TTL, API_TOKEN_MAX_TTL, Forbidden
-from ._index import DEFAULT_PAGE, MAX_PAGE, Filters, parse_date
+from runtime.domain.errors import InvalidInput, NotFound
+from runtime.services.lifecycle import TransitionResult
+from runtime.domain.rules import check_known_fields
+from runtime.web import _ops, _views
+from runtime.web._app import BadRequest, PreconditionRequired, etag_of, new_csrf
+from runtime.web._auth import API_TOKEN_DEFAULT_TTL, API_TOKEN_MAX_TTL, Forbidden
+from runtime.web._index import DEFAULT_PAGE, MAX_PAGE, Filters, parse_date
 
 API_DESCRIPTION = """\
 The metadata API of the ttr portal. It writes through the same lifecycle code as the `ttr` CLI:
@@ -376,7 +376,7 @@ def get_delivery(request: Request, change_id: str) -> dict:
 def _transition(request: Request, response: Response, change_id: str, action: str,
                 if_match: str | None, params: dict) -> TransitionOut:
     portal, user = _portal(request), _user(request)
-    from ._auth import require
+    from runtime.web._auth import require
 
     require(user, action)  # 403 before 428: a viewer learns they cannot, not how to ask
     version = expected_version(if_match)
@@ -448,8 +448,8 @@ def update(request: Request, response: Response, change_id: str, body: ChangeCon
                          "`submitted` until it is updated). Requires `If-Match`, like a transition.")
 def request_changes(request: Request, response: Response, change_id: str, body: CommentBody,
                     if_match: str | None = Header(None)):
-    from ..review import CHANGES_REQUESTED
-    from ._auth import require
+    from runtime.services.review import CHANGES_REQUESTED
+    from runtime.web._auth import require
 
     require(_user(request), "request_changes")
     version = expected_version(if_match)
@@ -464,7 +464,7 @@ def request_changes(request: Request, response: Response, change_id: str, body: 
                         404: {"description": "no such change"}, 422: {"description": "no comment"}},
              summary="Comment on a change (kept in its history; nobody outside is told)")
 def add_comment(request: Request, response: Response, change_id: str, body: CommentBody):
-    from ..review import COMMENT
+    from runtime.services.review import COMMENT
 
     entry = _ops.review(_portal(request), _user(request), change_id, COMMENT, comment=body.comment,
                         expected_version=None)
@@ -475,7 +475,7 @@ def add_comment(request: Request, response: Response, change_id: str, body: Comm
 @router.get("/changes/{change_id}/comments", response_model=Reviews,
             summary="The review of a change: requests for changes and comments, oldest first")
 def list_comments(request: Request, change_id: str):
-    from ..review import comments, open_request
+    from runtime.services.review import comments, open_request
 
     change = _portal(request).lifecycle.show(change_id)
     return Reviews(changeId=change_id, openRequest=open_request(change), items=comments(change))

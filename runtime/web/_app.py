@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import parse_qs, quote
 
-from ..errors import (AlreadyExists, ConflictError, ExternalError, IllegalTransition, InvalidInput, NotFound,
+from runtime.domain.errors import (AlreadyExists, ConflictError, ExternalError, IllegalTransition, InvalidInput, NotFound,
                       RetryableError, StaleVersion, TtrError)
-from ..words import topic_display, topic_names
-from ._principals import PrincipalRecords
-from ._auth import (ApiTokens, Forbidden, LocalUsers, LoginThrottle, Principal, TooManyAttempts, Unauthenticated,
+from runtime.domain.words import topic_display, topic_names
+from runtime.web._principals import PrincipalRecords
+from runtime.web._auth import (ApiTokens, Forbidden, LocalUsers, LoginThrottle, Principal, TooManyAttempts, Unauthenticated,
                     load_session_secret)
 
 log = logging.getLogger("ttr.web")
@@ -81,7 +81,7 @@ ERROR_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 400: "ba
 
 
 def error_body(exc: Exception, status: int) -> dict:
-    from ._views import api_field_of
+    from runtime.web._views import api_field_of
 
     code = ERROR_CODES.get(status, "error")
     if isinstance(exc, IllegalTransition):
@@ -137,9 +137,9 @@ class Portal:
                  clock=time.time):
         from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-        from ..lifecycle import Lifecycle
-        from . import _views
-        from ._index import ChangeIndex
+        from runtime.services.lifecycle import Lifecycle
+        from runtime.web import _views
+        from runtime.web._index import ChangeIndex
 
         self.cfg = cfg
         self.store = store
@@ -159,7 +159,7 @@ class Portal:
         self._ledger_lock = threading.Lock()
         self.oidc = None
         if cfg.web.oidc is not None:
-            from ._oidc import Oidc
+            from runtime.web._oidc import Oidc
 
             self.oidc = Oidc(cfg.web.oidc)
         self.templates = Environment(loader=FileSystemLoader(str(HERE / "templates")),
@@ -217,7 +217,7 @@ class Portal:
         self.records.end_sessions(user.source, user.name)
 
     async def verify_bearer(self, token: str) -> Principal:
-        from ._auth import API_TOKEN_PREFIX
+        from runtime.web._auth import API_TOKEN_PREFIX
 
         if token.startswith(API_TOKEN_PREFIX):
             user = self.tokens.verify(token)
@@ -237,7 +237,7 @@ class Portal:
 
     # data ------------------------------------------------------------------------------------
     def ledgers(self, change_id: str) -> dict[tuple[str, int], dict]:
-        from ..model import LEDGER_PREFIX, check_change_id
+        from runtime.domain.model import LEDGER_PREFIX, check_change_id
 
         """The delivery ledgers of a change, by (customer, seq); unchanged ones come from a cache."""
         out: dict[tuple[str, int], dict] = {}
@@ -258,7 +258,7 @@ class Portal:
                     self._ledgers[info.key] = (info.etag, data)
                     while len(self._ledgers) > LEDGER_CACHE:
                         self._ledgers.pop(next(iter(self._ledgers)))
-            if parts[3].endswith(".feedback.json"):  # SES feedback next to the ledger (runtime.feedback)
+            if parts[3].endswith(".feedback.json"):  # SES feedback next to the ledger (runtime.services.feedback)
                 feedback[parts[2], parts[3][:-len(".feedback.json")]] = data
                 continue
             try:
@@ -448,11 +448,11 @@ def create_app(cfg, *, store=None, session_secret: str | None = None, throttle: 
     from starlette.exceptions import HTTPException as StarletteHTTPException
     from starlette.middleware.sessions import SessionMiddleware
 
-    from . import _announce, _api, _audience, _pages
+    from runtime.web import _announce, _api, _audience, _pages
 
     if store is None:
-        from ..adapters.aws import AwsClients
-        from ..adapters.s3 import S3ObjectStore
+        from runtime.adapters.aws import AwsClients
+        from runtime.adapters.s3 import S3ObjectStore
 
         store = S3ObjectStore(AwsClients(cfg.region, cfg.aws_endpoint_url), cfg.bucket)
     secret = load_session_secret(session_secret, directory=secret_dir,
@@ -499,7 +499,7 @@ def create_app(cfg, *, store=None, session_secret: str | None = None, throttle: 
             return JSONResponse(error_body(exc, status), status_code=status, headers=headers)
         titles = {403: "Not allowed", 404: "Not found", 409: "Not possible now", 412: "Changed meanwhile",
                   429: "Slow down"}
-        from ._views import not_found_text
+        from runtime.web._views import not_found_text
 
         message = not_found_text(request.url.path) if status == 404 else str(exc)
         return page_error(request, status, titles.get(status, "Something went wrong"), message)

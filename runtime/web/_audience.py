@@ -3,7 +3,7 @@ preview, on a change waiting for approval, of exactly who its approval would tel
 
 The portal reads (and, for admins, writes) each customer's contact list through that customer's
 SES role, like ``ttr contacts``. Viewers read; only admins add, remove or change subscriptions.
-Every "who is told" answer comes from ``decide_recipients`` (runtime/recipients.py), the
+Every "who is told" answer comes from ``decide_recipients`` (runtime/domain/recipients.py), the
 function the runtime sends by.
 """
 
@@ -16,9 +16,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from starlette.datastructures import FormData
 
-from ..audience import Action, STATUSES, Wanted, check_row, plan_import, preview, who_gets_what
-from ..errors import InvalidInput, NotFound, TtrError
-from ._auth import Forbidden, Principal
+from runtime.domain.audience import Action, STATUSES, Wanted, check_row, plan_import, preview, who_gets_what
+from runtime.domain.errors import InvalidInput, NotFound, TtrError
+from runtime.web._auth import Forbidden, Principal
 
 router = APIRouter(include_in_schema=False)
 
@@ -33,7 +33,7 @@ class Audiences:
     """Per portal: one ``CustomerContacts`` per customer and a short cache of what they read."""
 
     def __init__(self, cfg):
-        from ..adapters.aws import AwsClients
+        from runtime.adapters.aws import AwsClients
 
         self.cfg = cfg
         self.clients = AwsClients(cfg.region, cfg.aws_endpoint_url)
@@ -42,7 +42,7 @@ class Audiences:
         self._lock = threading.Lock()
 
     def book(self, code: str):
-        from ..contacts import CustomerContacts
+        from runtime.services.contacts import CustomerContacts
 
         try:
             customer = self.cfg.customer(code)
@@ -105,7 +105,7 @@ def change_preview(portal, change: dict) -> list[dict] | None:
 
 def _suppressed(portal, code: str):
     """The customer's suppression check (hard bounces, complaints), as the runtime applies it."""
-    from ..feedback import SuppressionList
+    from runtime.services.feedback import SuppressionList
 
     try:
         return SuppressionList(portal.store, code).predicate()
@@ -121,7 +121,7 @@ def _require_admin(user: Principal) -> None:
 
 def _page(request: Request, code: str, *, status: int = 200, form_error: dict | None = None,
           form_values: dict | None = None):
-    from ._pages import render
+    from runtime.web._pages import render
 
     portal = request.app.state.portal
     aud = audiences(request)
@@ -146,7 +146,7 @@ def _page(request: Request, code: str, *, status: int = 200, form_error: dict | 
 
 @router.get("/audience")
 def audience_index(request: Request):
-    from ._pages import redirect
+    from runtime.web._pages import redirect
 
     return redirect(f"/audience/{request.app.state.portal.cfg.customers[0].code}")
 
@@ -165,7 +165,7 @@ def _contact_form(request: Request, form: FormData) -> tuple[list[str], str, dic
 
 
 def _written(request: Request, code: str, actions: list[Action]):
-    from ._pages import flash, redirect
+    from runtime.web._pages import flash, redirect
 
     aud = audiences(request)
     applied = aud.book(code).apply(actions)
@@ -217,7 +217,7 @@ def audience_edit(request: Request, code: str, form: FormData = Depends(_form)):
 
 @router.post("/audience/{code}/remove")
 def audience_remove(request: Request, code: str, form: FormData = Depends(_form)):
-    from ._pages import flash, redirect
+    from runtime.web._pages import flash, redirect
 
     _require_admin(request.state.user)
     aud = audiences(request)

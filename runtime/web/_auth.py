@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
-from ..errors import InvalidInput, TtrError
+from runtime.domain.errors import InvalidInput, TtrError
 
 ROLES = ("viewer", "submitter", "approver", "admin")
 API_TOKEN_PREFIX = "ttr1."

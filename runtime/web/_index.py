@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 from typing import Callable, Iterable, Mapping
 
-from ..errors import InvalidInput, NotFound, TtrError
-from ..model import TEXT_FIELDS, lifecycle_entries, parse_rfc3339
-from ..ports import ObjectStore
-from ..processing import plan
-from ..review import open_request
-from ._auth import shaped_by, submitted_by
+from runtime.domain.errors import InvalidInput, NotFound, TtrError
+from runtime.domain.model import TEXT_FIELDS, lifecycle_entries, parse_rfc3339
+from runtime.ports import ObjectStore
+from runtime.domain.processing import plan
+from runtime.services.review import open_request
+from runtime.web._auth import shaped_by, submitted_by
 
 SEARCH_TEXT_LIMIT = 4000  # characters per long text field kept for search
 MAX_PAGE = 200

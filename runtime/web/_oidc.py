@@ -23,7 +23,7 @@ import time
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
-from ._auth import ROLES, Forbidden, Principal, Unauthenticated
+from runtime.web._auth import ROLES, Forbidden, Principal, Unauthenticated
 
 JWKS_TTL = 600.0
 BEARER_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384"]

@@ -1,6 +1,6 @@
 """The portal's writes, shared by the API and the pages: permission checks, then the lifecycle.
 
-Every write goes through ``runtime.lifecycle.Lifecycle`` (the CLI's code): the archive first
+Every write goes through ``runtime.services.lifecycle.Lifecycle`` (the CLI's code): the archive first
 (create-only, or compare-and-swap on the version the user saw), then the triggers.
 """
 
@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ..errors import AlreadyExists, InvalidInput, NotFound, StaleVersion
-from ..lifecycle import TransitionResult
-from ..model import USER_FIELDS, check_change_id, draft_key
-from ._auth import Forbidden, Principal, may_edit_draft, require
+from runtime.domain.errors import AlreadyExists, InvalidInput, NotFound, StaleVersion
+from runtime.services.lifecycle import TransitionResult
+from runtime.domain.model import USER_FIELDS, check_change_id, draft_key
+from runtime.web._auth import Forbidden, Principal, may_edit_draft, require
 
 MANAGED_FIELDS = ("status", "version", "modifications", "createdAt", "createdBy", "meetingMetadata",
                   "meetingIntent", "modifiedAt", "modifiedBy", "editors")
@@ -45,7 +45,7 @@ def transition(portal, user: Principal, change_id: str, action: str, *,
 def review(portal, user: Principal, change_id: str, kind: str, *, comment: object,
            expected_version: int | None) -> dict:
     """Request changes (an approver) or comment: an entry in the history, no trigger, no email."""
-    from ..review import CHANGES_REQUESTED, check_comment, record_review
+    from runtime.services.review import CHANGES_REQUESTED, check_comment, record_review
 
     action = "request_changes" if kind == CHANGES_REQUESTED else "comment"
     require(user, action)

@@ -15,14 +15,14 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from ..errors import IllegalTransition, InvalidInput, NotFound, StaleVersion
-from ..lifecycle import allowed_actions
-from ..words import topic_names
-from . import _audience, _ops, _views
-from ._app import new_csrf, safe_next
-from ._auth import (API_TOKEN_MAX_TTL, Forbidden, Principal, TooManyAttempts, Unauthenticated, client_address,
+from runtime.domain.errors import IllegalTransition, InvalidInput, NotFound, StaleVersion
+from runtime.services.lifecycle import allowed_actions
+from runtime.domain.words import topic_names
+from runtime.web import _audience, _ops, _views
+from runtime.web._app import new_csrf, safe_next
+from runtime.web._auth import (API_TOKEN_MAX_TTL, Forbidden, Principal, TooManyAttempts, Unauthenticated, client_address,
                     may_edit_draft, why_not)
-from ._index import MAX_PAGE, Filters, parse_date
+from runtime.web._index import MAX_PAGE, Filters, parse_date
 
 router = APIRouter(include_in_schema=False)
 
@@ -235,7 +235,7 @@ def approvals(request: Request, cursor: str = ""):
         if reason is None and _authored_summary(user, r):
             reason = "You wrote, submitted, edited or rescheduled this change; another approver must approve it."
         rows.append({**r, "blocked": reason})
-    from ._announce import TYPE_NAMES, search as announcements
+    from runtime.web._announce import TYPE_NAMES, search as announcements
 
     waiting = [{**a, "blocked": why_not(user, "approve") or (
         "You wrote or submitted this announcement; another approver must approve it."
@@ -441,7 +441,7 @@ def _when_ctx(portal, change: dict) -> dict:
 
 
 def _review_ctx(user: Principal, change: dict) -> dict:
-    from ..review import comments, open_request
+    from runtime.services.review import comments, open_request
 
     submitted = change.get("status") == "submitted"
     return {"open_request": open_request(change), "reviews": comments(change),

@@ -22,7 +22,7 @@ import threading
 import time
 from typing import Callable
 
-from ..errors import AlreadyExists, NotFound, PreconditionFailed, RetryableError
+from runtime.domain.errors import AlreadyExists, NotFound, PreconditionFailed, RetryableError
 
 PREFIX = "web/principals/"
 CACHE_TTL = 5.0

@@ -34,7 +34,7 @@ def start_portal(cfg, port: int = 0, *, host: str = LOOPBACK, store=None, sessio
     """Serve the portal for ``cfg`` on ``host:port`` (0: a free port) from a background thread."""
     import uvicorn
 
-    from ._app import create_app
+    from runtime.web._app import create_app
 
     if app is None:
         app = create_app(cfg, store=store, session_secret=session_secret, **app_options)

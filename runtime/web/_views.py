@@ -18,11 +18,11 @@ from zoneinfo import ZoneInfo
 
 from markupsafe import Markup, escape
 
-from ..errors import InvalidInput, RejectedInput, TtrError
-from ..feedback import summarize as feedback_summary
-from ..model import LIFECYCLE_TYPES, TEXT_FIELDS, lifecycle_entries, parse_rfc3339
-from ..processing import REMOVED_KIND, plan
-from ..recipients import SKIP_REASONS
+from runtime.domain.errors import InvalidInput, RejectedInput, TtrError
+from runtime.services.feedback import summarize as feedback_summary
+from runtime.domain.model import LIFECYCLE_TYPES, TEXT_FIELDS, lifecycle_entries, parse_rfc3339
+from runtime.domain.processing import REMOVED_KIND, plan
+from runtime.domain.recipients import SKIP_REASONS
 
 TRANSITION_LABELS = {
     "submitted": "Submitted for approval",
@@ -374,7 +374,7 @@ def _raw(m: Mapping) -> list[str]:
 def timeline(change: Mapping, names: Mapping[str, str] | None = None,
              topics: Mapping[str, str] | None = None) -> list[dict]:
     """The history for people: headlines in their words; ``raw`` keeps the internal facts."""
-    from ..words import topic_display
+    from runtime.domain.words import topic_display
 
     names = names or {}
     tz = (change.get("schedule") or {}).get("timezone")
@@ -445,7 +445,7 @@ def timeline(change: Mapping, names: Mapping[str, str] | None = None,
 # The change form
 
 FORM_TEXT = ("title",) + TEXT_FIELDS
-# error message prefix (runtime.model's field names) -> form field
+# error message prefix (runtime.domain.model's field names) -> form field
 _FIELD_OF = {
     "title": "title", "customers": "customers",
     "schedule.implementationStart": "start", "schedule.implementationEnd": "end",

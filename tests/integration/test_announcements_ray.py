@@ -10,9 +10,9 @@ import uuid
 import pytest
 
 from runtime.adapters.s3 import S3ObjectStore
-from runtime.lifecycle import Lifecycle
+from runtime.services.lifecycle import Lifecycle
 from runtime.local.aws_emulator import AwsEmulator
-from runtime.processing import plan
+from runtime.domain.processing import plan
 from tests.conftest import make_stack, wait_for, window
 
 pytestmark = pytest.mark.ray

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from runtime.adapters.aws import AwsClients
-from runtime.audience import MANAGED_BY, SYNC_MARK
-from runtime.local.bootstrap import assume_customer
+from runtime.domain.audience import MANAGED_BY, SYNC_MARK
+from runtime.provisioning.bootstrap import assume_customer
 
 SEEDED_HTS = {"alice@example.com", "bob@example.com", "carol@example.com", "chris@example.com"}
 
@@ -46,7 +46,7 @@ def kinds(out: str) -> list[str]:
 @pytest.fixture()
 def hooked(monkeypatch):
     """Add botocore hooks (the AwsClients.add_hook seam) to the clients the commands build."""
-    import runtime.audience_commands as commands
+    import runtime.cli.audience as commands
 
     hooks: list[tuple[str, object]] = []
     real = commands._clients
@@ -253,7 +253,7 @@ def test_topics_sync_makes_each_list_carry_exactly_the_configured_topics(stack, 
 
     # doctor now agrees: against the original config the extra topic is drift (a warning)
     # (in a process of its own: the doctor runs an event loop, which a browser test's may not share)
-    proc = subprocess.run([sys.executable, "-m", "runtime.cli", "doctor", "--customer", "hts", "--json",
+    proc = subprocess.run([sys.executable, "-m", "runtime.cli.main", "doctor", "--customer", "hts", "--json",
                            "--config", str(stack.path)], capture_output=True, text=True, timeout=120,
                           env={k: v for k, v in os.environ.items() if not k.startswith("AZURE_")})  # loopback only
     check = {c["name"]: c for c in json.loads(proc.stdout)["checks"]}["hts/contact-list"]

@@ -7,7 +7,7 @@ import sys
 
 PROBE = """
 import sys
-from runtime.cli import main
+from runtime.cli.main import main
 code = main(sys.argv[1:])
 heavy = sorted(m for m in ("ray", "moto", "msgraph") if m in sys.modules)
 print("HEAVY=" + ",".join(heavy), file=sys.stderr)
@@ -36,17 +36,17 @@ def test_change_commands_import_no_ray(stack, tmp_path, sample_change):
 
 
 def test_help_explains_every_command():
-    out = subprocess.run([sys.executable, "-m", "runtime.cli", "change", "submit", "--help"],
+    out = subprocess.run([sys.executable, "-m", "runtime.cli.main", "change", "submit", "--help"],
                          capture_output=True, text=True, timeout=30).stdout
     assert "Required fields: title, customers" in out and "--draft" in out
-    top = subprocess.run([sys.executable, "-m", "runtime.cli", "--help"], capture_output=True, text=True,
+    top = subprocess.run([sys.executable, "-m", "runtime.cli.main", "--help"], capture_output=True, text=True,
                          timeout=30).stdout
     for word in ("change", "local", "demo", "exit codes"):
         assert word in top
 
 
 def test_usage_errors_exit_2():
-    r = subprocess.run([sys.executable, "-m", "runtime.cli", "change", "frobnicate"], capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "runtime.cli.main", "change", "frobnicate"], capture_output=True,
                        text=True, timeout=30)
     assert r.returncode == 2 and "invalid choice" in r.stderr
 

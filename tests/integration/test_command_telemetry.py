@@ -56,7 +56,7 @@ def test_ttr_change_counts_the_triggers_it_writes(stack, tmp_path, sample_change
 
 PROBE = """
 import sys
-from runtime.cli import main
+from runtime.cli.main import main
 code = main(sys.argv[1:])
 from opentelemetry import metrics
 print("PROVIDER=" + type(metrics.get_meter_provider()).__name__, file=sys.stderr)

@@ -38,7 +38,7 @@ def _config(tmp_path) -> tuple[str, dict]:
 def test_demo_keep_running_then_change_list_and_status_work(tmp_path):
     path, data = _config(tmp_path)
     env = {**os.environ, "TTR_CONFIG": path}
-    proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "demo", "--keep-running"], cwd=tmp_path, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "runtime.cli.main", "demo", "--keep-running"], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out: list[str] = []
     err: list[str] = []
@@ -56,7 +56,7 @@ def test_demo_keep_running_then_change_list_and_status_work(tmp_path):
         assert any(line.strip().startswith("ttr status") for line in out)
 
         def ttr(*argv):
-            return subprocess.run([sys.executable, "-m", "runtime.cli", *argv], cwd=tmp_path, env=env,
+            return subprocess.run([sys.executable, "-m", "runtime.cli.main", *argv], cwd=tmp_path, env=env,
                                   capture_output=True, text=True, timeout=120)
 
         listed = ttr("change", "list")

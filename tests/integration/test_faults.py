@@ -4,7 +4,7 @@ import pytest
 
 from runtime.adapters.aws import AwsClients
 from runtime.adapters.s3 import S3ObjectStore
-from runtime.errors import PreconditionFailed, RetryableError
+from runtime.domain.errors import PreconditionFailed, RetryableError
 from runtime.testing.faults import Injector
 
 

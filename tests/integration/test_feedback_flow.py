@@ -11,10 +11,10 @@ import uuid
 import pytest
 
 from runtime.adapters.s3 import S3ObjectStore
-from runtime.feedback import REF_HEADER
-from runtime.lifecycle import Lifecycle
+from runtime.services.feedback import REF_HEADER
+from runtime.services.lifecycle import Lifecycle
 from runtime.local.aws_emulator import AwsEmulator
-from runtime.processing import plan
+from runtime.domain.processing import plan
 from tests.conftest import make_stack, wait_for
 
 pytestmark = pytest.mark.ray
@@ -173,9 +173,9 @@ def test_every_email_carries_the_reference_that_ses_feedback_returns(stack, samp
     own stack: no runtime polls these queues.)"""
     from runtime.adapters.aws import AwsClients
     from runtime.adapters.ses import TenantSes
-    from runtime.archive import ArchiveRecorder
-    from runtime.handler import TriggerHandler
-    from runtime.pacing import RateLimiter
+    from runtime.services.archive import ArchiveRecorder
+    from runtime.services.handler import TriggerHandler
+    from runtime.services.pacing import RateLimiter
     from runtime.ports import QueueMessage
 
     seen: list[dict] = []

@@ -14,9 +14,9 @@ import pytest
 
 import runtime.adapters.graph as graph_adapter
 from runtime.adapters.graph import GraphCalendar
-from runtime.config import GraphConfig
-from runtime.errors import NotFound, PermanentError, RetryableError
-from runtime.meetings import EXTENDED_PROPERTY_ID, build_meeting_request, meeting_metadata
+from runtime.domain.config import GraphConfig
+from runtime.domain.errors import NotFound, PermanentError, RetryableError
+from runtime.domain.meetings import EXTENDED_PROPERTY_ID, build_meeting_request, meeting_metadata
 
 from tests.conftest import GRAPH_ORGANIZER as ORGANIZER
 PORTAL = "http://127.0.0.1:8080"
@@ -280,7 +280,7 @@ def test_from_config_uses_a_static_token_off_graph(emu, monkeypatch):
 
 
 def test_from_config_for_graph_needs_azure_credentials(monkeypatch):
-    from runtime.errors import ConfigError
+    from runtime.domain.errors import ConfigError
 
     for var in ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"):
         monkeypatch.delenv(var, raising=False)

@@ -1,4 +1,4 @@
-"""Group commit in the archive (runtime/archive.py, used by the ArchiveActor), against moto S3
+"""Group commit in the archive (runtime/services/archive.py, used by the ArchiveActor), against moto S3
 over HTTP: a batch of records for one change is one read and one compare-and-swap, and a real
 concurrent writer that wins the race loses nothing, its write or ours."""
 
@@ -9,8 +9,8 @@ from collections import Counter
 
 from runtime.adapters.aws import AwsClients
 from runtime.adapters.s3 import S3ObjectStore
-from runtime.archive import ArchiveRecorder, ArchiveStore, GroupCommit
-from runtime.lifecycle import Lifecycle
+from runtime.services.archive import ArchiveRecorder, ArchiveStore, GroupCommit
+from runtime.services.lifecycle import Lifecycle
 
 
 def _processed(code: str, n: int) -> dict:

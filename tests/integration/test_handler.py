@@ -12,12 +12,12 @@ from tests.conftest import SAMPLE_DAY
 from runtime.adapters.s3 import S3ObjectStore
 from runtime.adapters.ses import TenantSes
 from runtime.adapters.sqs import SqsQueue
-from runtime.archive import ArchiveRecorder
-from runtime.errors import RecipientRejected, RetryableError, TenantPaused
-from runtime.handler import TriggerHandler
-from runtime.lifecycle import Lifecycle
+from runtime.services.archive import ArchiveRecorder
+from runtime.domain.errors import RecipientRejected, RetryableError, TenantPaused
+from runtime.services.handler import TriggerHandler
+from runtime.services.lifecycle import Lifecycle
 from runtime.local.aws_emulator import AwsEmulator
-from runtime.pacing import RateLimiter
+from runtime.services.pacing import RateLimiter
 from runtime.ports import QueueMessage
 
 HTS_APPROVAL = ["alice@example.com"]

@@ -15,13 +15,13 @@ from runtime.adapters.graph import GraphCalendar
 from runtime.adapters.s3 import S3ObjectStore
 from runtime.adapters.ses import TenantSes
 from runtime.adapters.sqs import SqsQueue
-from runtime.archive import ArchiveRecorder, ArchiveStore
-from runtime.coordinator import BlockingMeetings, LocalAttendees, MeetingService, sync_load, sync_record
-from runtime.handler import TriggerHandler
-from runtime.lifecycle import Lifecycle
+from runtime.services.archive import ArchiveRecorder, ArchiveStore
+from runtime.services.meeting_service import BlockingMeetings, LocalAttendees, MeetingService, sync_load, sync_record
+from runtime.services.handler import TriggerHandler
+from runtime.services.lifecycle import Lifecycle
 from runtime.local.aws_emulator import AwsEmulator
-from runtime.pacing import RateLimiter
-from runtime.processing import plan
+from runtime.services.pacing import RateLimiter
+from runtime.domain.processing import plan
 from tests.conftest import GRAPH_ORGANIZER, make_stack, window
 
 CUSTOMERS = ["hts", "htsnonprod", "acme"]
@@ -174,7 +174,7 @@ class FailFirstMeetingRecord(ArchiveRecorder):
     def record(self, change_id, records, set_fields=None):
         if not self.failed and set_fields and "meetingMetadata" in set_fields:
             self.failed = True
-            from runtime.errors import RetryableError
+            from runtime.domain.errors import RetryableError
 
             raise RetryableError("s3.PutObject: 503 SlowDown", operation="s3.PutObject")
         return super().record(change_id, records, set_fields)

@@ -9,10 +9,10 @@ import pytest
 from runtime.adapters.s3 import S3ObjectStore
 from runtime.adapters.ses import TenantSes
 from runtime.adapters.sqs import SqsQueue
-from runtime.archive import ArchiveRecorder
-from runtime.handler import TriggerHandler
-from runtime.lifecycle import Lifecycle
-from runtime.pacing import RateLimiter
+from runtime.services.archive import ArchiveRecorder
+from runtime.services.handler import TriggerHandler
+from runtime.services.lifecycle import Lifecycle
+from runtime.services.pacing import RateLimiter
 from tests.conftest import METRICS as READER
 from tests.conftest import SPANS
 
@@ -75,7 +75,7 @@ def test_one_message_one_trace_and_metrics_move(stack, sample_change):
 
 
 def test_errors_are_recorded_on_spans_and_counted(stack, sample_change):
-    from runtime.errors import RetryableError
+    from runtime.domain.errors import RetryableError
     from tests.integration.test_handler import FlakyMailer
 
     store = S3ObjectStore(stack.clients, stack.cfg.bucket)
@@ -100,7 +100,7 @@ def test_errors_are_recorded_on_spans_and_counted(stack, sample_change):
 def test_a_trace_crosses_customer_archive_and_meeting_actors(ray_session, aws_emulator, graph_emulator, tmp_path,
                                                              sample_change, monkeypatch):
     from actors.supervisor import Runtime
-    from runtime.processing import plan
+    from runtime.domain.processing import plan
     from tests.conftest import make_stack, wait_for
 
     traces = tmp_path / "traces.jsonl"

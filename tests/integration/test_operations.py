@@ -7,9 +7,9 @@ import time
 
 from runtime.adapters.s3 import S3ObjectStore
 from runtime.adapters.sqs import SqsQueue
-from runtime.lifecycle import Lifecycle
-from runtime.orphans import OrphanReconciler
-from runtime.processing import parse_message
+from runtime.services.lifecycle import Lifecycle
+from runtime.services.orphans import OrphanReconciler
+from runtime.domain.processing import parse_message
 
 
 def queues(stack):
@@ -88,9 +88,9 @@ def test_dlq_redrive_moves_everything_back(stack, run_cli):
 
 def test_rejected_list_and_replay_once_fixed(stack, sample_change, run_cli):
     from runtime.adapters.ses import TenantSes
-    from runtime.archive import ArchiveRecorder
-    from runtime.handler import TriggerHandler
-    from runtime.pacing import RateLimiter
+    from runtime.services.archive import ArchiveRecorder
+    from runtime.services.handler import TriggerHandler
+    from runtime.services.pacing import RateLimiter
 
     store = S3ObjectStore(stack.clients, stack.cfg.bucket)
     c = stack.cfg.customer("hts")

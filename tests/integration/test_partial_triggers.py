@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from runtime.adapters.s3 import S3ObjectStore
-from runtime.archive import ArchiveStore
-from runtime.errors import RetryableError
-from runtime.lifecycle import Lifecycle
+from runtime.services.archive import ArchiveStore
+from runtime.domain.errors import RetryableError
+from runtime.services.lifecycle import Lifecycle
 
 
 class FailingTriggers:
@@ -39,7 +39,7 @@ def test_failed_trigger_is_reported_and_retrigger_finishes(stack, sample_change)
 
 
 def test_cli_exits_1_naming_the_customer(stack, sample_change, run_cli, tmp_path, monkeypatch):
-    import runtime.cli as cli
+    import runtime.cli.main as cli
 
     real = cli._lifecycle
 

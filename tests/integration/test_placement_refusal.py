@@ -32,7 +32,7 @@ def test_ttr_run_refuses_too_many_tenants_for_the_node_within_seconds(tmp_path):
     env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
     env.pop("RAY_ADDRESS", None)
     started = time.monotonic()
-    r = subprocess.run([sys.executable, "-m", "runtime.cli", "run", "--config", str(path),
+    r = subprocess.run([sys.executable, "-m", "runtime.cli.main", "run", "--config", str(path),
                         "--namespace", "ttr-refusal"], capture_output=True, text=True, timeout=120, env=env)
     elapsed = time.monotonic() - started
     assert r.returncode == 1, r.stderr[-3000:]

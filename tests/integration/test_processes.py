@@ -16,10 +16,10 @@ import yaml
 
 from runtime.adapters.aws import AwsClients
 from runtime.adapters.s3 import S3ObjectStore
-from runtime.config import load_config
-from runtime.lifecycle import Lifecycle
+from runtime.domain.config import load_config
+from runtime.services.lifecycle import Lifecycle
 from runtime.local.aws_emulator import AwsEmulator, free_port
-from runtime.processing import plan
+from runtime.domain.processing import plan
 from tests.conftest import BASE_CONFIG, make_stack, wait_for
 
 pytestmark = pytest.mark.ray
@@ -29,7 +29,7 @@ class Proc:
     """A ttr subprocess whose stdout lines are collected as they come."""
 
     def __init__(self, *argv, env=None):
-        self.p = subprocess.Popen([sys.executable, "-m", "runtime.cli", *map(str, argv)], stdout=subprocess.PIPE,
+        self.p = subprocess.Popen([sys.executable, "-m", "runtime.cli.main", *map(str, argv)], stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
         self.lines: list[str] = []
         self.err: list[str] = []

@@ -10,10 +10,10 @@ import pytest
 from tests.conftest import SAMPLE_DAY
 
 from runtime.adapters.s3 import S3ObjectStore
-from runtime.archive import ArchiveStore
-from runtime.lifecycle import Lifecycle
+from runtime.services.archive import ArchiveStore
+from runtime.services.lifecycle import Lifecycle
 from runtime.local.aws_emulator import AwsEmulator
-from runtime.processing import plan
+from runtime.domain.processing import plan
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.ray

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from runtime.adapters.aws import AwsClients
 from runtime.adapters.ses import TenantSes
-from runtime.local.bootstrap import assume_customer
+from runtime.provisioning.bootstrap import assume_customer
 
 
 def test_every_assume_role_sends_the_customers_external_id(stack):

@@ -13,7 +13,7 @@ from runtime.adapters.aws_models import tenant_data_path
 from runtime.adapters.s3 import S3ObjectStore
 from runtime.adapters.ses import TenantSes
 from runtime.adapters.sqs import SqsQueue
-from runtime.errors import AlreadyExists, PreconditionFailed
+from runtime.domain.errors import AlreadyExists, PreconditionFailed
 
 
 @pytest.fixture()

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runtime.config import load_config
+from runtime.domain.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -185,7 +185,7 @@ def test_ray_cluster_config_validates_against_rays_schema():
 
 
 def test_dockerfile_and_entrypoint_agree_with_the_repository_and_the_cli():
-    from runtime.cli import build_parser
+    from runtime.cli.main import build_parser
 
     text = (DEPLOY / "Dockerfile").read_text()
     instructions = [line.split(None, 1) for line in text.splitlines() if line and not line.startswith(("#", " "))]

@@ -15,8 +15,8 @@ import pytest
 
 from runtime.adapters.aws import AwsClients
 from runtime.local.aws_emulator import free_port
-from runtime.local.bootstrap import assume_customer, ensure_management
-from runtime.ops.doctor import FAIL, PASS, WARN, Doctor, exit_code
+from runtime.provisioning.bootstrap import assume_customer, ensure_management
+from runtime.provisioning.doctor import FAIL, PASS, WARN, Doctor, exit_code
 from tests.conftest import make_stack
 
 

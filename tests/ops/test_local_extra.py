@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import ROOT
 
 # moto made unimportable in a fresh interpreter, as in an image built from deploy/requirements.lock
-WITHOUT_MOTO = ("import sys; sys.modules['moto'] = None; from runtime.cli import main; "
+WITHOUT_MOTO = ("import sys; sys.modules['moto'] = None; from runtime.cli.main import main; "
                 "raise SystemExit(main(sys.argv[1:]))")
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from actors.placement import ClusterTooSmall, check_cluster, tenant_options
-from runtime.errors import ExternalError
+from runtime.domain.errors import ExternalError
 
 
 class FakeRay:
@@ -105,7 +105,7 @@ class MemoryRay(FakeRay):
 def _cfg(**runtime):
     import yaml
 
-    from runtime.config import parse_config
+    from runtime.domain.config import parse_config
     from tests.conftest import BASE_CONFIG
 
     data = yaml.safe_load(yaml.safe_dump(BASE_CONFIG))
@@ -127,7 +127,7 @@ def test_the_reservation_comes_from_the_runtime_section():
 
 
 def test_the_runtime_section_refuses_bad_values():
-    from runtime.errors import ConfigError
+    from runtime.domain.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"runtime.tenant_cpus: Input should be greater than or equal to 0"):
         _cfg(tenant_cpus=-1)

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from runtime.adapters.aws import AwsClients
-from runtime.config import parse_config
-from runtime.local.bootstrap import TRIGGER_LIFECYCLE_RULE
+from runtime.domain.config import parse_config
+from runtime.provisioning.bootstrap import TRIGGER_LIFECYCLE_RULE
 from tests.conftest import assert_loopback_url, make_config_dict, make_stack
 
 

@@ -7,12 +7,12 @@ from datetime import datetime, timezone
 
 import pytest
 
-from runtime.alerting import (AlertTracker, Dispatcher, Notice, email_message, slack_payload, sns_message,
+from runtime.domain.notices import (AlertTracker, Dispatcher, Notice, email_message, slack_payload, sns_message,
                               teams_payload)
-from runtime.alerts import Observation, evaluate, load_alerts
-from runtime.config import parse_config
-from runtime.errors import ConfigError, PermanentError, RetryableError
-from runtime.status import Status, TenantStatus, observations
+from runtime.domain.alerts import Observation, evaluate, load_alerts
+from runtime.domain.config import parse_config
+from runtime.domain.errors import ConfigError, PermanentError, RetryableError
+from runtime.services.status import Status, TenantStatus, observations
 from tests.conftest import BASE_CONFIG
 
 CFG = load_alerts()

@@ -2,9 +2,9 @@
 
 import pytest
 
-from runtime.alerts import (Observation, WindowCounter, evaluate, failure_pct, load_alerts, parse_alerts,
+from runtime.domain.alerts import (Observation, WindowCounter, evaluate, failure_pct, load_alerts, parse_alerts,
                             window_totals)
-from runtime.errors import ConfigError
+from runtime.domain.errors import ConfigError
 
 CFG = load_alerts()
 

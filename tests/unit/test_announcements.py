@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.announcements import TYPES, validate_announcement
+from runtime.domain.announcements import TYPES, validate_announcement
 from runtime.emails import render_email
-from runtime.errors import IllegalTransition, InvalidInput
-from runtime.kinds import route, topics_of
-from runtime.lifecycle import apply_transition, new_announcement
-from runtime.model import LIFECYCLE_TYPES
+from runtime.domain.errors import IllegalTransition, InvalidInput
+from runtime.domain.kinds import route, topics_of
+from runtime.services.lifecycle import apply_transition, new_announcement
+from runtime.domain.model import LIFECYCLE_TYPES
 
 CUSTOMERS = ("hts", "htsnonprod")
 TOPICS = ("aws-approval", "aws-announce", "aws-calendar", "cic-announce", "finops-announce",

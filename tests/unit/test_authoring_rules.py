@@ -5,11 +5,11 @@ from datetime import datetime, timezone
 
 import pytest
 
-from runtime.errors import IllegalTransition, InvalidInput, StaleVersion
-from runtime.lifecycle import apply_transition, new_archive
-from runtime.processing import plan
-from runtime.review import comments, open_request, review_entry
-from runtime.rules import check_complete, check_known_fields, check_window, window_from_today
+from runtime.domain.errors import IllegalTransition, InvalidInput, StaleVersion
+from runtime.services.lifecycle import apply_transition, new_archive
+from runtime.domain.processing import plan
+from runtime.services.review import comments, open_request, review_entry
+from runtime.domain.rules import check_complete, check_known_fields, check_window, window_from_today
 from runtime.web._views import window_phase
 
 KNOWN = ("hts", "htsnonprod")
@@ -158,12 +158,12 @@ def test_window_phase_without_a_window():
 def test_topic_display_names_default_and_configured():
     from types import SimpleNamespace
 
-    from runtime.words import topic_display, topic_names
+    from runtime.domain.words import topic_display, topic_names
 
     assert topic_display("aws-announce") == "Change announcements"
     assert topic_display("finops-announce") == "FinOps announcements"      # a default topic
     assert topic_display("sec-advisories") == "Sec advisories"             # unknown: words, not a key
-    from runtime.config import DEFAULT_TOPICS, TopicConfig
+    from runtime.domain.config import DEFAULT_TOPICS, TopicConfig
 
     cfg = SimpleNamespace(topics=[t.model_copy(update={"display": "Announcements"}) if t.name == "aws-announce"
                                   else t for t in DEFAULT_TOPICS]

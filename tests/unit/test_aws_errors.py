@@ -5,7 +5,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from runtime.adapters.aws import aws_errors, translate
-from runtime.errors import (AlreadyExists, NotFound, PermanentError, PreconditionFailed, RetryableError,
+from runtime.domain.errors import (AlreadyExists, NotFound, PermanentError, PreconditionFailed, RetryableError,
                             TenantPaused)
 
 

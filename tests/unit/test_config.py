@@ -3,8 +3,8 @@
 import pytest
 import yaml
 
-from runtime.config import load_config, parse_config
-from runtime.errors import ConfigError
+from runtime.domain.config import load_config, parse_config
+from runtime.domain.errors import ConfigError
 from tests.conftest import BASE_CONFIG
 
 

@@ -1,4 +1,4 @@
-"""The message pump (runtime/consumer.py) without Ray, against the in-memory Queue: acks in
+"""The message pump (runtime/services/consumer.py) without Ray, against the in-memory Queue: acks in
 batches, backoff on retry, the tenant's pause, a heartbeat only while a message is in flight,
 nothing but the long poll while idle, and a drain that releases what it could not finish."""
 
@@ -8,8 +8,8 @@ import asyncio
 import threading
 import time
 
-from runtime.consumer import MessagePump, PumpSettings
-from runtime.handler import Outcome
+from runtime.services.consumer import MessagePump, PumpSettings
+from runtime.services.handler import Outcome
 from runtime.testing.memory_queue import MemoryQueue
 
 FAST = PumpSettings(concurrency=4, poll_wait=1, visibility=30, heartbeat_every=0.2, ack_linger=0.05,

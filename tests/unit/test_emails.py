@@ -45,7 +45,7 @@ ALL_KINDS = sorted(KINDS)
 
 
 def test_kind_for_transition_covers_every_lifecycle_type():
-    from runtime.model import LIFECYCLE_TYPES
+    from runtime.domain.model import LIFECYCLE_TYPES
     assert set(KIND_FOR_TRANSITION) == set(LIFECYCLE_TYPES)
     assert set(KIND_FOR_TRANSITION.values()) == set(KINDS) - {"removed"}  # removed: no transition of its own
 

@@ -1,4 +1,4 @@
-"""The actor boundary's error codec: every error type in runtime/errors.py (and the ones defined
+"""The actor boundary's error codec: every error type in runtime/domain/errors.py (and the ones defined
 beside the actors) crosses it with its type, message, retryable, retry_after, code and operation."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 
-import runtime.errors as errors
+import runtime.domain.errors as errors
 from actors.messages import ErrorData, decode_error, encode_error, unwrap
 from actors.placement import ClusterTooSmall
 

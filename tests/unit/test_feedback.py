@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from runtime.errors import RejectedInput
-from runtime.feedback import REF_HEADER, parse_notification, summarize
+from runtime.domain.errors import RejectedInput
+from runtime.services.feedback import REF_HEADER, parse_notification, summarize
 
 CID = "CHG-2026-11-30-patch-the-vpn-0123abcd"
 TOPIC = "arn:aws:sns:us-east-1:123456789012:ttr-hts-ses-feedback"

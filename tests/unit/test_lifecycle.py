@@ -2,8 +2,8 @@
 
 import pytest
 
-from runtime.errors import IllegalTransition, InvalidInput, StaleVersion
-from runtime.lifecycle import TRANSITIONS, allowed_actions, apply_transition, new_archive
+from runtime.domain.errors import IllegalTransition, InvalidInput, StaleVersion
+from runtime.services.lifecycle import TRANSITIONS, allowed_actions, apply_transition, new_archive
 
 KNOWN = ("hts", "htsnonprod")
 NOW = "2026-11-28T12:00:00.000Z"

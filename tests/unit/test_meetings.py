@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.errors import RejectedInput
-from runtime.meetings import (EXTENDED_PROPERTY_ID, MAX_ATTENDEES, CalendarEvent,
+from runtime.domain.errors import RejectedInput
+from runtime.domain.meetings import (EXTENDED_PROPERTY_ID, MAX_ATTENDEES, CalendarEvent,
                               build_meeting_request, meeting_metadata, transaction_id)
 
 PORTAL = "http://127.0.0.1:8080"
@@ -50,7 +50,7 @@ def test_transaction_id_is_deterministic_and_per_change():
 
 def test_transaction_id_is_stable_across_processes():
     # uuid5, not hash(): PYTHONHASHSEED must not change it.
-    code = "from runtime.meetings import transaction_id; print(transaction_id('CHG-42'))"
+    code = "from runtime.domain.meetings import transaction_id; print(transaction_id('CHG-42'))"
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            check=True, env={"PYTHONHASHSEED": "123"},
                            cwd=Path(__file__).resolve().parents[2]).stdout.strip()

@@ -2,8 +2,8 @@
 
 import pytest
 
-from runtime.errors import InvalidInput, RejectedInput
-from runtime.model import (append_modifications, archive_key, check_change_id, parse_trigger_key,
+from runtime.domain.errors import InvalidInput, RejectedInput
+from runtime.domain.model import (append_modifications, archive_key, check_change_id, parse_trigger_key,
                            validate_change)
 
 KNOWN = ("hts", "htsnonprod")

@@ -4,11 +4,11 @@ import json
 
 import pytest
 
-from runtime.errors import RejectedInput
-from runtime.handler import backoff
-from runtime.lifecycle import apply_transition, new_archive
-from runtime.pacing import RateLimiter
-from runtime.processing import parse_message, plan, processed_key
+from runtime.domain.errors import RejectedInput
+from runtime.services.handler import backoff
+from runtime.services.lifecycle import apply_transition, new_archive
+from runtime.services.pacing import RateLimiter
+from runtime.domain.processing import parse_message, plan, processed_key
 
 KNOWN = ("a", "b", "c")
 NOW = "2026-11-28T12:00:00.000Z"
@@ -104,7 +104,7 @@ def test_removed_then_added_back_is_on_the_change_again():
 
 
 def test_just_removed_are_woken_by_the_update():
-    from runtime.lifecycle import just_removed
+    from runtime.services.lifecycle import just_removed
 
     ch = step(change(), "update", customers=["a"])
     assert just_removed(ch) == ["b"]
@@ -183,7 +183,7 @@ def test_keyed_locks_serialise_per_key_and_forget_idle_keys():
     import asyncio
     import threading
 
-    from runtime.locks import KeyedAsyncLock, KeyedLock
+    from runtime.services.locks import KeyedAsyncLock, KeyedLock
 
     locks, inside, peak = KeyedLock(), [0], [0]
 

@@ -4,8 +4,8 @@ import dataclasses
 
 import pytest
 
-from runtime.config import TOPICS, CustomerConfig
-from runtime.recipients import (ANNOUNCE, APPROVAL, CALENDAR, Contact, merge_attendees,
+from runtime.domain.config import TOPICS, CustomerConfig
+from runtime.domain.recipients import (ANNOUNCE, APPROVAL, CALENDAR, Contact, merge_attendees,
                                 select_recipients, subscribed, topic_for, valid_address)
 
 DEFAULTS = {"aws-announce": "OPT_IN", "aws-approval": "OPT_OUT", "aws-calendar": "OPT_OUT"}
@@ -179,7 +179,7 @@ def test_merge_attendees_handles_empty_and_invalid_input():
 
 
 def test_every_contact_gets_a_decision_with_its_reason():
-    from runtime.recipients import decide_recipients
+    from runtime.domain.recipients import decide_recipients
 
     contacts = [contact("in@example.com", aws_approval="OPT_IN"),
                 contact("out@example.com", aws_approval="OPT_OUT"),
@@ -206,7 +206,7 @@ def test_every_contact_gets_a_decision_with_its_reason():
 
 
 def test_select_recipients_is_the_sent_part_of_the_decisions():
-    from runtime.recipients import decide_recipients
+    from runtime.domain.recipients import decide_recipients
 
     contacts = [contact("a@example.com"), contact("b@example.com", aws_announce="OPT_OUT"),
                 contact("c@example.com", unsubscribe_all=True)]

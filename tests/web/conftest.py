@@ -42,7 +42,7 @@ def _add_users(data: dict) -> None:
 class Web:
     def __init__(self, stack, handle):
         from runtime.adapters.s3 import S3ObjectStore
-        from runtime.lifecycle import Lifecycle
+        from runtime.services.lifecycle import Lifecycle
 
         self.stack, self.handle, self.cfg = stack, handle, stack.cfg
         self.url = handle.url
@@ -96,9 +96,9 @@ class Web:
         """What the runtime records after processing: processed records, ledgers, the meeting."""
         import json
 
-        from runtime.archive import ArchiveRecorder
-        from runtime.model import ledger_key, now_iso
-        from runtime.processing import plan
+        from runtime.services.archive import ArchiveRecorder
+        from runtime.domain.model import ledger_key, now_iso
+        from runtime.domain.processing import plan
 
         change = self.lifecycle.show(change_id)
         records = []

@@ -133,11 +133,11 @@ def _process(web, ann_id: str) -> None:
     """The runtime's handler, in-process, on this announcement's messages only (others stay queued)."""
     from runtime.adapters.ses import TenantSes
     from runtime.adapters.sqs import SqsQueue
-    from runtime.archive import ArchiveRecorder
-    from runtime.handler import TriggerHandler
-    from runtime.pacing import RateLimiter
+    from runtime.services.archive import ArchiveRecorder
+    from runtime.services.handler import TriggerHandler
+    from runtime.services.pacing import RateLimiter
 
-    from runtime.processing import plan
+    from runtime.domain.processing import plan
 
     cfg = web.cfg
     handlers = {c.code: TriggerHandler(cfg=cfg, customer=c, store=web.store, archive=ArchiveRecorder(web.store),

@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from runtime.errors import InvalidInput
+from runtime.domain.errors import InvalidInput
 from runtime.web._app import OPEN_PATHS, OPEN_PREFIXES
 from runtime.web._auth import Unauthenticated
 from tests.conftest import day, window
@@ -535,7 +535,7 @@ def test_invalid_content_names_the_field(web):
 
 def test_a_trigger_that_cannot_be_written_is_reported_not_hidden(web_stack):
     from runtime.adapters.s3 import S3ObjectStore
-    from runtime.errors import RetryableError
+    from runtime.domain.errors import RetryableError
     from runtime.web import start_portal
 
     class Flaky(S3ObjectStore):

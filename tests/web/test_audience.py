@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from runtime.local.bootstrap import assume_customer
+from runtime.provisioning.bootstrap import assume_customer
 from tests.web.conftest import csrf_of
 
 

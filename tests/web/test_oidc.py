@@ -43,7 +43,7 @@ def provider():
 
 @pytest.fixture(scope="module")
 def sso(provider, web_stack, tmp_path_factory):
-    from runtime.config import load_config
+    from runtime.domain.config import load_config
     from runtime.web import start_portal
 
     data = yaml.safe_load(web_stack.path.read_text())
@@ -159,7 +159,7 @@ def test_identities_are_issuer_and_subject_never_a_local_user(sso, web):
     change = web.lifecycle.show(web.submit("admin"))
     assert not is_owner(Principal(name=me["username"], roles=frozenset({"admin"}), source="oidc"), change)
     # and no local user can take an SSO name
-    from runtime.config import WebUser
+    from runtime.domain.config import WebUser
 
     for name in (me["username"], "dana@example.com"):
         with pytest.raises(Exception, match="single sign-on users are configured under web.oidc"):
@@ -173,7 +173,7 @@ def test_a_group_named_like_a_role_grants_nothing(sso):
 
 
 def test_an_empty_role_map_is_refused():
-    from runtime.config import OidcConfig
+    from runtime.domain.config import OidcConfig
 
     with pytest.raises(Exception, match="role_map"):
         OidcConfig(issuer="https://idp.example.com", client_id="ttr", role_map={})

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.errors import InvalidInput
-from runtime.lifecycle import apply_transition, new_archive
+from runtime.domain.errors import InvalidInput
+from runtime.services.lifecycle import apply_transition, new_archive
 from runtime.web._auth import (Backoff, Forbidden, LoginThrottle, Principal, RateLimiter, TooManyAttempts,
                                client_address, load_session_secret, may_edit_draft, require, verify_password, why_not)
 from runtime.web._index import Filters, decode_cursor, matches, paginate, parse_date, summarize_change
@@ -164,7 +164,7 @@ def test_the_client_address_comes_from_trusted_proxies_only():
 
 
 def test_trusted_proxies_must_be_addresses():
-    from runtime.config import WebConfig
+    from runtime.domain.config import WebConfig
 
     assert WebConfig(trusted_proxies=("10.0.0.0/8", "::1")).trusted_proxies == ("10.0.0.0/8", "::1")
     with pytest.raises(Exception, match="'proxy.example.com' is not an IP address or CIDR range"):
