@@ -62,16 +62,16 @@ def _text(data: Mapping, field: str, limit: int, *, required: bool, one_line: bo
     value = data.get(field)
     if value is None or (isinstance(value, str) and not value.strip() and not required):
         if required:
-            raise InvalidInput(f"{field}: required, non-empty text")
+            raise InvalidInput(f"{field}: required, non-empty text", field=field)
         return None
     if not isinstance(value, str):
-        raise InvalidInput(f"{field}: expected text, got {type(value).__name__}")
+        raise InvalidInput(f"{field}: expected text, got {type(value).__name__}", field=field)
     if required and not value.strip():
-        raise InvalidInput(f"{field}: required, non-empty text")
+        raise InvalidInput(f"{field}: required, non-empty text", field=field)
     if one_line and ("\r" in value or "\n" in value):
-        raise InvalidInput(f"{field}: must be one line (no line breaks)")
+        raise InvalidInput(f"{field}: must be one line (no line breaks)", field=field)
     if len(value) > limit:
-        raise InvalidInput(f"{field}: {len(value)} characters, at most {limit} allowed")
+        raise InvalidInput(f"{field}: {len(value)} characters, at most {limit} allowed", field=field)
     return value.strip() if one_line else value
 
 
@@ -79,27 +79,29 @@ def validate_links(links: object) -> list[dict]:
     if links is None:
         return []
     if not isinstance(links, list):
-        raise InvalidInput("links: expected a list of {title, url}")
+        raise InvalidInput("links: expected a list of {title, url}", field="links")
     if len(links) > MAX_LINKS:
-        raise InvalidInput(f"links: {len(links)} links, at most {MAX_LINKS} allowed")
+        raise InvalidInput(f"links: {len(links)} links, at most {MAX_LINKS} allowed", field="links")
     out = []
     for i, link in enumerate(links):
         where = f"links[{i}]"
         if not isinstance(link, Mapping):
-            raise InvalidInput(f"{where}: expected a mapping {{title, url}}")
+            raise InvalidInput(f"{where}: expected a mapping {{title, url}}", field=where)
         unknown = sorted(str(k) for k in link if k not in ("title", "url") and not str(k).startswith("x-"))
         if unknown:
-            raise InvalidInput(f"{where}.{unknown[0]}: unknown field (known: title, url)")
+            raise InvalidInput(f"{where}.{unknown[0]}: unknown field (known: title, url)",
+                               field=f"{where}.{unknown[0]}")
         title = _text(link, "title", MAX_TITLE, required=True, one_line=True) if "title" in link else None
         url = link.get("url")
         if not isinstance(url, str) or not url.strip():
-            raise InvalidInput(f"{where}.url: required, an http or https address")
+            raise InvalidInput(f"{where}.url: required, an http or https address", field=f"{where}.url")
         url = url.strip()
         parts = urlsplit(url)
         if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-            raise InvalidInput(f"{where}.url: {url[:80]!r} is not an http or https address")
+            raise InvalidInput(f"{where}.url: {url[:80]!r} is not an http or https address", field=f"{where}.url")
         if len(url) > MAX_URL or any(c.isspace() or ord(c) < 32 for c in url):
-            raise InvalidInput(f"{where}.url: not a valid address (spaces, control characters or too long)")
+            raise InvalidInput(f"{where}.url: not a valid address (spaces, control characters or too long)",
+                               field=f"{where}.url")
         out.append({**dict(link), "title": title or url, "url": url})
     return out
 
@@ -115,13 +117,13 @@ def validate_announcement(data: object, known_customers: Iterable[str], *,
     out = dict(data)
     kind = out.get("type")
     if kind not in TYPES:
-        raise InvalidInput(f"type: {kind!r} is not an announcement type; one of {', '.join(TYPES)}")
+        raise InvalidInput(f"type: {kind!r} is not an announcement type; one of {', '.join(TYPES)}", field="type")
     if known_topics is not None:
         topics = set(known_topics)
         for needed in (TYPES[kind][0], APPROVAL_TOPIC):
             if needed not in topics:
                 raise InvalidInput(f"type: topic {needed} is not configured (add it under topics: and run "
-                                   "`ttr topics sync`)")
+                                   "`ttr topics sync`)", field="type")
     out["title"] = _text(out, "title", MAX_TITLE, required=True, one_line=True)
     out["customers"] = validate_customers(out.get("customers"), known_customers)
     out["summary"] = _text(out, "summary", MAX_SUMMARY, required=True)
@@ -134,7 +136,7 @@ def validate_announcement(data: object, known_customers: Iterable[str], *,
     if out.get("schedule") is not None or (meeting or {}).get("required"):
         if "schedule" not in out:
             raise InvalidInput("schedule: required for a meeting (implementationStart, implementationEnd, "
-                               "timezone: the meeting's window)")
+                               "timezone: the meeting's window)", field="schedule")
         out["schedule"] = validate_schedule(out["schedule"])
     return out
 

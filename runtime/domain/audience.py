@@ -130,20 +130,20 @@ def check_row(email: object, topics: Mapping, known: Sequence[str], where: str,
     """One contact of an import (or ``contacts add``), checked; InvalidInput names ``where``."""
     seen = {} if seen is None else seen
     if not valid_address(email):
-        raise InvalidInput(f"{where}: {email!r} is not an email address")
+        raise InvalidInput(f"{where}: {email!r} is not an email address", field="email")
     assert isinstance(email, str)
     clean: dict[str, str] = {}
     for t, s in topics.items():
         if t not in known:
-            raise InvalidInput(f"{where}: unknown topic {t!r} (configured: {', '.join(known)})")
+            raise InvalidInput(f"{where}: unknown topic {t!r} (configured: {', '.join(known)})", field="topics")
         if s in (None, ""):
             continue
         if not isinstance(s, str) or s.strip().upper() not in STATUSES:
-            raise InvalidInput(f"{where}: topic {t}: {s!r} is not OPT_IN, OPT_OUT or empty")
+            raise InvalidInput(f"{where}: topic {t}: {s!r} is not OPT_IN, OPT_OUT or empty", field="topics")
         clean[t] = s.strip().upper()
     key = email.lower()
     if key in seen:
-        raise InvalidInput(f"{where}: {email} is listed twice (first at {seen[key]})")
+        raise InvalidInput(f"{where}: {email} is listed twice (first at {seen[key]})", field="email")
     seen[key] = where
     return Wanted(email, clean)
 

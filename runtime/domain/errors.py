@@ -18,7 +18,10 @@ Callers catch at the level they care about:
             └── RecipientRejected SES refused one recipient (recorded as failed, not retried)
 
 Retryability is data on the error (``retryable`` and ``retry_after``), so call sites never
-inspect vendor error codes; vendor exceptions are translated in ``runtime.adapters``.
+inspect vendor error codes; vendor exceptions are translated in ``runtime.adapters``. So is the
+field bad input is about: ``InvalidInput(..., field="schedule.timezone")`` (and ``RejectedInput``),
+which the web maps to its form field and the API's 422 ``field``; the message keeps its
+``field: `` prefix for the CLI and logs, and nobody parses it back out.
 """
 
 from __future__ import annotations
@@ -40,7 +43,26 @@ class TtrError(Exception):
         return self.message
 
 
-class InvalidInput(TtrError):
+class _FieldError(TtrError):
+    """An error about one field of the input: ``field`` names it (a dotted path, or None)."""
+
+    def __init__(self, message: str, *, field: str | None = None, retry_after: float | None = None,
+                 code: str | None = None):
+        super().__init__(message, retry_after=retry_after, code=code)
+        self.field = field
+
+    def detail(self) -> str:
+        """The message without its leading ``field: `` (and an action's ``update: ``), for a form."""
+        text = self.message
+        if self.field:
+            for action in ("reschedule: ", "update: "):
+                if text.startswith(f"{action}{self.field}: "):
+                    text = text.removeprefix(action)
+            text = text.removeprefix(f"{self.field}: ")
+        return text
+
+
+class InvalidInput(_FieldError):
     exit_code = 2
 
 
@@ -68,7 +90,7 @@ class NotFound(TtrError):
     exit_code = 2
 
 
-class RejectedInput(TtrError):
+class RejectedInput(_FieldError):
     """Processing refuses this input for good: record it, keep the bytes, ack the message."""
 
 

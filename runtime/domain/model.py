@@ -30,6 +30,12 @@ SYSTEM_FIELDS = ("changeId", "status", "version", "createdAt", "createdBy", "mod
                  "meetingMetadata")
 # What only a draft carries (who last saved it, everyone who wrote it); never copied into the archive.
 DRAFT_FIELDS = ("modifiedAt", "modifiedBy", "editors")
+# What the runtime writes onto an archive later (the meeting service's intent, before it creates the
+# event): the writer's like SYSTEM_FIELDS, but never part of what a change is submitted with.
+RUNTIME_FIELDS = ("meetingIntent",)
+# What a client (the portal, the API) may never set. SYSTEM_FIELDS but ``changeId``: a client names
+# the change or draft it writes (the write then checks it is that one).
+MANAGED_FIELDS = tuple(f for f in SYSTEM_FIELDS if f != "changeId") + RUNTIME_FIELDS + DRAFT_FIELDS
 MAX_TITLE = 200
 MAX_TEXT = 20_000
 
@@ -55,7 +61,7 @@ def check_change_id(change_id: object) -> str:
             shown = shown[:57] + "..."
         raise InvalidInput(
             f"changeId {shown} is invalid: it must match {CHANGE_ID_RE.pattern} "
-            "(letters, digits, '_' and '-', at most 128 characters, no path separators)")
+            "(letters, digits, '_' and '-', at most 128 characters, no path separators)", field="changeId")
     return change_id
 
 
@@ -82,40 +88,42 @@ def ledger_key(change_id: str, customer: str, seq: int) -> str:
 def parse_rfc3339(value: object, field: str) -> datetime:
     """An RFC 3339 timestamp with an explicit offset (``Z`` or ``+hh:mm``)."""
     if not isinstance(value, str):
-        raise InvalidInput(f"{field}: expected an RFC 3339 timestamp string, got {type(value).__name__}")
+        raise InvalidInput(f"{field}: expected an RFC 3339 timestamp string, got {type(value).__name__}", field=field)
     if not re.match(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2})$", value):
         raise InvalidInput(
             f"{field}: {value!r} is not an RFC 3339 timestamp with an offset "
-            "(for example 2026-12-01T02:00:00Z or 2026-12-01T02:00:00-05:00)")
+            "(for example 2026-12-01T02:00:00Z or 2026-12-01T02:00:00-05:00)", field=field)
     try:
         return datetime.fromisoformat(value.replace("z", "Z").replace("Z", "+00:00"))
     except ValueError as exc:
-        raise InvalidInput(f"{field}: {value!r} is not a valid date and time: {exc}") from None
+        raise InvalidInput(f"{field}: {value!r} is not a valid date and time: {exc}", field=field) from None
 
 
 def check_timezone(value: object, field: str = "schedule.timezone") -> ZoneInfo:
     if not isinstance(value, str) or not value or ".." in value or value.startswith("/"):
-        raise InvalidInput(f"{field}: {value!r} is not an IANA time zone name (e.g. America/New_York)")
+        raise InvalidInput(f"{field}: {value!r} is not an IANA time zone name (e.g. America/New_York)", field=field)
     try:
         return ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidInput(f"{field}: unknown time zone {value!r} (use an IANA name such as Europe/Paris)") from None
+        raise InvalidInput(f"{field}: unknown time zone {value!r} (use an IANA name such as Europe/Paris)",
+                           field=field) from None
 
 
 def validate_schedule(schedule: object) -> dict:
     if not isinstance(schedule, Mapping):
-        raise InvalidInput("schedule: required, a mapping with implementationStart, implementationEnd and timezone")
+        raise InvalidInput("schedule: required, a mapping with implementationStart, implementationEnd and timezone",
+                           field="schedule")
     out = dict(schedule)
     for f in ("implementationStart", "implementationEnd", "timezone"):
         if f not in schedule or schedule[f] in (None, ""):
-            raise InvalidInput(f"schedule.{f}: required")
+            raise InvalidInput(f"schedule.{f}: required", field=f"schedule.{f}")
     start = parse_rfc3339(schedule["implementationStart"], "schedule.implementationStart")
     end = parse_rfc3339(schedule["implementationEnd"], "schedule.implementationEnd")
     check_timezone(schedule["timezone"])
     if end <= start:
         raise InvalidInput(
             f"schedule.implementationEnd: {schedule['implementationEnd']} must be after "
-            f"the start, implementationStart ({schedule['implementationStart']})")
+            f"the start, implementationStart ({schedule['implementationStart']})", field="schedule.implementationEnd")
     return out
 
 
@@ -128,21 +136,21 @@ def _check_text(data: Mapping, field: str, limit: int) -> None:
     if value is None:
         return
     if not isinstance(value, str):
-        raise InvalidInput(f"{field}: expected text, got {type(value).__name__}")
+        raise InvalidInput(f"{field}: expected text, got {type(value).__name__}", field=field)
     if len(value) > limit:
-        raise InvalidInput(f"{field}: {len(value)} characters, at most {limit} allowed")
+        raise InvalidInput(f"{field}: {len(value)} characters, at most {limit} allowed", field=field)
 
 
 def validate_customers(customers: object, known: Iterable[str]) -> list[str]:
     if not isinstance(customers, list) or not customers:
-        raise InvalidInput("customers: required, a non-empty list of customer codes")
+        raise InvalidInput("customers: required, a non-empty list of customer codes", field="customers")
     known = tuple(known)
     out: list[str] = []
     for c in customers:
         if not isinstance(c, str):
-            raise InvalidInput(f"customers: {c!r} is not a customer code")
+            raise InvalidInput(f"customers: {c!r} is not a customer code", field="customers")
         if c not in known:
-            raise InvalidInput(f"customers: unknown customer {c!r} (configured: {', '.join(known)})")
+            raise InvalidInput(f"customers: unknown customer {c!r} (configured: {', '.join(known)})", field="customers")
         if c not in out:
             out.append(c)
     return out
@@ -152,19 +160,21 @@ def validate_meeting(meeting: object) -> dict | None:
     if meeting is None:
         return None
     if not isinstance(meeting, Mapping):
-        raise InvalidInput("meeting: expected a mapping {required, title?, durationMinutes?, location?}")
+        raise InvalidInput("meeting: expected a mapping {required, title?, durationMinutes?, location?}",
+                           field="meeting")
     out = dict(meeting)
     req = out.get("required", False)
     if not isinstance(req, bool):
-        raise InvalidInput(f"meeting.required: expected true or false, got {req!r}")
+        raise InvalidInput(f"meeting.required: expected true or false, got {req!r}", field="meeting.required")
     out["required"] = req
     if out.get("title") is not None:
         _check_text(out, "title", MAX_TITLE)
         if "\r" in out["title"] or "\n" in out["title"]:
-            raise InvalidInput("meeting.title: must be one line")
+            raise InvalidInput("meeting.title: must be one line", field="meeting.title")
     dur = out.get("durationMinutes")
     if dur is not None and (isinstance(dur, bool) or not isinstance(dur, int) or not 1 <= dur <= 24 * 60):
-        raise InvalidInput(f"meeting.durationMinutes: expected whole minutes from 1 to 1440, got {dur!r}")
+        raise InvalidInput(f"meeting.durationMinutes: expected whole minutes from 1 to 1440, got {dur!r}",
+                           field="meeting.durationMinutes")
     if out.get("location") is not None:
         _check_text(out, "location", 500)
     return out
@@ -174,10 +184,10 @@ def validate_tickets(tickets: object) -> dict | None:
     if tickets is None:
         return None
     if not isinstance(tickets, Mapping):
-        raise InvalidInput("tickets: expected a mapping {snow, jira}")
+        raise InvalidInput("tickets: expected a mapping {snow, jira}", field="tickets")
     for k, v in tickets.items():
         if v is not None and not isinstance(v, str):
-            raise InvalidInput(f"tickets.{k}: expected text, got {type(v).__name__}")
+            raise InvalidInput(f"tickets.{k}: expected text, got {type(v).__name__}", field=f"tickets.{k}")
     return dict(tickets)
 
 
@@ -194,11 +204,11 @@ def validate_change(data: object, known_customers: Iterable[str], *, partial: bo
     title = out.get("title")
     if title is not None or not partial:
         if not isinstance(title, str) or not title.strip():
-            raise InvalidInput("title: required, non-empty text")
+            raise InvalidInput("title: required, non-empty text", field="title")
         if "\r" in title or "\n" in title:
-            raise InvalidInput("title: must be one line (no line breaks)")
+            raise InvalidInput("title: must be one line (no line breaks)", field="title")
         if len(title) > MAX_TITLE:
-            raise InvalidInput(f"title: {len(title)} characters, at most {MAX_TITLE} allowed")
+            raise InvalidInput(f"title: {len(title)} characters, at most {MAX_TITLE} allowed", field="title")
         out["title"] = title.strip()
     if "customers" in out or not partial:
         out["customers"] = validate_customers(out.get("customers"), known_customers)
@@ -221,7 +231,7 @@ def validate_change(data: object, known_customers: Iterable[str], *, partial: bo
         out["tickets"] = validate_tickets(out["tickets"])
     status = out.get("status")
     if status is not None and status not in STATUSES:
-        raise InvalidInput(f"status: {status!r} is not one of {', '.join(STATUSES)}")
+        raise InvalidInput(f"status: {status!r} is not one of {', '.join(STATUSES)}", field="status")
     return out
 
 

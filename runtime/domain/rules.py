@@ -37,9 +37,9 @@ def _unknown(name: str, known: Iterable[str], where: str) -> InvalidInput:
     if close:
         match = next(k for k in known if k.lower() == close[0].lower())
         return InvalidInput(f"{shown}: unknown field; did you mean {where}{match}? "
-                            f"(fields of your own go under an x- name, like x-{name})")
+                            f"(fields of your own go under an x- name, like x-{name})", field=shown)
     return InvalidInput(f"{shown}: unknown field (known: {', '.join(known)}; "
-                        f"fields of your own go under an x- name)")
+                        f"fields of your own go under an x- name)", field=shown)
 
 
 def check_known_fields(content: Mapping, *, also: Iterable[str] = (), top: tuple[str, ...] = TOP_FIELDS) -> None:
@@ -53,7 +53,7 @@ def check_known_fields(content: Mapping, *, also: Iterable[str] = (), top: tuple
         if name.startswith(FREE_PREFIX) or name in allowed:
             continue
         if name in SYSTEM_FIELDS:
-            raise InvalidInput(f"{name}: managed by ttr; it cannot be set")
+            raise InvalidInput(f"{name}: managed by ttr; it cannot be set", field=name)
         raise _unknown(name, top, "")
     for parent, known in NESTED_FIELDS.items():
         inner = content.get(parent)
@@ -82,7 +82,8 @@ def check_window(schedule: Mapping, now: str | datetime, *, allow_past: bool = F
         shown = when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         raise InvalidInput(f"schedule.implementationStart: {schedule['implementationStart']} is in the past "
                            f"(it is now {shown}); to record a change after the fact, allow a past start "
-                           "(--allow-past; allowPast in the API; the box under the window in the portal)")
+                           "(--allow-past; allowPast in the API; the box under the window in the portal)",
+                           field="schedule.implementationStart")
 
 
 def check_complete(change: Mapping, now: str | datetime, *, before_start: bool = False) -> None:
@@ -95,7 +96,7 @@ def check_complete(change: Mapping, now: str | datetime, *, before_start: bool =
     if start > _now(now) and not before_start:
         raise InvalidInput(f"beforeStart: the window has not started yet (it starts "
                            f"{sched.get('implementationStart')}); completing it now needs a confirmation "
-                           "(--before-start; beforeStart in the API)")
+                           "(--before-start; beforeStart in the API)", field="beforeStart")
 
 
 def window_from_today(days: int = 7, *, start: str = "02:00", hours: int = 2,

@@ -93,12 +93,13 @@ def apply_transition(change: Mapping, action: str, *, actor: str, now: str,
         check_known_fields(params)
         content = {k: v for k, v in params.items() if k in USER_FIELDS or k.startswith(FREE_PREFIX)}
         if not content:
-            raise InvalidInput(f"update: nothing to change (updatable fields: {', '.join(USER_FIELDS)})")
+            raise InvalidInput(f"update: nothing to change (updatable fields: {', '.join(USER_FIELDS)})",
+                               field="update")
         candidate = {**out, **content}
         candidate = validate_change(candidate, known_customers)
         changed = sorted(k for k in content if out.get(k) != candidate.get(k))
         if not changed:
-            raise InvalidInput("update: the new content is identical to the current change")
+            raise InvalidInput("update: the new content is identical to the current change", field="update")
         if "schedule" in changed:
             check_window(candidate["schedule"], now, allow_past=allow_past)
         before = list(out.get("customers", []))
@@ -113,7 +114,7 @@ def apply_transition(change: Mapping, action: str, *, actor: str, now: str,
     elif action == "reschedule":
         sched = dict(out.get("schedule") or {})
         if "start" not in params or "end" not in params:
-            raise InvalidInput("reschedule: both --start and --end are required")
+            raise InvalidInput("reschedule: both --start and --end are required", field="reschedule")
         previous = dict(sched)
         sched["implementationStart"] = params["start"]
         sched["implementationEnd"] = params["end"]
@@ -124,7 +125,7 @@ def apply_transition(change: Mapping, action: str, *, actor: str, now: str,
         if (out["schedule"]["implementationStart"], out["schedule"]["implementationEnd"],
                 out["schedule"]["timezone"]) == (previous.get("implementationStart"),
                                                  previous.get("implementationEnd"), previous.get("timezone")):
-            raise InvalidInput("reschedule: the new schedule is the same as the current one")
+            raise InvalidInput("reschedule: the new schedule is the same as the current one", field="reschedule")
         extra["previousSchedule"] = previous
         extra["schedule"] = dict(out["schedule"])
     elif action == "cancel":
@@ -175,7 +176,7 @@ def new_announcement(content: Mapping, *, announcement_id: str, actor: str, now:
     window not in the past), its own fields and transitions (``runtime.domain.announcements``)."""
     check_known_fields(content, top=("changeId",) + ANNOUNCEMENT_FIELDS, also=("kind",))
     if content.get("kind") not in (None, "announcement"):
-        raise InvalidInput(f"kind: {content.get('kind')!r}; an announcement is of kind announcement")
+        raise InvalidInput(f"kind: {content.get('kind')!r}; an announcement is of kind announcement", field="kind")
     data = validate_announcement(content, known_customers, known_topics=known_topics)
     if data.get("schedule") is not None:
         check_window(data["schedule"], now, allow_past=allow_past)

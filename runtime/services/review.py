@@ -30,13 +30,13 @@ ANSWERS = ("updated", "rescheduled")
 def check_comment(text: object, *, required: bool = True) -> str:
     if text is None or (isinstance(text, str) and not text.strip()):
         if required:
-            raise InvalidInput("comment: a comment is required; say what should change")
+            raise InvalidInput("comment: a comment is required; say what should change", field="comment")
         return ""
     if not isinstance(text, str):
-        raise InvalidInput(f"comment: expected text, got {type(text).__name__}")
+        raise InvalidInput(f"comment: expected text, got {type(text).__name__}", field="comment")
     text = text.replace("\r\n", "\n").strip()
     if len(text) > MAX_COMMENT:
-        raise InvalidInput(f"comment: {len(text)} characters, at most {MAX_COMMENT} allowed")
+        raise InvalidInput(f"comment: {len(text)} characters, at most {MAX_COMMENT} allowed", field="comment")
     return text
 
 
