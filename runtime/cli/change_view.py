@@ -3,7 +3,7 @@
 The summary, the window in the change's zone and in UTC with its duration, the Teams meeting,
 then per customer every contact with what happened for each notice (sent, failed, or not told
 and why, as recorded in the delivery ledger at the time), then the history. The same read
-model as the portal's delivery view (``runtime.web._views``), so both say the same thing.
+model as the portal's delivery view (``runtime.services.delivery``), so both say the same thing.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Mapping
 
 from runtime.emails import format_duration, format_schedule, format_utc
+from runtime.services import delivery
 from runtime.services.ledger import read_ledgers
-from runtime.web import _views
 
 _OUTCOME = {"sent": "sent", "failed": "FAILED", "skipped": "not told"}
 
@@ -30,7 +30,7 @@ def render_view(change: Mapping, names: Mapping[str, str], ledgers: Mapping[tupl
         if utc:
             lines.append(f"           {utc}" + (f"  ({duration})" if duration else ""))
     lines.append("Customers: " + ", ".join(f"{names.get(c, c)} ({c})" for c in change.get("customers") or []))
-    m = _views.meeting(change)
+    m = delivery.meeting(change)
     meeting = f"Meeting:   {m['label']}"
     if m.get("joinUrl"):
         meeting += f": {m['joinUrl']}"
@@ -42,7 +42,7 @@ def render_view(change: Mapping, names: Mapping[str, str], ledgers: Mapping[tupl
             lines += ["", f"{label}:"] + [f"  {line}" for line in str(change[key]).splitlines()]
 
     lines += ["", "Delivery"]
-    for row in _views.delivery(change, names, ledgers):
+    for row in delivery.delivery(change, names, ledgers):
         lines.append(f"  {row['name']} ({row['customer']}): {row['stateLabel']}")
         for rej in row["rejected"]:
             lines.append(f"    rejected: {rej['reason']}")
@@ -60,7 +60,7 @@ def render_view(change: Mapping, names: Mapping[str, str], ledgers: Mapping[tupl
                 why = f": {c['why']}" if c["why"] else ""
                 lines.append(f"        {c['email']:<{width}}  {_OUTCOME[c['outcome']]}{why}")
     lines += ["", "History"]
-    for e in _views.timeline(change, names):
+    for e in delivery.timeline(change, names):
         lines.append(f"  {e['when']}  {e['title']}" + (f" (by {e['actor']})" if e["kind"] == "lifecycle" else ""))
         lines += [f"      {d}" for d in e["details"]]
     return "\n".join(lines)

@@ -20,7 +20,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup, escape
 
 __all__ = ["CALENDAR_KINDS", "KIND_FOR_TRANSITION", "KINDS", "RenderedEmail", "UNSUBSCRIBE_PLACEHOLDER",
-           "format_duration", "format_schedule", "format_utc", "portal_url", "render_email"]
+           "format_duration", "format_schedule", "format_time", "format_utc", "format_window", "instant", "portal_url",
+           "render_email", "zone_info"]
 
 from runtime.domain.kinds import CHANGE, ROUTES  # noqa: E402 - the table of what each transition sends
 from runtime.emails.announcement import ANNOUNCEMENT_KINDS, announcement_context  # noqa: E402
@@ -115,7 +116,8 @@ def _one_line(value: str) -> str:
     return re.sub(r"\s+", " ", cleaned).strip()
 
 
-def _zone(name: Any) -> ZoneInfo | None:
+def zone_info(name: Any) -> ZoneInfo | None:
+    """The IANA zone ``name``; None when it is empty, unknown or malformed."""
     try:
         return ZoneInfo(name) if isinstance(name, str) and name else None
     except (ZoneInfoNotFoundError, ValueError, OSError):  # unknown, malformed, or a directory name
@@ -145,7 +147,7 @@ def _hm(dt: datetime) -> str:
 def _zone_label(schedule: Mapping, zone_name: str | None = None) -> tuple[ZoneInfo | timezone, str]:
     """The reader's zone when it is a real one, else the change's, else UTC."""
     for name in (zone_name, schedule.get("timezone")):
-        zone = _zone(name)
+        zone = zone_info(name)
         if zone:
             return zone, str(name)
     return timezone.utc, "UTC"
@@ -200,6 +202,39 @@ def format_duration(schedule: Any) -> str:
     hours, mins = divmod(rest, 60)
     parts = [f"{n} {unit}{'' if n == 1 else 's'}" for n, unit in ((days, "day"), (hours, "hour"), (mins, "minute")) if n]
     return " ".join(parts) or "less than a minute"
+
+
+def instant(value: Any) -> datetime | None:
+    """A stored time as an aware datetime (a naive one is read as UTC); None when it is no time."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return _parse(value, timezone.utc)
+
+
+def format_time(value: Any, zone_name: str | None = None, *, with_zone: bool = True) -> str:
+    """``Tue 8 Dec 2026, 02:00 EST`` in ``zone_name`` (else UTC), the portal's and the terminal's
+    form of one instant; the value as given when it is no time."""
+    dt = instant(value)
+    if dt is None:
+        return str(value or "")
+    local = dt.astimezone(zone_info(zone_name) or timezone.utc)
+    text = f"{_day(local)}, {_hm(local)}"
+    return f"{text} {local.tzname()}" if with_zone else text
+
+
+def format_window(schedule: Any) -> str:
+    """``Tue 8 Dec 2026, 02:00 \u2013 04:00 EST``: the window in the change's own zone, short (the
+    portal's lists and history); "not scheduled yet" without one."""
+    schedule = schedule if isinstance(schedule, Mapping) else {}
+    tz = schedule.get("timezone")
+    start, end = instant(schedule.get("implementationStart")), instant(schedule.get("implementationEnd"))
+    if start is None or end is None:
+        return "not scheduled yet"
+    zone = zone_info(tz) or timezone.utc
+    ls, le = start.astimezone(zone), end.astimezone(zone)
+    if ls.date() == le.date():
+        return f"{format_time(start, tz, with_zone=False)} \u2013 {_hm(le)} {le.tzname()}"
+    return f"{format_time(start, tz, with_zone=False)} \u2013 {format_time(end, tz)}"
 
 
 def _format_instant(value: Any, schedule: Any, zone_name: str | None = None) -> str:

@@ -1,7 +1,7 @@
 """Announcements in the portal and the API: a form, a list, the page with its delivery.
 
 The same guarantees as changes, through the same code: the lifecycle writes (archive first,
-then the triggers), ``_ops.transition`` checks roles and four-eyes and pins the version the user
+then the triggers), ``_writes.transition`` checks roles and four-eyes and pins the version the user
 saw (``If-Match`` in the API, the form's version on the pages), the change index lists them
 (``kind`` filter) and pages them, the change page's delivery partial shows who was told.
 """
@@ -15,18 +15,21 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import FormData
 
-from runtime.domain.announcements import KIND, TYPES, is_announcement
+from runtime.domain.announcements import TYPES
 from runtime.domain.errors import IllegalTransition, InvalidInput, NotFound, StaleVersion
 from runtime.services.lifecycle import allowed_actions
-from runtime.web import _audience, _ops, _views
-from runtime.web._api import (ALLOW_PAST, _T_RESPONSES, Meeting, Schedule, TransitionBody, TransitionOut, _none_match,
-                   _note, _result, expected_version)
-from runtime.web._app import etag_of
+from runtime.services import delivery
+from runtime.web import _forms, _views, _writes
+from runtime.web._announcements import TYPE_NAMES, load, search  # noqa: F401 (search: re-exported)
 from runtime.web._auth import require, why_not
-from runtime.web._index import DEFAULT_PAGE, MAX_PAGE, Filters, matches, paginate
+from runtime.web._contacts import change_preview
+from runtime.web._http import etag_of, expected_version, form_data, none_match, portal_of
+from runtime.web._index import DEFAULT_PAGE, MAX_PAGE
+from runtime.web._page import detail_ctx, flash, int_or_none, redirect, render, result_flash
+from runtime.web._schemas import (ALLOW_PAST, T_RESPONSES, Meeting, Schedule, TransitionBody, TransitionOut, note_of,
+                                  result_out)
 
 router = APIRouter()
-TYPE_NAMES = {k: v[1] for k, v in TYPES.items()}
 ACTIONS = {"approve": ("Approve and send", "Approved: the announcement is on its way"),
            "cancel": ("Cancel", "Cancelled")}
 
@@ -71,38 +74,14 @@ class AnnouncementPage(BaseModel):
     nextCursor: str | None = Field(description="pass as cursor for the next page; null on the last")
 
 
-def _portal(request: Request):
-    return request.app.state.portal
-
-
-def load(portal, announcement_id: str) -> dict:
-    obj = portal.lifecycle.show(announcement_id)
-    if not is_announcement(obj):
-        raise NotFound(f"no announcement {announcement_id} (it is a change: /changes/{announcement_id})")
-    return obj
-
-
-def search(portal, *, status: str | None = None, type_: str | None = None, customer: str | None = None,
-           cursor: str | None = None, limit: int = DEFAULT_PAGE, snapshot=None):
-    if customer and customer not in portal.cfg.customer_codes:
-        raise InvalidInput(f"customer: unknown customer {customer!r} (configured: "
-                           f"{', '.join(portal.cfg.customer_codes)})")
-    if type_ and type_ not in TYPES:
-        raise InvalidInput(f"type: {type_!r} is not an announcement type; one of {', '.join(TYPES)}")
-    f = Filters(status=status or None, customer=customer or None, kind=KIND)
-    rows = (snapshot or portal.index.snapshot()).rows()
-    return paginate([s for s, t in rows if matches(s, t, f) and (not type_ or s.get("type") == type_)],
-                    cursor=cursor, limit=limit)
-
-
 def submit(portal, user, content: dict, *, allow_past: bool = False):
     require(user, "submit")
-    _ops.reject_managed(content)
+    _writes.reject_managed(content)
     return portal.lifecycle.announce(content, actor=user.name, allow_past=allow_past)
 
 
 def _located(response: Response, result, status: int = 200) -> TransitionOut:
-    out = _result(response, result, status)
+    out = result_out(response, result, status)
     response.headers["Location"] = f"/api/announcements/{result.change_id}"
     return out
 
@@ -117,7 +96,7 @@ def api_list(request: Request, status: Literal["submitted", "approved", "cancell
              type: Literal["cic", "finops", "innersource", "general"] | None = None,  # noqa: A002 - the field
              customer: str | None = Query(None, description="a customer code"),
              limit: int = Query(DEFAULT_PAGE, ge=1, le=MAX_PAGE), cursor: str | None = None):
-    page = search(_portal(request), status=status, type_=type, customer=customer, cursor=cursor, limit=limit)
+    page = search(portal_of(request), status=status, type_=type, customer=customer, cursor=cursor, limit=limit)
     return AnnouncementPage(items=page.items, total=page.total, nextCursor=page.next_cursor)
 
 
@@ -125,7 +104,7 @@ def api_list(request: Request, status: Literal["submitted", "approved", "cancell
              summary="Submit an announcement (submitter); its approval request goes to announce-approval",
              responses={422: {"description": "invalid content (field named)"}})
 def api_submit(request: Request, response: Response, body: AnnouncementContent, allow_past: bool = ALLOW_PAST):
-    result = submit(_portal(request), request.state.user, body.model_dump(exclude_unset=True),
+    result = submit(portal_of(request), request.state.user, body.model_dump(exclude_unset=True),
                     allow_past=allow_past)
     return _located(response, result, 201)
 
@@ -134,10 +113,10 @@ def api_submit(request: Request, response: Response, body: AnnouncementContent, 
             responses={200: {"description": "the archive JSON, with an ETag"},
                        304: {"description": "If-None-Match matched"}, 404: {"description": "no such announcement"}})
 def api_get(request: Request, announcement_id: str, if_none_match: str | None = Header(None)) -> Any:
-    obj = load(_portal(request), announcement_id)
+    obj = load(portal_of(request), announcement_id)
     etag = etag_of(obj)
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
-    if _none_match(if_none_match, etag):
+    if none_match(if_none_match, etag):
         return Response(status_code=304, headers=headers)
     return JSONResponse(obj, headers=headers)
 
@@ -145,50 +124,44 @@ def api_get(request: Request, announcement_id: str, if_none_match: str | None = 
 @router.get("/api/announcements/{announcement_id}/delivery", tags=["api"],
             summary="Per-customer delivery (who was told, who not and why) and the meeting")
 def api_delivery(request: Request, announcement_id: str) -> dict:
-    portal = _portal(request)
+    portal = portal_of(request)
     obj = load(portal, announcement_id)
-    rows = _views.delivery(obj, portal.names, portal.ledgers(announcement_id))
+    rows = delivery.delivery(obj, portal.names, portal.ledgers(announcement_id))
     return {"changeId": announcement_id, "version": obj.get("version"), "status": obj.get("status"),
-            "customers": rows, "meeting": _views.meeting(obj), "done": all(r["state"] != "pending" for r in rows)}
+            "customers": rows, "meeting": delivery.meeting(obj), "done": all(r["state"] != "pending" for r in rows)}
 
 
 def _api_transition(action: str):
     def run(request: Request, response: Response, announcement_id: str, body: TransitionBody | None = None,
             if_match: str | None = Header(None)) -> TransitionOut:
-        portal, user = _portal(request), request.state.user
+        portal, user = portal_of(request), request.state.user
         require(user, action)  # 403 before 428, as for changes
         version = expected_version(if_match)
         load(portal, announcement_id)
-        result = _ops.transition(portal, user, announcement_id, action, expected_version=version,
-                                 params=_note(body))
+        result = _writes.transition(portal, user, announcement_id, action, expected_version=version,
+                                 params=note_of(body))
         return _located(response, result)
     return run
 
 
 router.post("/api/announcements/{announcement_id}/approve", response_model=TransitionOut, tags=["api"],
-            responses=_T_RESPONSES, summary="Approve a submitted announcement (approver; never your own): "
+            responses=T_RESPONSES, summary="Approve a submitted announcement (approver; never your own): "
                                             "its type's subscribers are told")(_api_transition("approve"))
 router.post("/api/announcements/{announcement_id}/cancel", response_model=TransitionOut, tags=["api"],
-            responses=_T_RESPONSES, summary="Cancel a submitted or approved announcement")(_api_transition("cancel"))
+            responses=T_RESPONSES, summary="Cancel a submitted or approved announcement")(_api_transition("cancel"))
 
 
 # ---------------------------------------------------------------------------------------------
 # Pages
 
 
-async def _form(request: Request) -> FormData:
-    return await request.form()
-
-
 def _render(request: Request, template: str, **ctx):
-    from runtime.web._pages import render
-
     return render(request, template, nav="announcements", type_names=TYPE_NAMES, **ctx)
 
 
 @router.get("/announcements", include_in_schema=False)
 def page_list(request: Request, type: str = "", status: str = "", cursor: str = ""):  # noqa: A002
-    portal = _portal(request)
+    portal = portal_of(request)
     error, page = None, None
     try:
         page = search(portal, status=status if status in ("submitted", "approved", "cancelled") else None,
@@ -230,8 +203,8 @@ def content_of(form: FormData) -> tuple[dict, dict]:
     values = {**_blank(), **{k: str(form.get(k) or "") for k in ("type", "title", "summary", "content", "links",
                                                                   "meeting_title", "start", "end", "timezone")},
               "customers": [str(c) for c in form.getlist("customers")],
-              "meeting_required": _views.checked(form.get("meeting_required")),
-              "allow_past": _views.checked(form.get("allow_past"))}
+              "meeting_required": _forms.checked(form.get("meeting_required")),
+              "allow_past": _forms.checked(form.get("allow_past"))}
     content: dict[str, Any] = {"type": values["type"] or None, "title": values["title"],
                                "customers": values["customers"], "summary": values["summary"],
                                "content": values["content"]}
@@ -241,25 +214,23 @@ def content_of(form: FormData) -> tuple[dict, dict]:
         tz = values["timezone"].strip()
         content["meeting"] = {"required": True, **({"title": values["meeting_title"].strip()}
                                                    if values["meeting_title"].strip() else {})}
-        content["schedule"] = {"implementationStart": _views.from_local_input(values["start"], tz, "start"),
-                               "implementationEnd": _views.from_local_input(values["end"], tz, "end"),
+        content["schedule"] = {"implementationStart": _forms.from_local_input(values["start"], tz, "start"),
+                               "implementationEnd": _forms.from_local_input(values["end"], tz, "end"),
                                "timezone": tz}
     return content, values
 
 
 @router.post("/announcements/new", include_in_schema=False)
-def page_new_post(request: Request, form: FormData = Depends(_form)):
-    from runtime.web._pages import _result_flash, redirect
-
-    portal, user = _portal(request), request.state.user
+def page_new_post(request: Request, form: FormData = Depends(form_data)):
+    portal, user = portal_of(request), request.state.user
     values = _blank()
     try:
         content, values = content_of(form)
         result = submit(portal, user, content, allow_past=values["allow_past"])
     except InvalidInput as exc:
-        return _render(request, "announcement_form.html", values=values, errors=_views.form_errors(exc),
+        return _render(request, "announcement_form.html", values=values, errors=_forms.form_errors(exc),
                        zones=_views.time_zones(), status=422)
-    _result_flash(request, result, "Submitted for approval")
+    result_flash(request, result, "Submitted for approval")
     return redirect(f"/announcements/{result.change_id}")
 
 
@@ -269,43 +240,36 @@ def _actions(user, obj: dict) -> list[dict]:
             for a in ACTIONS if a in possible and why_not(user, a) is None]
 
 
-def _delivery_ctx(portal, obj: dict) -> dict:
-    from runtime.web._pages import _detail_ctx  # the change page's delivery, meeting and history, as they are
-
-    return _detail_ctx(portal, obj)
-
-
 @router.get("/announcements/{announcement_id}", include_in_schema=False)
 def page_detail(request: Request, announcement_id: str):
-    portal, user = _portal(request), request.state.user
+    portal, user = portal_of(request), request.state.user
     obj = load(portal, announcement_id)
     from runtime.emails.announcement import safe_links
 
     return _render(request, "announcement_detail.html", change=obj, actions=_actions(user, obj),
-                   links=safe_links(obj.get("links")), audience_preview=_audience.change_preview(portal, obj),
-                   topic=TYPES.get(str(obj.get("type")), ("", ""))[0], **_delivery_ctx(portal, obj))
+                   links=safe_links(obj.get("links")), audience_preview=change_preview(portal, obj),
+                   topic=TYPES.get(str(obj.get("type")), ("", ""))[0], **detail_ctx(portal, obj))
 
 
 @router.get("/announcements/{announcement_id}/delivery", include_in_schema=False)
 def page_delivery(request: Request, announcement_id: str):
-    portal = _portal(request)
+    portal = portal_of(request)
     obj = load(portal, announcement_id)
-    html = portal.render("_delivery.html", change=obj, **_delivery_ctx(portal, obj))
+    html = portal.render("_delivery.html", change=obj, **detail_ctx(portal, obj))
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 
 @router.post("/announcements/{announcement_id}/{action}", include_in_schema=False)
-def page_action(request: Request, announcement_id: str, action: str, form: FormData = Depends(_form)):
-    from runtime.web._pages import _int, _result_flash, flash, redirect
-
-    portal, user = _portal(request), request.state.user
+def page_action(request: Request, announcement_id: str, action: str, form: FormData = Depends(form_data)):
+    portal, user = portal_of(request), request.state.user
     if action not in ACTIONS:
         raise NotFound(f"no action {action!r}")
     load(portal, announcement_id)
     note = str(form.get("note") or "").strip()
     here = f"/announcements/{announcement_id}"
     try:
-        result = _ops.transition(portal, user, announcement_id, action, expected_version=_int(form.get("version")),
+        result = _writes.transition(portal, user, announcement_id, action,
+                                 expected_version=int_or_none(form.get("version")),
                                  params={"note": note} if note else {})
     except StaleVersion:
         flash(request, "warn", "Nothing was done: this announcement changed while you were looking at it. "
@@ -314,5 +278,5 @@ def page_action(request: Request, announcement_id: str, action: str, form: FormD
     except IllegalTransition as exc:
         flash(request, "error", f"Not possible: {exc}.")
         return redirect(here)
-    _result_flash(request, result, ACTIONS[action][1])
+    result_flash(request, result, ACTIONS[action][1])
     return redirect(here)

@@ -1,4 +1,4 @@
-"""The application factory: the portal's state, the authentication gate, error mapping.
+"""The application factory: composition only (the app, its routers, middleware, error pages).
 
 Request path, outermost first:
 
@@ -8,270 +8,30 @@ Request path, outermost first:
                         outside OPEN_PATHS/OPEN_PREFIXES without a user gets 401 (API) or a
                         redirect to /login (pages); an unsafe method with a session needs the
                         session's CSRF token (header X-CSRF-Token or form field csrf_token)
-    routes              the API (``_api``) and the pages (``_pages``) check roles per action
+    routes              the API (``_api``, ``_announce``) and the pages (``_pages``, ``_audience``,
+                        ``_announce``) check roles per action
+
+The routers import only leaves (``_http``, ``_portal``, ``_page``, ``_schemas``, ...), never this
+module or each other (tests/unit/test_web_imports.py).
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import logging
-import secrets
 import sys
-import threading
-import time
-from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 from urllib.parse import parse_qs, quote
 
-from runtime.domain.errors import (AlreadyExists, ConflictError, ExternalError, IllegalTransition, InvalidInput, NotFound,
-                      RetryableError, StaleVersion, TtrError)
-from runtime.domain.words import topic_display, topic_names
-from runtime.web._principals import PrincipalRecords
-from runtime.web._auth import (ApiTokens, Forbidden, LocalUsers, LoginThrottle, Principal, TooManyAttempts, Unauthenticated,
-                    load_session_secret)
+from runtime.domain.errors import TtrError
+from runtime.web._auth import Forbidden, LoginThrottle, Principal, Unauthenticated, load_session_secret
+from runtime.web._http import (CSRF_FIELD, CSRF_HEADER, ERROR_CODES, HERE, MAX_FORM_BYTES, OPEN_PATHS, OPEN_PREFIXES,
+                               SAFE_METHODS, SECURITY_HEADERS, SESSION_COOKIE, SESSION_IDLE, SESSION_MAX, error_body,
+                               etag_of, http_status, is_api, is_open, new_csrf, safe_next)
+from runtime.web._portal import Portal
 
 log = logging.getLogger("ttr.web")
-
-HERE = Path(__file__).resolve().parent
-OPEN_PATHS = frozenset({"/healthz", "/login", "/logout", "/docs", "/openapi.json", "/favicon.ico"})
-OPEN_PREFIXES = ("/auth/", "/static/")
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-SESSION_COOKIE = "ttr_session"
-SESSION_IDLE = 2 * 3600          # the cookie's Max-Age and signature age: idle sessions end
-SESSION_MAX = 12 * 3600          # absolute: a sign-in is good for this long at most
-SESSION_REFRESH = 300            # re-sign the cookie at most this often (sliding idle lifetime)
-LEDGER_CACHE = 5000                # delivery ledgers kept parsed (by ETag)
-MAX_FORM_BYTES = 1024 * 1024      # any request body (a change is at most ~120 kB)
-CSRF_FIELD = "csrf_token"
-CSRF_HEADER = "x-csrf-token"
-
-SECURITY_HEADERS = [
-    (b"x-content-type-options", b"nosniff"),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"same-origin"),
-    (b"content-security-policy",
-     b"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; "
-     b"base-uri 'none'; frame-ancestors 'none'; form-action 'self'"),
-]
-
-
-class BadRequest(InvalidInput):
-    """Malformed request (HTTP 400) rather than invalid content (422)."""
-
-
-class PreconditionRequired(TtrError):
-    """A transition without If-Match (HTTP 428)."""
-
-
-def http_status(exc: Exception) -> int:
-    for cls, code in ((Unauthenticated, 401), (Forbidden, 403), (TooManyAttempts, 429),
-                      (PreconditionRequired, 428), (StaleVersion, 412), (IllegalTransition, 409),
-                      (AlreadyExists, 409), (ConflictError, 409), (NotFound, 404), (BadRequest, 400),
-                      (InvalidInput, 422), (RetryableError, 503), (ExternalError, 502)):
-        if isinstance(exc, cls):
-            return code
-    return 500
-
-
-ERROR_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 400: "bad_request",
-               409: "conflict", 412: "stale_version", 422: "invalid_input", 428: "precondition_required",
-               429: "too_many_requests", 502: "upstream_error", 503: "unavailable", 500: "internal_error"}
-
-
-def error_body(exc: Exception, status: int) -> dict:
-    from runtime.web._views import api_field_of
-
-    code = ERROR_CODES.get(status, "error")
-    if isinstance(exc, IllegalTransition):
-        code = "illegal_transition"
-    elif isinstance(exc, AlreadyExists):
-        code = "already_exists"
-    body: dict[str, Any] = {"error": code, "message": str(exc)}
-    if isinstance(exc, InvalidInput):
-        fld = api_field_of(str(exc))
-        if fld:
-            body["field"] = fld
-    return body
-
-
-def is_open(path: str) -> bool:
-    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
-
-
-def is_api(path: str) -> bool:
-    return path == "/api" or path.startswith("/api/")
-
-
-def safe_next(target: str | None) -> str:
-    """A local path to go to after sign-in; anything else (another host, a scheme) is /."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    if any(ord(c) < 32 for c in target):
-        return "/"
-    return target
-
-
-def new_csrf(session: dict) -> str:
-    token = session.get("csrf")
-    if not isinstance(token, str) or len(token) < 20:
-        token = session["csrf"] = secrets.token_urlsafe(32)
-    return token
-
-
-def etag_of(change: Mapping) -> str:
-    """``"v{version}.{digest}"``: the version for If-Match, the digest so caches see backend appends."""
-    digest = hashlib.sha256(json.dumps(change, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:12]
-    return f'"v{int(change.get("version") or 0)}.{digest}"'
-
-
-# ---------------------------------------------------------------------------------------------
-
-
-class Portal:
-    """Everything a request handler needs: config, lifecycle, index, identity sources."""
-
-    def __init__(self, cfg, store, *, session_secret: str, throttle: LoginThrottle | None = None,
-                 session_idle: int = SESSION_IDLE, session_max: int = SESSION_MAX,
-                 clock=time.time):
-        from jinja2 import Environment, FileSystemLoader, select_autoescape
-
-        from runtime.services.lifecycle import Lifecycle
-        from runtime.web import _views
-        from runtime.web._index import ChangeIndex
-
-        self.cfg = cfg
-        self.store = store
-        self.lifecycle = Lifecycle(store, cfg.customer_codes, topics=[t.name for t in cfg.topics])
-        self.index = ChangeIndex(store)
-        self.users = LocalUsers(cfg.web.users)
-        self.records = PrincipalRecords(store, clock=clock)
-        self.tokens = ApiTokens(session_secret, self.records, clock=clock,
-                                credential_of=lambda u: self.users.credential(u.name) if u.source == "local" else "")
-        self.throttle = throttle or LoginThrottle()
-        self.session_idle = session_idle
-        self.session_max = session_max
-        self.clock = clock
-        self.names = _views.customer_names(cfg)
-        self.topic_names = topic_names(cfg)
-        self._ledgers: dict[str, tuple[str, dict]] = {}
-        self._ledger_lock = threading.Lock()
-        self.oidc = None
-        if cfg.web.oidc is not None:
-            from runtime.web._oidc import Oidc
-
-            self.oidc = Oidc(cfg.web.oidc)
-        self.templates = Environment(loader=FileSystemLoader(str(HERE / "templates")),
-                                     autoescape=select_autoescape(default=True, default_for_string=True),
-                                     trim_blocks=True, lstrip_blocks=True)
-        self.templates.filters.update(when=_views.fmt_time, window=_views.fmt_window, safe_url=_views.safe_url,
-                                      ts=_views.local_time, md=_views.mini_markdown,
-                                      topic=lambda name: topic_display(name, names=self.topic_names),
-                                      customer=lambda code: self.names.get(code, code))
-        self.templates.globals.update(customer_names=self.names)
-
-    # identity --------------------------------------------------------------------------------
-    def session_user(self, session: dict) -> Principal | None:
-        data = session.get("user") if isinstance(session, dict) else None
-        if not isinstance(data, dict) or "name" not in data:
-            return None
-        at = float(data.get("at") or 0)
-        if not (self.clock() - self.session_max <= at <= self.clock() + 60):
-            session.pop("user", None)
-            return None
-        name, source = str(data["name"]), str(data.get("source") or "oidc")
-        # signed out since (on any instance), or the password changed since: the session is over
-        if (not self.records.session_valid(source, name, data.get("gen"))
-                or (source == "local" and data.get("cred") != self.users.credential(name))):
-            session.pop("user", None)
-            return None
-        if source == "local":
-            user = self.users.current(name)
-            if user is None:
-                session.pop("user", None)
-            return user
-        if self.oidc is None:  # single sign-on switched off: its sessions end with it
-            session.pop("user", None)
-            return None
-        return Principal(name=name, roles=frozenset(data.get("roles") or ()), source=source,
-                         display=str(data.get("display") or ""))
-
-    def touch(self, session: dict) -> None:
-        """Re-issue the cookie now and then, so the idle lifetime slides while the user is active
-        (the absolute lifetime, ``session_max`` from sign-in, still ends it)."""
-        now = int(self.clock())
-        if now - int(session.get("seen") or 0) >= SESSION_REFRESH:
-            session["seen"] = now
-
-    def start_session(self, session: dict, user: Principal) -> None:
-        session.clear()  # nothing from before the sign-in survives it
-        cred = self.users.credential(user.name) if user.source == "local" else ""
-        session["user"] = user.to_session(at=self.clock(), generation=self.records.generation(user.source, user.name),
-                                          credential=cred)
-        session["seen"] = int(self.clock())
-        new_csrf(session)
-
-    def end_sessions(self, user: Principal) -> None:
-        """Sign-out: every session of this user ends, here and on the other instances."""
-        self.records.end_sessions(user.source, user.name)
-
-    async def verify_bearer(self, token: str) -> Principal:
-        from runtime.web._auth import API_TOKEN_PREFIX
-
-        if token.startswith(API_TOKEN_PREFIX):
-            user = self.tokens.verify(token)
-            if user.source != "local" and self.oidc is None:
-                raise Unauthenticated("the API token came from single sign-on, which is switched off")
-            if user.source == "local":
-                current = self.users.current(user.name, via="bearer")
-                if current is None:
-                    raise Unauthenticated("the API token's user no longer exists")
-                # the token never grants more than the user has now
-                return Principal(name=current.name, roles=current.roles & user.roles, source="local",
-                                 via="bearer", token_id=user.token_id)
-            return user
-        if self.oidc is not None:
-            return await self.oidc.verify_bearer(token)
-        raise Unauthenticated("the bearer token is not valid")
-
-    # data ------------------------------------------------------------------------------------
-    def ledgers(self, change_id: str) -> dict[tuple[str, int], dict]:
-        from runtime.domain.model import LEDGER_PREFIX, check_change_id
-
-        """The delivery ledgers of a change, by (customer, seq); unchanged ones come from a cache."""
-        out: dict[tuple[str, int], dict] = {}
-        feedback: dict[tuple[str, str], dict] = {}
-        for info in self.store.list(f"{LEDGER_PREFIX}{check_change_id(change_id)}/"):
-            parts = info.key.split("/")
-            if len(parts) != 4 or not parts[3].endswith(".json"):
-                continue
-            cached = self._ledgers.get(info.key)
-            if cached is not None and cached[0] == info.etag:
-                data = cached[1]
-            else:
-                try:
-                    data = json.loads(self.store.get(info.key).body)
-                except (ValueError, NotFound):
-                    continue
-                with self._ledger_lock:
-                    self._ledgers[info.key] = (info.etag, data)
-                    while len(self._ledgers) > LEDGER_CACHE:
-                        self._ledgers.pop(next(iter(self._ledgers)))
-            if parts[3].endswith(".feedback.json"):  # SES feedback next to the ledger (runtime.services.feedback)
-                feedback[parts[2], parts[3][:-len(".feedback.json")]] = data
-                continue
-            try:
-                out[(parts[2], int(parts[3][:-5]))] = data
-            except ValueError:
-                continue
-        for (code, seq), data in feedback.items():
-            if seq.isdigit() and (code, int(seq)) in out:
-                out[(code, int(seq))] = {**out[(code, int(seq))], "feedback": data}
-        return out
-
-    def render(self, template: str, **ctx) -> str:
-        return self.templates.get_template(template).render(**ctx)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -429,7 +189,6 @@ async def _redirect(send, location: str) -> None:
                 "headers": [(b"location", location.encode("latin-1")), (b"content-length", b"0"),
                             (b"cache-control", b"no-store")]})
     await send({"type": "http.response.body", "body": b""})
-
 
 # ---------------------------------------------------------------------------------------------
 

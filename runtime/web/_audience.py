@@ -9,108 +9,18 @@ function the runtime sends by.
 
 from __future__ import annotations
 
-import threading
-import time
-from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from starlette.datastructures import FormData
 
-from runtime.domain.audience import Action, STATUSES, Wanted, check_row, plan_import, preview, who_gets_what
+from runtime.domain.audience import Action, STATUSES, Wanted, check_row, plan_import, who_gets_what
 from runtime.domain.errors import InvalidInput, NotFound, TtrError
 from runtime.web._auth import Forbidden, Principal
+from runtime.web._contacts import Audiences, audiences, change_preview, suppressed  # noqa: F401 (re-exported)
+from runtime.web._http import form_data as _form
+from runtime.web._page import flash, redirect, render
 
 router = APIRouter(include_in_schema=False)
-
-CACHE_TTL = 30.0   # seconds a customer's contacts are reused between pages (a write clears them)
-
-
-async def _form(request: Request) -> FormData:
-    return await request.form()
-
-
-class Audiences:
-    """Per portal: one ``CustomerContacts`` per customer and a short cache of what they read."""
-
-    def __init__(self, cfg):
-        from runtime.adapters.aws import AwsClients
-
-        self.cfg = cfg
-        self.clients = AwsClients(cfg.region, cfg.aws_endpoint_url)
-        self._books: dict[str, Any] = {}
-        self._cache: dict[str, tuple[float, Any, dict]] = {}
-        self._lock = threading.Lock()
-
-    def book(self, code: str):
-        from runtime.services.contacts import CustomerContacts
-
-        try:
-            customer = self.cfg.customer(code)
-        except KeyError:
-            raise NotFound(f"no customer {code!r}") from None
-        with self._lock:
-            if code not in self._books:
-                self._books[code] = CustomerContacts(self.cfg, self.clients, customer)
-            return self._books[code]
-
-    def read(self, code: str) -> tuple[list, dict[str, str]]:
-        """(contacts with their attributes, the list's own topic defaults), cached briefly."""
-        with self._lock:
-            hit = self._cache.get(code)
-        if hit and time.monotonic() - hit[0] < CACHE_TTL:
-            if isinstance(hit[1], TtrError):   # a failure is remembered as long: pages stay fast
-                raise hit[1]
-            return hit[1], hit[2]
-        book = self.book(code)
-        try:
-            contacts = book.contacts(attributes=True)
-            defaults = {t["TopicName"]: t.get("DefaultSubscriptionStatus", "OPT_OUT") for t in book.topics()}
-        except TtrError as exc:
-            with self._lock:
-                self._cache[code] = (time.monotonic(), exc, {})
-            raise
-        with self._lock:
-            self._cache[code] = (time.monotonic(), contacts, defaults)
-        return contacts, defaults
-
-    def forget(self, code: str) -> None:
-        with self._lock:
-            self._cache.pop(code, None)
-
-
-def audiences(request_or_portal) -> Audiences:
-    portal = getattr(getattr(request_or_portal, "app", None), "state", None)
-    portal = portal.portal if portal is not None else request_or_portal
-    state = getattr(portal, "_audiences", None)
-    if state is None:
-        state = Audiences(portal.cfg)
-        portal._audiences = state   # one per portal, made on first use
-    return state
-
-
-def change_preview(portal, change: dict) -> list[dict] | None:
-    """Who approving ``change`` would tell, per customer and topic (only while it waits for approval)."""
-    if change.get("status") != "submitted":
-        return None
-    aud = audiences(portal)
-    got: dict[str, Any] = {}
-    for code in change.get("customers") or []:
-        try:
-            got[code] = aud.read(code)
-        except (TtrError, KeyError) as exc:
-            got[code] = exc if isinstance(exc, TtrError) else NotFound(f"no customer {code!r} configured")
-    return preview(change, got, lambda code: portal.cfg.customer(code).allows, portal.names,
-                   suppressed_of=lambda code: _suppressed(portal, code))
-
-
-def _suppressed(portal, code: str):
-    """The customer's suppression check (hard bounces, complaints), as the runtime applies it."""
-    from runtime.services.feedback import SuppressionList
-
-    try:
-        return SuppressionList(portal.store, code).predicate()
-    except TtrError:
-        return None   # unreadable: the page still shows the rest (the runtime re-reads when it sends)
 
 
 def _require_admin(user: Principal) -> None:
@@ -121,8 +31,6 @@ def _require_admin(user: Principal) -> None:
 
 def _page(request: Request, code: str, *, status: int = 200, form_error: dict | None = None,
           form_values: dict | None = None):
-    from runtime.web._pages import render
-
     portal = request.app.state.portal
     aud = audiences(request)
     customer = aud.book(code).customer
@@ -133,7 +41,7 @@ def _page(request: Request, code: str, *, status: int = 200, form_error: dict | 
     try:
         contacts, defaults = aud.read(code)
         rows = who_gets_what(sorted(contacts, key=lambda c: c.email.lower()), topics, defaults, customer.allows,
-                             _suppressed(portal, code))
+                             suppressed(portal, code))
     except TtrError as exc:
         error = str(exc)
     counts = {t: sum(1 for r in rows for c in r["cells"] if c["topic"] == t and c["told"]) for t in topics}
@@ -146,8 +54,6 @@ def _page(request: Request, code: str, *, status: int = 200, form_error: dict | 
 
 @router.get("/audience")
 def audience_index(request: Request):
-    from runtime.web._pages import redirect
-
     return redirect(f"/audience/{request.app.state.portal.cfg.customers[0].code}")
 
 
@@ -165,8 +71,6 @@ def _contact_form(request: Request, form: FormData) -> tuple[list[str], str, dic
 
 
 def _written(request: Request, code: str, actions: list[Action]):
-    from runtime.web._pages import flash, redirect
-
     aud = audiences(request)
     applied = aud.book(code).apply(actions)
     aud.forget(code)
@@ -186,8 +90,8 @@ def audience_add(request: Request, code: str, form: FormData = Depends(_form)):
     try:
         wanted: Wanted = check_row(email, topics, names, "email")
     except InvalidInput as exc:
-        message = str(exc).removeprefix("email: ")
-        field = "email" if "is not an email address" in message else "topics"
+        message = str(exc).removeprefix("email: ")   # the label this form passed as ``where``
+        field = "email" if exc.field == "email" else "topics"
         return _page(request, code, status=422, form_error={field: message},
                      form_values={"email": email, **{f"topic:{t}": v for t, v in topics.items()}})
     book = audiences(request).book(code)
@@ -217,8 +121,6 @@ def audience_edit(request: Request, code: str, form: FormData = Depends(_form)):
 
 @router.post("/audience/{code}/remove")
 def audience_remove(request: Request, code: str, form: FormData = Depends(_form)):
-    from runtime.web._pages import flash, redirect
-
     _require_admin(request.state.user)
     aud = audiences(request)
     email = aud.book(code).remove(str(form.get("email") or "").strip())

@@ -321,7 +321,8 @@ def load_session_secret(explicit: str | None = None, *, directory: str | os.Path
     if value:
         if len(value) < MIN_SECRET_LENGTH:
             raise InvalidInput(f"{SESSION_SECRET_ENV}: at least {MIN_SECRET_LENGTH} characters are needed "
-                               f"(for example: python -c 'import secrets; print(secrets.token_hex(32))')")
+                               f"(for example: python -c 'import secrets; print(secrets.token_hex(32))')",
+                               field=SESSION_SECRET_ENV)
         return value
     path = Path(directory) / SESSION_SECRET_FILE
     try:
@@ -365,7 +366,7 @@ class ApiTokens:
 
     def issue(self, user: Principal, ttl: int = API_TOKEN_DEFAULT_TTL, label: str = "") -> tuple[str, float]:
         if not 60 <= ttl <= API_TOKEN_MAX_TTL:
-            raise InvalidInput(f"ttl: from 60 to {API_TOKEN_MAX_TTL} seconds")
+            raise InvalidInput(f"ttl: from 60 to {API_TOKEN_MAX_TTL} seconds", field="ttl")
         exp = self.clock() + ttl
         tid = secrets.token_urlsafe(12)
         self.records.add_token(user.source, user.name, tid, exp=int(exp), roles=sorted(user.roles),

@@ -177,7 +177,8 @@ def parse_date(value: str | None, field: str, *, end: bool = False) -> datetime 
     try:
         return parse_rfc3339(value, field)
     except InvalidInput:
-        raise InvalidInput(f"{field}: {value!r} is not a date (YYYY-MM-DD) or an RFC 3339 timestamp") from None
+        raise InvalidInput(f"{field}: {value!r} is not a date (YYYY-MM-DD) or an RFC 3339 timestamp",
+                           field=field) from None
 
 
 def _window(summary: Mapping) -> tuple[datetime, datetime] | None:
@@ -232,7 +233,7 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
             return value[0], value[1]
     except (ValueError, binascii.Error, UnicodeDecodeError):
         pass
-    raise InvalidInput("cursor: not a cursor from this API (use nextCursor from the previous page)")
+    raise InvalidInput("cursor: not a cursor from this API (use nextCursor from the previous page)", field="cursor")
 
 
 @dataclass(frozen=True)
@@ -245,7 +246,7 @@ class Page:
 def paginate(items: Iterable[dict], *, cursor: str | None, limit: int) -> Page:
     """Newest first (createdAt, then changeId, descending); ``cursor`` = after that item."""
     if not 1 <= limit <= MAX_PAGE:
-        raise InvalidInput(f"limit: from 1 to {MAX_PAGE}")
+        raise InvalidInput(f"limit: from 1 to {MAX_PAGE}", field="limit")
     ordered = sorted(items, key=sort_key, reverse=True)
     total = len(ordered)
     if cursor:

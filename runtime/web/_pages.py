@@ -12,14 +12,19 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
 from runtime.domain.errors import IllegalTransition, InvalidInput, NotFound, StaleVersion
 from runtime.services.lifecycle import allowed_actions
-from runtime.domain.words import topic_names
-from runtime.web import _audience, _ops, _views
-from runtime.web._app import new_csrf, safe_next
+from runtime.emails import format_time
+from runtime.services.delivery import TRANSITION_LABELS
+from runtime.web import _forms, _views, _writes
+from runtime.web._announcements import TYPE_NAMES, search as announcements
+from runtime.web._contacts import change_preview
+from runtime.web._http import form_data, portal_of, safe_next, user_of
+from runtime.web._page import (approvable, authored_summary, detail_ctx, flash, index_of, int_or_none, redirect, render,
+                               result_flash)
 from runtime.web._auth import (API_TOKEN_MAX_TTL, Forbidden, Principal, TooManyAttempts, Unauthenticated, client_address,
                     may_edit_draft, why_not)
 from runtime.web._index import MAX_PAGE, Filters, parse_date
@@ -31,74 +36,6 @@ ACTION_LABELS = {"approve": "Approve", "complete": "Mark completed", "cancel": "
                  "reschedule": "Reschedule", "update": "Edit"}
 DONE_LABELS = {"approve": "Approved", "complete": "Marked completed", "cancel": "Cancelled",
                "reschedule": "Rescheduled", "update": "Saved"}
-
-
-async def form_data(request: Request) -> FormData:
-    return await request.form()
-
-
-def _portal(request: Request):
-    return request.app.state.portal
-
-
-def _index(request: Request):
-    """This request's view of the bucket: listed once however many lists the page shows."""
-    snap = getattr(request.state, "index", None)
-    if snap is None:
-        snap = request.state.index = _portal(request).index.snapshot()
-    return snap
-
-
-def _user(request: Request) -> Principal:
-    return request.state.user
-
-
-def flash(request: Request, kind: str, text: str) -> None:
-    # assign, not append in place: the session only re-sends its cookie when an item is set
-    request.session["flash"] = [*request.session.get("flash", []), {"kind": kind, "text": text}][-5:]
-
-
-def redirect(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
-
-
-def render(request: Request, template: str, *, nav: str = "", status: int = 200,
-           headers: dict | None = None, **ctx: Any) -> HTMLResponse:
-    portal = _portal(request)
-    user = getattr(request.state, "user", None)
-    flashes = request.session.pop("flash", []) if "flash" in request.session else []
-    queue = 0
-    if user is not None and user.has("approver"):
-        try:
-            queue = len(_approvable(_index(request), user))
-        except Exception:  # noqa: BLE001 - a count in the header must never break a page
-            queue = 0
-    html = portal.render(template, request=request, user=user, csrf=new_csrf(request.session), flashes=flashes,
-                         nav=nav, approvals_count=queue, sso=portal.oidc is not None,
-                         local_login=bool(portal.users), customers=portal.cfg.customers, **ctx)
-    return HTMLResponse(html, status_code=status, headers=headers)
-
-
-def _approvable(index, user: Principal) -> list[dict]:
-    rows = index.search(Filters(status="submitted"), limit=MAX_PAGE).items
-    return [r for r in rows if not _authored_summary(user, r)]
-
-
-def _authored_summary(user: Principal, row: dict) -> bool:
-    """Four-eyes on a list row: shaped by this user (``editedBy`` is ``_auth.shaped_by``)."""
-    name = user.name.lower()
-    authors = [row.get("submittedBy"), row.get("createdBy"), *(row.get("editedBy") or [])]
-    return name in {str(a or "").lower() for a in authors}
-
-
-def _result_flash(request: Request, result, verb: str) -> None:
-    if result.complete:
-        told = ", ".join(_portal(request).names.get(c, c) for c in result.triggers_written)
-        flash(request, "ok", f"{verb}; notifying {told}." if told else f"{verb}.")
-    else:
-        failed = ", ".join(result.triggers_failed)
-        flash(request, "warn", f"{verb}, but the notification for {failed} could not be "
-                               "queued. An approver can retry it with \u201cSend notifications again\u201d.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -117,7 +54,7 @@ def login_page(request: Request, next: str = "/", e: str | None = None, out: str
 
 @router.post("/login")
 def login_submit(request: Request, form: FormData = Depends(form_data)):
-    portal = _portal(request)
+    portal = portal_of(request)
     username = str(form.get("username") or "").strip()
     password = str(form.get("password") or "")
     target = safe_next(str(form.get("next") or "/"))
@@ -154,14 +91,14 @@ def logout_page(request: Request):
 def logout(request: Request):
     user = request.state.user
     if user is not None and user.via == "session":
-        _portal(request).end_sessions(user)  # a copy of the cookie is worth nothing now
+        portal_of(request).end_sessions(user)  # a copy of the cookie is worth nothing now
     request.session.clear()
     return redirect("/login?out=1")
 
 
 @router.get("/auth/login")
 async def sso_start(request: Request, next: str = "/"):
-    portal = _portal(request)
+    portal = portal_of(request)
     if portal.oidc is None:
         return redirect("/login?e=sso")
     request.session["login_next"] = safe_next(next)
@@ -170,7 +107,7 @@ async def sso_start(request: Request, next: str = "/"):
 
 @router.get("/auth/callback", name="sso_callback")
 async def sso_callback(request: Request):
-    portal = _portal(request)
+    portal = portal_of(request)
     if portal.oidc is None:
         return redirect("/login?e=sso")
     target = safe_next(request.session.get("login_next"))
@@ -189,10 +126,10 @@ async def sso_callback(request: Request):
 
 @router.get("/")
 def dashboard(request: Request):
-    user, index = _user(request), _index(request)
+    user, index = user_of(request), index_of(request)
     counts = index.counts()
     recent = index.search(Filters(), limit=8).items
-    queue = _approvable(index, user)[:5] if user.has("approver") else []
+    queue = approvable(index, user)[:5] if user.has("approver") else []
     mine = index.search(Filters(status="submitted", created_by=user.name), limit=5).items
     drafts = index.search(Filters(created_by=user.name), limit=5, drafts=True).items \
         if user.has("submitter") else []
@@ -204,20 +141,20 @@ def dashboard(request: Request):
 @router.get("/changes")
 def changes(request: Request, q: str = "", status: str = "", customer: str = "", date_from: str = "",
             date_to: str = "", cursor: str = "", mine: str = ""):
-    portal, user = _portal(request), _user(request)
+    portal, user = portal_of(request), user_of(request)
     params = {"q": q, "status": status, "customer": customer, "date_from": date_from, "date_to": date_to,
               "mine": mine}
     error = None
     page = None
     try:
         if status and status not in ("submitted", "approved", "completed", "cancelled"):
-            raise InvalidInput(f"status: {status!r} is not a status")
+            raise InvalidInput(f"status: {status!r} is not a status", field="status")
         if customer and customer not in portal.cfg.customer_codes:
-            raise InvalidInput(f"customer: unknown customer {customer!r}")
+            raise InvalidInput(f"customer: unknown customer {customer!r}", field="customer")
         f = Filters(status=status or None, customer=customer or None, text=q.strip() or None,
                     date_from=parse_date(date_from, "from"), date_to=parse_date(date_to, "to", end=True),
                     created_by=user.name if mine else None)
-        page = _index(request).search(f, cursor=cursor or None, limit=PAGE_SIZE)
+        page = index_of(request).search(f, cursor=cursor or None, limit=PAGE_SIZE)
     except InvalidInput as exc:
         error = str(exc)
     query = urlencode({k: v for k, v in params.items() if v})
@@ -227,29 +164,28 @@ def changes(request: Request, q: str = "", status: str = "", customer: str = "",
 
 @router.get("/approvals")
 def approvals(request: Request, cursor: str = ""):
-    user = _user(request)
-    page = _index(request).search(Filters(status="submitted"), cursor=cursor or None, limit=PAGE_SIZE)
+    user = user_of(request)
+    page = index_of(request).search(Filters(status="submitted"), cursor=cursor or None, limit=PAGE_SIZE)
     rows = []
     for r in page.items:
         reason = why_not(user, "approve")
-        if reason is None and _authored_summary(user, r):
+        if reason is None and authored_summary(user, r):
             reason = "You wrote, submitted, edited or rescheduled this change; another approver must approve it."
         rows.append({**r, "blocked": reason})
-    from runtime.web._announce import TYPE_NAMES, search as announcements
-
     waiting = [{**a, "blocked": why_not(user, "approve") or (
         "You wrote or submitted this announcement; another approver must approve it."
-        if _authored_summary(user, a) else None)}
-        for a in announcements(_portal(request), status="submitted", limit=MAX_PAGE, snapshot=_index(request)).items]
+        if authored_summary(user, a) else None)}
+        for a in announcements(portal_of(request), status="submitted", limit=MAX_PAGE,
+                               snapshot=index_of(request)).items]
     return render(request, "approvals.html", nav="approvals", page=page, rows=rows, cursor=cursor,
                   announcements=waiting, type_names=TYPE_NAMES)
 
 
 @router.get("/drafts")
 def drafts(request: Request, all: str = "", cursor: str = ""):
-    user = _user(request)
+    user = user_of(request)
     f = Filters() if all else Filters(created_by=user.name)
-    page = _index(request).search(f, cursor=cursor or None, limit=PAGE_SIZE, drafts=True)
+    page = index_of(request).search(f, cursor=cursor or None, limit=PAGE_SIZE, drafts=True)
     return render(request, "drafts.html", nav="drafts", page=page, show_all=bool(all), cursor=cursor)
 
 
@@ -258,7 +194,7 @@ def drafts(request: Request, all: str = "", cursor: str = ""):
 
 
 def _blank_form() -> dict:
-    return _views.form_values({}, [])
+    return _forms.form_values({}, [])
 
 
 def _form_page(request: Request, *, mode: str, values: dict, errors: dict | None = None, status: int = 200,
@@ -273,76 +209,76 @@ def _form_page(request: Request, *, mode: str, values: dict, errors: dict | None
 
 @router.get("/changes/new")
 def new_change(request: Request):
-    user = _user(request)
+    user = user_of(request)
     blocked = why_not(user, "draft")
     return _form_page(request, mode="new", values=_blank_form(), blocked=blocked, status=403 if blocked else 200)
 
 
 @router.post("/changes/new")
 def new_change_post(request: Request, form: FormData = Depends(form_data)):
-    portal, user = _portal(request), _user(request)
+    portal, user = portal_of(request), user_of(request)
     action = str(form.get("action") or "submit")
-    values = _views.form_values(form, [str(c) for c in form.getlist("customers")])
-    content, errors = _views.form_to_content(values, partial=action == "draft")
+    values = _forms.form_values(form, [str(c) for c in form.getlist("customers")])
+    content, errors = _forms.form_to_content(values, partial=action == "draft")
     if errors:
         return _form_page(request, mode="new", values=values, errors=errors, status=422)
     try:
         if action == "draft":
-            cid = _ops.create_draft(portal, user, content)
+            cid = _writes.create_draft(portal, user, content)
             flash(request, "ok", "Draft saved. Nobody is told anything until you submit it.")
             return redirect(f"/drafts/{cid}")
-        result = _ops.submit(portal, user, content, allow_past=values["allow_past"])
+        result = _writes.submit(portal, user, content, allow_past=values["allow_past"])
     except InvalidInput as exc:
-        return _form_page(request, mode="new", values=values, errors=_views.form_errors(exc), status=422)
-    _result_flash(request, result, "Submitted for approval")
+        return _form_page(request, mode="new", values=values, errors=_forms.form_errors(exc), status=422)
+    result_flash(request, result, "Submitted for approval")
     return redirect(f"/changes/{result.change_id}")
 
 
 @router.get("/drafts/{change_id}")
 def draft_page(request: Request, change_id: str):
-    portal, user = _portal(request), _user(request)
-    draft = _ops.load_draft(portal, change_id)
+    portal, user = portal_of(request), user_of(request)
+    draft = _writes.load_draft(portal, change_id)
     blocked = may_edit_draft(user, draft)
-    return _form_page(request, mode="draft", values=_views.change_to_form(draft), draft=draft, blocked=blocked)
+    return _form_page(request, mode="draft", values=_forms.change_to_form(draft), draft=draft, blocked=blocked)
 
 
 @router.post("/drafts/{change_id}")
 def draft_post(request: Request, change_id: str, form: FormData = Depends(form_data)):
-    portal, user = _portal(request), _user(request)
-    draft = _ops.load_draft(portal, change_id)
+    portal, user = portal_of(request), user_of(request)
+    draft = _writes.load_draft(portal, change_id)
     action = str(form.get("action") or "draft")
     if action == "delete":
-        _ops.delete_draft(portal, user, change_id)
+        _writes.delete_draft(portal, user, change_id)
         flash(request, "ok", f"Draft \u201c{draft.get('title') or change_id}\u201d deleted.")
         return redirect("/drafts")
-    values = _views.form_values(form, [str(c) for c in form.getlist("customers")])
-    content, errors = _views.form_to_content(values, partial=action == "draft")
+    values = _forms.form_values(form, [str(c) for c in form.getlist("customers")])
+    content, errors = _forms.form_to_content(values, partial=action == "draft")
     if errors:
         return _form_page(request, mode="draft", values=values, errors=errors, draft=draft, status=422)
     try:
-        _ops.update_draft(portal, user, change_id, content)
+        _writes.update_draft(portal, user, change_id, content)
         if action == "draft":
             flash(request, "ok", "Draft saved.")
             return redirect(f"/drafts/{change_id}")
-        result = _ops.submit_draft(portal, user, change_id, allow_past=values["allow_past"])
+        result = _writes.submit_draft(portal, user, change_id, allow_past=values["allow_past"])
     except InvalidInput as exc:
-        return _form_page(request, mode="draft", values=values, errors=_views.form_errors(exc), draft=draft,
+        return _form_page(request, mode="draft", values=values, errors=_forms.form_errors(exc), draft=draft,
                           status=422)
-    _result_flash(request, result, "Submitted for approval")
+    result_flash(request, result, "Submitted for approval")
     return redirect(f"/changes/{result.change_id}")
 
 
 def _stale_info(portal, change: dict, had: int) -> dict:
-    since = _views.versions_since(change, had)
+    since = _forms.versions_since(change, had)
     return {"had": had, "now": change.get("version"), "status": change.get("status"),
             "editable": change.get("status") == "submitted",
-            "by": [{"actor": e.get("actor"), "what": _views.TRANSITION_LABELS.get(e["type"], e["type"]),
+            "by": [{"actor": e.get("actor"), "what": TRANSITION_LABELS.get(e["type"], e["type"]),
                     "fields": e.get("fields") or [], "when": e.get("timestamp")} for e in since]}
 
 
 @router.get("/changes/{change_id}/edit")
 def edit_change(request: Request, change_id: str):
-    portal, user = _portal(request), _user(request)
+    portal, user = portal_of(request), user_of(request)
     change = portal.lifecycle.show(change_id)
     if change.get("status") != "submitted":
         flash(request, "warn", f"This change is {change.get('status')}: its content can no longer be edited."
@@ -350,38 +286,38 @@ def edit_change(request: Request, change_id: str):
                                   else ""))
         return redirect(f"/changes/{change_id}")
     blocked = why_not(user, "update", change)
-    values = _views.change_to_form(change)
+    values = _forms.change_to_form(change)
     return _form_page(request, mode="edit", values=values, base=values, change=change,
                       version=change.get("version"), blocked=blocked, status=403 if blocked else 200)
 
 
 @router.post("/changes/{change_id}/edit")
 def edit_change_post(request: Request, change_id: str, form: FormData = Depends(form_data)):
-    portal, user = _portal(request), _user(request)
-    values = _views.form_values(form, [str(c) for c in form.getlist("customers")])
-    had = _int(form.get("version"))
+    portal, user = portal_of(request), user_of(request)
+    values = _forms.form_values(form, [str(c) for c in form.getlist("customers")])
+    had = int_or_none(form.get("version"))
     base = _base_of(form)
     current = portal.lifecycle.show(change_id)
     if had is None or had != int(current.get("version") or 0) or current.get("status") != "submitted":
         return _stale_form(request, portal, values, base, current, had or 0)
-    content, errors = _views.form_to_content(values, partial=False, current=current)
+    content, errors = _forms.form_to_content(values, partial=False, current=current)
     if errors:
         return _form_page(request, mode="edit", values=values, errors=errors, change=current, version=had,
                           base=base, status=422)
-    params = _views.changed_fields(current, content)
+    params = _forms.changed_fields(current, content)
     if not params:
         flash(request, "info", "Nothing changed, so nothing was saved.")
         return redirect(f"/changes/{change_id}")
     if values["allow_past"]:
         params["allow_past"] = True
     try:
-        result = _ops.transition(portal, user, change_id, "update", expected_version=had, params=params)
+        result = _writes.transition(portal, user, change_id, "update", expected_version=had, params=params)
     except (StaleVersion, IllegalTransition):
         return _stale_form(request, portal, values, base, portal.lifecycle.show(change_id), had)
     except InvalidInput as exc:
-        return _form_page(request, mode="edit", values=values, errors=_views.form_errors(exc), change=current,
+        return _form_page(request, mode="edit", values=values, errors=_forms.form_errors(exc), change=current,
                           version=had, base=base, status=422)
-    _result_flash(request, result, "Saved; the approval request goes out again with the changes")
+    result_flash(request, result, "Saved; the approval request goes out again with the changes")
     return redirect(f"/changes/{change_id}")
 
 
@@ -396,20 +332,13 @@ def _base_of(form: FormData) -> dict | None:
 
 def _stale_form(request: Request, portal, values: dict, base: dict | None, current: dict, had: int) -> HTMLResponse:
     """Someone else wrote first: show who and what, keep the user's edits on top of theirs."""
-    fresh = _views.change_to_form(current)
-    merged, conflicts = _views.merge_stale(values, base if base is not None else fresh, fresh)
+    fresh = _forms.change_to_form(current)
+    merged, conflicts = _forms.merge_stale(values, base if base is not None else fresh, fresh)
     notes = {f: f"Also changed meanwhile; it is now “{v}”. Your version is kept here."
              for f, v in conflicts.items()}
     return _form_page(request, mode="edit", values=merged, base=fresh, change=current,
                       version=current.get("version"), stale=_stale_info(portal, current, had), notes=notes,
                       status=409)
-
-
-def _int(value: object) -> int | None:
-    try:
-        return int(str(value))
-    except (TypeError, ValueError):
-        return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -424,14 +353,6 @@ def _actions(user: Principal, change: dict) -> list[dict]:
             continue  # what the user's roles never allow is not offered at all
         out.append({"action": a, "label": ACTION_LABELS[a], "blocked": why_not(user, a, change)})
     return out
-
-
-def _detail_ctx(portal, change: dict) -> dict:
-    rows = _views.delivery(change, portal.names, portal.ledgers(change["changeId"]))
-    meeting = _views.meeting(change)
-    waiting = any(r["state"] == "pending" for r in rows) or meeting["state"] == "waiting"
-    return {"delivery": rows, "meeting": meeting, "waiting": waiting,
-            "timeline": _views.timeline(change, portal.names, topic_names(portal.cfg))}
 
 
 def _when_ctx(portal, change: dict) -> dict:
@@ -451,7 +372,7 @@ def _review_ctx(user: Principal, change: dict) -> dict:
 
 @router.get("/changes/{change_id}")
 def change_detail(request: Request, change_id: str):
-    portal, user = _portal(request), _user(request)
+    portal, user = portal_of(request), user_of(request)
     change = portal.lifecycle.show(change_id)
     if change.get("kind") == "announcement":
         return redirect(f"/announcements/{change_id}")
@@ -460,33 +381,33 @@ def change_detail(request: Request, change_id: str):
     readonly = not actions and bool(allowed_actions(str(change.get("status"))))
     return render(request, "change_detail.html", nav="changes", change=change, actions=actions, readonly=readonly,
                   **_when_ctx(portal, change), **_review_ctx(user, change),
-                  resched={"start": _views.to_local_input(sched.get("implementationStart"), sched.get("timezone")),
-                           "end": _views.to_local_input(sched.get("implementationEnd"), sched.get("timezone")),
+                  resched={"start": _forms.to_local_input(sched.get("implementationStart"), sched.get("timezone")),
+                           "end": _forms.to_local_input(sched.get("implementationEnd"), sched.get("timezone")),
                            "timezone": sched.get("timezone") or ""},
                   can_retrigger=why_not(user, "retrigger") is None and change.get("status") in
                   ("submitted", "approved", "completed", "cancelled"),
-                  audience_preview=_audience.change_preview(portal, change),
-                  **_detail_ctx(portal, change))
+                  audience_preview=change_preview(portal, change),
+                  **detail_ctx(portal, change))
 
 
 @router.get("/changes/{change_id}/delivery")
 def change_delivery(request: Request, change_id: str):
-    portal = _portal(request)
+    portal = portal_of(request)
     change = portal.lifecycle.show(change_id)
-    html = portal.render("_delivery.html", change=change, **_detail_ctx(portal, change))
+    html = portal.render("_delivery.html", change=change, **detail_ctx(portal, change))
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 
 @router.post("/changes/{change_id}/{action}")
 def change_action(request: Request, change_id: str, action: str, form: FormData = Depends(form_data)):
-    portal, user = _portal(request), _user(request)
+    portal, user = portal_of(request), user_of(request)
     if action not in ("approve", "complete", "cancel", "reschedule", "retrigger", *REVIEW_ACTIONS):
         raise NotFound(f"no action {action!r}")
     if action == "retrigger":
-        result = _ops.retrigger(portal, user, change_id, None)
-        _result_flash(request, result, "Notifications queued again")
+        result = _writes.retrigger(portal, user, change_id, None)
+        result_flash(request, result, "Notifications queued again")
         return redirect(f"/changes/{change_id}")
-    had = _int(form.get("version"))
+    had = int_or_none(form.get("version"))
     params: dict[str, Any] = {}
     note = str(form.get("note") or "").strip()
     if note:
@@ -494,19 +415,19 @@ def change_action(request: Request, change_id: str, action: str, form: FormData 
     try:
         if action in REVIEW_ACTIONS:  # an entry in the history; nobody outside is told
             kind = REVIEW_ACTIONS[action]
-            _ops.review(portal, user, change_id, kind, comment=form.get("comment"),
+            _writes.review(portal, user, change_id, kind, comment=form.get("comment"),
                         expected_version=had if kind == "changes_requested" else None)
             flash(request, "ok", REVIEW_DONE[kind])
             return redirect(f"/changes/{change_id}#review")
         if action == "reschedule":
             tz = str(form.get("timezone") or "").strip()
-            params["start"] = _views.from_local_input(str(form.get("start") or ""), tz, "start")
-            params["end"] = _views.from_local_input(str(form.get("end") or ""), tz, "end")
+            params["start"] = _forms.from_local_input(str(form.get("start") or ""), tz, "start")
+            params["end"] = _forms.from_local_input(str(form.get("end") or ""), tz, "end")
             params["timezone"] = tz
         for flag in ("allow_past", "before_start"):
-            if _views.checked(form.get(flag)):
+            if _forms.checked(form.get(flag)):
                 params[flag] = True
-        result = _ops.transition(portal, user, change_id, action, expected_version=had, params=params)
+        result = _writes.transition(portal, user, change_id, action, expected_version=had, params=params)
     except StaleVersion:
         fresh = portal.lifecycle.show(change_id)
         info = _stale_info(portal, fresh, had or 0)
@@ -518,9 +439,9 @@ def change_action(request: Request, change_id: str, action: str, form: FormData 
         flash(request, "error", f"Not possible: {exc}.")
         return redirect(f"/changes/{change_id}")
     except InvalidInput as exc:
-        flash(request, "error", _views.form_errors(exc).popitem()[1])
+        flash(request, "error", _forms.form_errors(exc).popitem()[1])
         return redirect(f"/changes/{change_id}")
-    _result_flash(request, result, DONE_LABELS[action])
+    result_flash(request, result, DONE_LABELS[action])
     return redirect(f"/changes/{change_id}")
 
 
@@ -534,10 +455,10 @@ REVIEW_DONE = {"changes_requested": "Sent back to the submitter with your commen
 
 
 def _tokens(request: Request) -> list[dict]:
-    user = _user(request)
-    return [{**t, "expires": _views.fmt_time(datetime.fromtimestamp(t["exp"], tz=timezone.utc)
+    user = user_of(request)
+    return [{**t, "expires": format_time(datetime.fromtimestamp(t["exp"], tz=timezone.utc)
                                              .isoformat(timespec="seconds"))}
-            for t in _portal(request).records.tokens(user.source, user.name)]
+            for t in portal_of(request).records.tokens(user.source, user.name)]
 
 
 @router.get("/account")
@@ -548,8 +469,8 @@ def account(request: Request):
 
 @router.post("/account/token/{token_id}/revoke")
 def account_token_revoke(request: Request, token_id: str):
-    user = _user(request)
-    if _portal(request).records.revoke_token(user.source, user.name, token_id):
+    user = user_of(request)
+    if portal_of(request).records.revoke_token(user.source, user.name, token_id):
         flash(request, "ok", "The token was revoked: it no longer works.")
     else:
         flash(request, "warn", "No such token (it may have expired or been revoked already).")
@@ -558,13 +479,13 @@ def account_token_revoke(request: Request, token_id: str):
 
 @router.post("/account/token")
 def account_token(request: Request, form: FormData = Depends(form_data)):
-    portal, user = _portal(request), _user(request)
+    portal, user = portal_of(request), user_of(request)
     if user.via != "session":
         raise Forbidden("API tokens are created from a signed-in session")
-    days = _int(form.get("days")) or 1
+    days = int_or_none(form.get("days")) or 1
     days = max(1, min(days, API_TOKEN_MAX_TTL // 86400))
     token, exp = portal.tokens.issue(user, days * 86400, label=str(form.get("label") or "").strip()[:100])
-    expires_at = _views.fmt_time(datetime.fromtimestamp(exp, tz=timezone.utc).isoformat(timespec="seconds"))
+    expires_at = format_time(datetime.fromtimestamp(exp, tz=timezone.utc).isoformat(timespec="seconds"))
     return render(request, "account.html", nav="account", token=token, expires_at=expires_at, days=days,
                   max_days=API_TOKEN_MAX_TTL // 86400, tokens=_tokens(request), headers={"Cache-Control": "no-store"})
 

@@ -10,18 +10,15 @@ from typing import Any, Mapping
 
 from runtime.domain.errors import AlreadyExists, InvalidInput, NotFound, StaleVersion
 from runtime.services.lifecycle import TransitionResult
-from runtime.domain.model import USER_FIELDS, check_change_id, draft_key
+from runtime.domain.model import MANAGED_FIELDS, USER_FIELDS, check_change_id, draft_key
 from runtime.web._auth import Forbidden, Principal, may_edit_draft, require
-
-MANAGED_FIELDS = ("status", "version", "modifications", "createdAt", "createdBy", "meetingMetadata",
-                  "meetingIntent", "modifiedAt", "modifiedBy", "editors")
 
 
 def reject_managed(content: Mapping[str, Any]) -> None:
     managed = [f for f in MANAGED_FIELDS if f in content]
     if managed:
         raise InvalidInput(f"{managed[0]}: managed by ttr; it cannot be set "
-                           f"(settable: changeId, {', '.join(USER_FIELDS)})")
+                           f"(settable: changeId, {', '.join(USER_FIELDS)})", field=managed[0])
 
 
 def transition(portal, user: Principal, change_id: str, action: str, *,
@@ -100,7 +97,7 @@ def update_draft(portal, user: Principal, change_id: str, content: Mapping[str, 
     _may(user, draft)
     reject_managed(content)
     if content.get("changeId") not in (None, change_id):
-        raise InvalidInput("changeId: a draft keeps its id")
+        raise InvalidInput("changeId: a draft keeps its id", field="changeId")
     body = {k: v for k, v in content.items() if k != "changeId"}
     portal.lifecycle.save_draft({**body, "changeId": change_id, "createdAt": draft.get("createdAt"),
                                  "createdBy": draft.get("createdBy"), "editors": draft.get("editors") or []},

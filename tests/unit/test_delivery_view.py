@@ -1,6 +1,6 @@
 """The delivery read model: every contact with what happened, from the ledger (pure)."""
 
-from runtime.web._views import contact_outcomes, delivery
+from runtime.services.delivery import contact_outcomes, delivery
 
 NOW = "2026-11-28T12:00:00Z"
 

@@ -9,8 +9,8 @@ from runtime.services.lifecycle import apply_transition, new_archive
 from runtime.web._auth import (Backoff, Forbidden, LoginThrottle, Principal, RateLimiter, TooManyAttempts,
                                client_address, load_session_secret, may_edit_draft, require, verify_password, why_not)
 from runtime.web._index import Filters, decode_cursor, matches, paginate, parse_date, summarize_change
-from runtime.web._views import (change_to_form, changed_fields, delivery, field_of, form_to_content, meeting,
-                                merge_stale, safe_url, timeline, touched_fields)
+from runtime.services.delivery import delivery, meeting, safe_url, timeline
+from runtime.web._forms import change_to_form, changed_fields, form_field, form_to_content, merge_stale, touched_fields
 from tests.conftest import SAMPLE_CHANGE
 
 CUSTOMERS = ("hts", "htsnonprod")
@@ -316,9 +316,9 @@ def test_form_errors_name_their_fields():
     assert "Unknown time zone" in errors["timezone"]
     draft, errors = form_to_content({"title": "only a title"}, partial=True)
     assert draft == {"title": "only a title"} and errors == {}
-    assert field_of("schedule.implementationStart: bad") == "start"
-    assert field_of("meeting.durationMinutes: too long") == "meeting_duration"
-    assert field_of("nothing here") is None
+    assert form_field("schedule.implementationStart") == "start"
+    assert form_field("meeting.durationMinutes") == "meeting_duration"
+    assert form_field(None) is None and form_field("nothing here") is None
 
 
 def test_a_stale_edit_is_merged_over_the_current_version():
