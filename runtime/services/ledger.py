@@ -8,10 +8,11 @@ so a crash between a send and its flush repeats at most the unflushed batch.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 
 from runtime.domain.errors import AlreadyExists, NotFound, PreconditionFailed, RetryableError
-from runtime.domain.model import LEDGER_PREFIX, ledger_key, now_iso
+from runtime.domain.model import LEDGER_PREFIX, check_change_id, ledger_key, now_iso
 from runtime.ports import ObjectStore
 
 FLUSH_EVERY = 5  # sends per ledger write: the bound on duplicates after a crash
@@ -101,15 +102,50 @@ class Ledger:
         raise RetryableError(f"{self.key}: ledger write kept conflicting", operation="ledger.flush")
 
 
-def read_ledgers(store: ObjectStore, change_id: str) -> dict[tuple[str, int], dict]:
-    """Every delivery ledger of a change, by (customer, seq); unreadable ones are left out."""
+class LedgerCache:
+    """Parsed ledger documents by key, reused while their ETag is unchanged (the portal's delivery
+    view polls while a change is being delivered); the oldest go beyond ``size``."""
+
+    def __init__(self, size: int = 5000):
+        self.size = size
+        self._docs: dict[str, tuple[str, dict]] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._docs)
+
+    def get(self, store: ObjectStore, key: str, etag: str) -> dict:
+        hit = self._docs.get(key)
+        if hit is not None and hit[0] == etag:
+            return hit[1]
+        data = json.loads(store.get(key).body)
+        with self._lock:
+            self._docs[key] = (etag, data)
+            while len(self._docs) > self.size:
+                self._docs.pop(next(iter(self._docs)))
+        return data
+
+
+def read_ledgers(store: ObjectStore, change_id: str, *,
+                 cache: LedgerCache | None = None) -> dict[tuple[str, int], dict]:
+    """Every delivery ledger of a change, by (customer, seq), with what SES reported since under
+    ``feedback`` (``{seq}.feedback.json`` beside it, ``runtime.services.feedback``); unreadable
+    ones are left out. The portal and ``ttr change view`` read them here, so both say the same."""
     out: dict[tuple[str, int], dict] = {}
-    for info in store.list(f"{LEDGER_PREFIX}{change_id}/"):
+    feedback: dict[tuple[str, str], dict] = {}
+    for info in store.list(f"{LEDGER_PREFIX}{check_change_id(change_id)}/"):
         parts = info.key.split("/")
-        if len(parts) != 4 or not parts[3].endswith(".json") or not parts[3][:-5].isdigit():
+        if len(parts) != 4 or not parts[3].endswith(".json"):
             continue
         try:
-            out[(parts[2], int(parts[3][:-5]))] = json.loads(store.get(info.key).body)
+            data = cache.get(store, info.key, info.etag) if cache is not None else json.loads(store.get(info.key).body)
         except (ValueError, NotFound):
             continue
+        if parts[3].endswith(".feedback.json"):
+            feedback[parts[2], parts[3][:-len(".feedback.json")]] = data
+        elif parts[3][:-5].isdigit():
+            out[(parts[2], int(parts[3][:-5]))] = data
+    for (code, seq), data in feedback.items():
+        if seq.isdigit() and (code, int(seq)) in out:
+            out[(code, int(seq))] = {**out[(code, int(seq))], "feedback": data}
     return out

@@ -4,12 +4,10 @@ and the delivery ledgers it reads (cached by ETag). One per app (``app.state.por
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 
-from runtime.domain.errors import NotFound
 from runtime.domain.words import topic_display, topic_names
+from runtime.services.ledger import LedgerCache, read_ledgers
 from runtime.web._auth import ApiTokens, LocalUsers, LoginThrottle, Principal, Unauthenticated
 from runtime.web._http import HERE, SESSION_IDLE, SESSION_MAX, SESSION_REFRESH, new_csrf
 from runtime.web._principals import PrincipalRecords
@@ -25,12 +23,12 @@ class Portal:
                  clock=time.time):
         from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-        from runtime.services.lifecycle import Lifecycle
         from runtime.emails import format_time, format_window
         from runtime.services import delivery
+        from runtime.services.lifecycle import Lifecycle
         from runtime.web import _views
-        from runtime.web._markdown import mini_markdown
         from runtime.web._index import ChangeIndex
+        from runtime.web._markdown import mini_markdown
 
         self.cfg = cfg
         self.store = store
@@ -46,8 +44,7 @@ class Portal:
         self.clock = clock
         self.names = _views.customer_names(cfg)
         self.topic_names = topic_names(cfg)
-        self._ledgers: dict[str, tuple[str, dict]] = {}
-        self._ledger_lock = threading.Lock()
+        self._ledgers = LedgerCache(LEDGER_CACHE)
         self.oidc = None
         if cfg.web.oidc is not None:
             from runtime.web._oidc import Oidc
@@ -128,38 +125,8 @@ class Portal:
 
     # data ------------------------------------------------------------------------------------
     def ledgers(self, change_id: str) -> dict[tuple[str, int], dict]:
-        from runtime.domain.model import LEDGER_PREFIX, check_change_id
-
         """The delivery ledgers of a change, by (customer, seq); unchanged ones come from a cache."""
-        out: dict[tuple[str, int], dict] = {}
-        feedback: dict[tuple[str, str], dict] = {}
-        for info in self.store.list(f"{LEDGER_PREFIX}{check_change_id(change_id)}/"):
-            parts = info.key.split("/")
-            if len(parts) != 4 or not parts[3].endswith(".json"):
-                continue
-            cached = self._ledgers.get(info.key)
-            if cached is not None and cached[0] == info.etag:
-                data = cached[1]
-            else:
-                try:
-                    data = json.loads(self.store.get(info.key).body)
-                except (ValueError, NotFound):
-                    continue
-                with self._ledger_lock:
-                    self._ledgers[info.key] = (info.etag, data)
-                    while len(self._ledgers) > LEDGER_CACHE:
-                        self._ledgers.pop(next(iter(self._ledgers)))
-            if parts[3].endswith(".feedback.json"):  # SES feedback next to the ledger (runtime.services.feedback)
-                feedback[parts[2], parts[3][:-len(".feedback.json")]] = data
-                continue
-            try:
-                out[(parts[2], int(parts[3][:-5]))] = data
-            except ValueError:
-                continue
-        for (code, seq), data in feedback.items():
-            if seq.isdigit() and (code, int(seq)) in out:
-                out[(code, int(seq))] = {**out[(code, int(seq))], "feedback": data}
-        return out
+        return read_ledgers(self.store, change_id, cache=self._ledgers)
 
     def render(self, template: str, **ctx) -> str:
         return self.templates.get_template(template).render(**ctx)
