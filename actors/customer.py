@@ -18,8 +18,8 @@ import ray
 
 from runtime.domain.errors import TtrError
 
-from actors.messages import (AttendeesRequest, AttendeesResult, DrainResult, ErrorData, Probe, TenantHealth, config_of,
-                       encode_error)
+from actors.messages import (AttendeesRequest, AttendeesResult, DrainResult, ErrorData, Probe, SuppressionChanged,
+                             TenantHealth, config_of, encode_error)
 from actors.proxies import customer_actor_name  # noqa: F401 - re-exported: the name's old home
 
 log = logging.getLogger("ttr.customer")
@@ -152,6 +152,13 @@ class CustomerWorker:
             window=p.window.snapshot(), deletes=self.handler.deletes.snapshot(), durations=tuple(p.durations[-500:]),
             aws_calls=call_counts(), node=_node_stats(), spawned_at=_spawned_at(),
             init_started_at=self.init_started_at)
+
+    async def suppression_changed(self, request: SuppressionChanged) -> bool:
+        """A bounce or complaint was just recorded for this tenant (the FeedbackActor says so):
+        the next delivery reads the suppression list again instead of its cached copy."""
+        self.handler.forget_suppressed()
+        log.info("tenant %s: suppression list changed (%d address(es))", self.code, len(request.addresses))
+        return True
 
     async def calendar_recipients(self, request: AttendeesRequest) -> AttendeesResult | ErrorData:
         """This tenant's meeting attendees (aws-calendar, whitelist applied): credentials stay here."""

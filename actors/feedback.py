@@ -20,7 +20,7 @@ RETRY_AFTER = 5.0
 
 
 class FeedbackWorker:
-    def __init__(self, cfg_data, *, poll_wait: int = 10):
+    def __init__(self, cfg_data, namespace: str = "ttr", *, poll_wait: int = 10):
         from runtime.adapters.aws import AwsClients
         from runtime.adapters.s3 import S3ObjectStore
         from runtime.telemetry import setup_telemetry
@@ -29,6 +29,7 @@ class FeedbackWorker:
         self.cfg = config_of(cfg_data)
         self.clients = AwsClients(self.cfg.region, self.cfg.aws_endpoint_url)
         self.store = S3ObjectStore(self.clients, self.cfg.bucket)
+        self.namespace = namespace
         self.poll_wait = poll_wait
         self.consumers: dict = {}
         self.tasks: dict[str, asyncio.Task] = {}
@@ -55,14 +56,28 @@ class FeedbackWorker:
         while True:
             try:
                 consumer = await asyncio.to_thread(self._consumer, code)
-                await asyncio.to_thread(consumer.poll_once, self.poll_wait)
+                recorded = await asyncio.to_thread(consumer.poll_once, self.poll_wait)
                 self.errors.pop(code, None)
+                suppressed = tuple(e.recipient for e in recorded if e.suppresses)
+                if suppressed:
+                    await self._tell(code, suppressed)
             except Exception as exc:  # a missing queue, a network problem: say so, try again
                 msg = f"{type(exc).__name__}: {exc}"
                 if self.errors.get(code) != msg:
                     log.warning("tenant %s: feedback queue: %s", code, msg)
                 self.errors[code] = msg
                 await asyncio.sleep(RETRY_AFTER)
+
+    async def _tell(self, code: str, addresses: tuple[str, ...]) -> None:
+        """The tenant caches its suppression list: tell it at once. If it is down, the list is
+        read fresh when it starts; if the call fails otherwise, its cache expires on its own."""
+        from actors.proxies import tell_suppression_changed
+        from runtime.domain.errors import TtrError
+
+        try:
+            await tell_suppression_changed(code, self.namespace, addresses)
+        except TtrError as exc:
+            log.warning("tenant %s: could not tell it about %d new suppression(s): %s", code, len(addresses), exc)
 
     async def flush(self) -> bool:
         from runtime.telemetry import flush_telemetry

@@ -146,6 +146,12 @@ class AttendeesResult:
 
 
 @dataclass(frozen=True)
+class SuppressionChanged:
+    """The FeedbackActor recorded a suppression for this tenant: read the list again."""
+    addresses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Probe:
     """What supervision needs each pass: cheap to build and to ship."""
 

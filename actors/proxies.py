@@ -17,7 +17,7 @@ from runtime.domain.errors import RetryableError
 from runtime.telemetry import inject
 
 from actors.messages import (AttendeesRequest, AttendeesResult, MeetingCall, MeetingResult, RecordRequest, RecordResult,
-                       unwrap)
+                             SuppressionChanged, unwrap)
 
 CALL_TIMEOUT = 120.0
 MEETING_TIMEOUT = 300.0
@@ -64,6 +64,11 @@ async def acall(name: str, namespace: str, method: str, request):
     except RayError as exc:
         raise _unavailable(operation, exc) from None
     return unwrap(result)
+
+
+async def tell_suppression_changed(code: str, namespace: str, addresses: tuple[str, ...]) -> None:
+    """Tell tenant ``code``'s actor that its suppression list changed (from the FeedbackActor)."""
+    await acall(customer_actor_name(code), namespace, "suppression_changed", SuppressionChanged(addresses))
 
 
 class ActorArchiveWriter:

@@ -124,7 +124,7 @@ class Runtime:
         self.alerter = AlertActor.options(**self._opts(ALERT_ACTOR_NAME), **svc).remote(
             self.cfg_data, self.namespace, interval_s=self.alert_interval_s)
         self.feedback = FeedbackActor.options(**self._opts(FEEDBACK_ACTOR_NAME), **svc).remote(
-            self.cfg_data, poll_wait=self.poll_wait)
+            self.cfg_data, self.namespace, poll_wait=self.poll_wait)
         for c in self.cfg.customers:
             self.customers[c.code] = self._create_customer(c.code)
         self.restarts = {code: 0 for code in self.customers}

@@ -122,6 +122,7 @@ class TriggerHandler:
         self._lookups = RateLimiter(ATTRIBUTE_LOOKUP_RATE, burst=ATTRIBUTE_LOOKUP_BURST)
         self.attribute_budget = attribute_budget  # seconds one transition may wait for GetContact
         self.suppression = SuppressionList(store, customer.code)  # hard bounces and complaints
+        self._suppressed: tuple[float, Callable[[str], bool]] | None = None
         from runtime.domain.alerts import WindowCounter
 
         self.deletes = WindowCounter()  # trigger deletes per minute: success / failure
@@ -244,9 +245,40 @@ class TriggerHandler:
                 self._contacts = (now, [Contact.from_ses(i) for i in items], defaults)
             return self._contacts[1], self._contacts[2]
 
+    def suppressed(self) -> Callable[[str], bool]:
+        """The suppression check for one decision pass, without an S3 read per transition (that
+        read was a sixth of a unit's S3+SQS calls). The list is kept for CONTACTS_TTL, like the
+        contacts, and both directions stay prompt:
+        - a new suppression: the FeedbackActor calls ``forget_suppressed`` (through
+          CustomerActor.suppression_changed) right after recording it;
+        - a cleared address (``ttr suppressed clear``): a skip is confirmed against a fresh read,
+          once per pass, so an address is never skipped on a stale copy. That read happens only
+          when someone in the audience is suppressed, which the happy path never is."""
+        with self._contacts_lock:
+            if self._suppressed is None or time.monotonic() - self._suppressed[0] > CONTACTS_TTL:
+                self._suppressed = (time.monotonic(), self.suppression.predicate())
+            cached = self._suppressed[1]
+        confirmed: list[Callable[[str], bool]] = []
+
+        def check(address: str) -> bool:
+            if not cached(address):
+                return False
+            if not confirmed:
+                fresh = self.suppression.predicate()
+                with self._contacts_lock:
+                    self._suppressed = (time.monotonic(), fresh)
+                confirmed.append(fresh)
+            return confirmed[0](address)
+
+        return check
+
+    def forget_suppressed(self) -> None:
+        with self._contacts_lock:
+            self._suppressed = None
+
     def recipients(self, topic: str) -> list[str]:
         contacts, defaults = self.contacts()
-        return select_recipients(contacts, topic, defaults, self.customer.allows, self.suppression.predicate())
+        return select_recipients(contacts, topic, defaults, self.customer.allows, self.suppressed())
 
     def _meeting(self, change: dict, step: processing.Step, msg: QueueMessage) -> tuple[dict, TtrError | None]:
         """Make (move, cancel) the meeting before the emails; the change as it is afterwards.
@@ -311,7 +343,7 @@ class TriggerHandler:
         the ledger beside who was sent to, so the delivery views show what happened."""
         contacts, defaults = self.contacts()
         decisions = decide_recipients(contacts, step.topic, defaults, self.customer.allows,
-                                      self.suppression.predicate())
+                                      self.suppressed())
         if not decisions:
             return 0, 0, 0, 0
         skips = [d for d in decisions if not d.send]

@@ -197,3 +197,47 @@ def test_every_email_carries_the_reference_that_ses_feedback_returns(stack, samp
     out = handler.handle(QueueMessage(message_id="m-ref", receipt="r", body=body))
     assert out.ack and out.emails_sent == 1, out            # dana: aws-approval, allow-listed
     assert seen == [{REF_HEADER: f"{cid}/htsnonprod/1"}]
+
+
+def test_the_handler_reads_the_suppression_list_once_per_ttl_and_again_when_told(fstack):
+    # One S3 GET per transition was a sixth of a unit's calls: the handler keeps the list for the
+    # contacts' TTL. The FeedbackActor's call (CustomerActor.suppression_changed ->
+    # forget_suppressed) makes a new suppression count at once, and a skip is confirmed against a
+    # fresh read, so a cleared address is emailed again at once.
+    from runtime.adapters.aws import call_counts
+    from runtime.adapters.ses import TenantSes
+    from runtime.services.archive import ArchiveRecorder
+    from runtime.services.feedback import FeedbackEvent, SuppressionList
+    from runtime.services.handler import TriggerHandler
+
+    cfg = fstack.cfg
+    cust = cfg.customer("htsnonprod")
+    store = S3ObjectStore(fstack.clients, cfg.bucket)
+    handler = TriggerHandler(cfg=cfg, customer=cust, store=store, mailer=TenantSes(fstack.clients, cfg, cust),
+                             archive=ArchiveRecorder(store))
+    address = f"cache-{uuid.uuid4().hex[:6]}@example.com"
+    suppression = SuppressionList(store, cust.code)
+
+    def gets() -> int:
+        return call_counts().get("s3.GetObject", 0)
+
+    assert not handler.suppressed()(address)
+    before = gets()
+    for _ in range(3):
+        assert not handler.suppressed()(address)
+    assert gets() == before, "the suppression list is read once per TTL, not per delivery"
+
+    suppression.add(FeedbackEvent("complaint", address, "m-1", "2026-11-30T00:00:00Z"))
+    assert not handler.suppressed()(address), "the cached copy until the FeedbackActor says so"
+    handler.forget_suppressed()
+    check = handler.suppressed()
+    assert check(address) and check(address.upper())
+
+    before = gets()
+    check = handler.suppressed()
+    assert check(address) and check(address.upper()) and gets() == before + 1, "a skip is confirmed once per pass"
+
+    suppression.clear(address)
+    assert not handler.suppressed()(address), "cleared: the fresh read says so, no TTL to wait for"
+    before = gets()
+    assert not handler.suppressed()(address) and gets() == before
