@@ -192,12 +192,11 @@ def test_concurrent_create_only_has_exactly_one_winner(subject):
 def notified(request, tmp_path):
     """(store, receive(code) -> the S3 event bodies on that customer's queue)."""
     if request.param == "memory":
-        from runtime.domain.config import parse_config
         from runtime.testing.memory_queue import MemoryQueue
         from runtime.testing.memory_store import notify_queues
-        from tests.conftest import make_config_dict
+        from tests.conftest import memory_config
 
-        cfg = parse_config(make_config_dict("http://127.0.0.1:9", "ttr-memory"), "memory")
+        cfg = memory_config()
         store = MemoryObjectStore(cfg.bucket)
         queues = {c.code: MemoryQueue(name=c.code) for c in cfg.customers}
         notify_queues(store, cfg, queues)

@@ -76,7 +76,7 @@ def test_one_message_one_trace_and_metrics_move(stack, sample_change):
 
 def test_errors_are_recorded_on_spans_and_counted(stack, sample_change):
     from runtime.domain.errors import RetryableError
-    from tests.integration.test_handler import FlakyMailer
+    from runtime.testing.memory_mailer import FlakyMailer
 
     store = S3ObjectStore(stack.clients, stack.cfg.bucket)
     cust = stack.cfg.customer("hts")
