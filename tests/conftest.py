@@ -100,12 +100,15 @@ def make_config_dict(endpoint: str, bucket: str, **overrides) -> dict:
     return data
 
 
-def memory_config():
+def memory_config(mutate=None):
     """configs/local.yaml's customers, contacts and topics, for the in-memory doubles
-    (runtime/testing/): its endpoint is never reached."""
+    (runtime/testing/): its endpoint is never reached. ``mutate(data)`` as for ``make_stack``."""
     from runtime.domain.config import parse_config
 
-    return parse_config(make_config_dict("http://127.0.0.1:9", "ttr-memory"), "memory")
+    data = make_config_dict("http://127.0.0.1:9", "ttr-memory")
+    if mutate:
+        mutate(data)
+    return parse_config(data, "memory")
 
 
 def make_stack(endpoint: str, directory: Path, mutate=None, graph_url: str | None = None) -> "Stack":

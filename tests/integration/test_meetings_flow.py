@@ -1,11 +1,14 @@
-"""Meetings end to end in-process: handler -> MeetingService -> msgraph-sdk -> Graph emulator,
-archive on the moto server. One change, N customers, exactly one Teams event."""
+"""Meetings end to end in-process: handler -> MeetingService -> msgraph-sdk -> Graph emulator over
+HTTP. One change, N customers, exactly one Teams event. The archive, queues and mailers are the
+in-memory doubles (runtime/testing/, held to the AWS adapters by the contract tests); the test that
+each tenant's emails leave from its own account runs on the moto server."""
 
 from __future__ import annotations
 
 import json
 import urllib.request
 import uuid
+from dataclasses import dataclass
 
 import pytest
 
@@ -22,7 +25,10 @@ from runtime.services.lifecycle import Lifecycle
 from runtime.local.aws_emulator import AwsEmulator
 from runtime.services.pacing import RateLimiter
 from runtime.domain.processing import plan
-from tests.conftest import GRAPH_ORGANIZER, make_stack, window
+from runtime.testing.memory_mailer import MemoryMailer
+from runtime.testing.memory_queue import MemoryQueue
+from runtime.testing.memory_store import MemoryObjectStore, notify_queues
+from tests.conftest import GRAPH_ORGANIZER, make_stack, memory_config, window
 
 CUSTOMERS = ["hts", "htsnonprod", "acme"]
 EXPECTED_ATTENDEES = {"alice@example.com", "carol@example.com", "dana@example.com", "zed@acme.example.com"}
@@ -32,7 +38,7 @@ def three_customers(data):
     data["customers"].append({"code": "acme", "name": "ACME Corp",
                               "ses_role_arn": "arn:aws:iam::333333333333:role/ttr-ses-sender",
                               "queue": f"ttr-acme-{uuid.uuid4().hex[:6]}",
-                              "contact_list": data["customers"][0]["contact_list"],
+                              **{k: data["customers"][0][k] for k in ("contact_list",) if k in data["customers"][0]},
                               "sender": "notifications@acme.example.com"})
     data["local"]["contacts"]["acme"] = [
         {"email": "Alice@Example.com", "topics": {"aws-calendar": "OPT_IN"}},   # same person as hts's alice
@@ -40,22 +46,45 @@ def three_customers(data):
         {"email": "quiet@acme.example.com"}]
 
 
+@dataclass
+class Parts:
+    """What the handlers run on: the configuration, the store, each tenant's queue and mailer."""
+
+    cfg: object
+    store: object
+    queues: dict
+    mailers: dict
+
+
+def memory_parts() -> Parts:
+    cfg = memory_config(three_customers)
+    store = MemoryObjectStore(cfg.bucket)
+    queues = {c.code: MemoryQueue(name=c.code) for c in cfg.customers}
+    notify_queues(store, cfg, queues)
+    return Parts(cfg, store, queues, {c.code: MemoryMailer.for_customer(cfg, c) for c in cfg.customers})
+
+
+def moto_parts(stack) -> Parts:
+    return Parts(stack.cfg, S3ObjectStore(stack.clients, stack.cfg.bucket),
+                 {c.code: SqsQueue(stack.clients, c.queue_name) for c in stack.cfg.customers},
+                 {c.code: TenantSes(stack.clients, stack.cfg, c) for c in stack.cfg.customers})
+
+
 class Env:
-    def __init__(self, stack, emu, *, timeout=30.0, attendees=None, recorder=None):
-        self.stack, self.emu = stack, emu
-        self.store = S3ObjectStore(stack.clients, stack.cfg.bucket)
-        self.lc = Lifecycle(self.store, stack.cfg.customer_codes)
+    def __init__(self, parts: Parts, emu, *, timeout=30.0, attendees=None, recorder=None):
+        self.parts, self.cfg, self.store, self.emu = parts, parts.cfg, parts.store, emu
+        self.lc = Lifecycle(self.store, self.cfg.customer_codes)
         self.recorder = recorder or ArchiveRecorder(self.store)
-        self.handlers = {c.code: TriggerHandler(cfg=stack.cfg, customer=c, store=self.store,
-                                                mailer=TenantSes(stack.clients, stack.cfg, c),
+        self.handlers = {c.code: TriggerHandler(cfg=self.cfg, customer=c, store=self.store,
+                                                mailer=parts.mailers[c.code],
                                                 archive=self.recorder, limiter=RateLimiter(1000))
-                         for c in stack.cfg.customers}
+                         for c in self.cfg.customers}
         source = attendees(self.handlers) if attendees else LocalAttendees(self.handlers)
         self.meetings = BlockingMeetings(lambda: MeetingService(
             calendar=GraphCalendar(emu.base_url, GRAPH_ORGANIZER, static_token="local", retry_delay=0,
                                    timeout=timeout, max_inline_wait=5),
             attendees=source, load=sync_load(ArchiveStore(self.store)), record=sync_record(self.recorder),
-            portal_base_url=stack.cfg.email.portal_base_url))
+            portal_base_url=self.cfg.email.portal_base_url))
         for h in self.handlers.values():
             h.meetings = self.meetings
 
@@ -64,8 +93,8 @@ class Env:
         outcomes = []
         for _ in range(rounds):
             busy = False
-            for code in self.stack.cfg.customer_codes:
-                q = SqsQueue(self.stack.clients, self.stack.cfg.customer(code).queue_name)
+            for code in self.cfg.customer_codes:
+                q = self.parts.queues[code]
                 for m in q.receive(10, 0):
                     busy = True
                     out = self.handlers[code].handle(m)
@@ -79,7 +108,12 @@ class Env:
         return outcomes
 
     def change(self, cid):
-        return self.stack.get_json(f"archive/{cid}.json")
+        return json.loads(self.store.get(f"archive/{cid}.json").body)
+
+    def sent(self, subject_part):
+        """customer -> [(to, subject)] of the emails its in-memory mailer sent."""
+        return {code: [(m.to, m.subject) for m in mailer.sent if subject_part in m.subject]
+                for code, mailer in self.parts.mailers.items()}
 
     def close(self):
         self.meetings.close()
@@ -97,8 +131,8 @@ def emu(graph_emulator):
 
 
 @pytest.fixture()
-def env(stack3, emu):
-    e = Env(stack3, emu)
+def env(emu):
+    e = Env(memory_parts(), emu)
     yield e
     e.close()
 
@@ -149,8 +183,8 @@ def test_three_customers_one_event_exact_attendees(env, emu, sample_change):
         start[:19])
 
 
-def test_throttling_and_unavailability_before_and_during_create_still_one_event(stack3, emu, sample_change):
-    env = Env(stack3, emu, timeout=1.0)
+def test_throttling_and_unavailability_before_and_during_create_still_one_event(emu, sample_change):
+    env = Env(memory_parts(), emu, timeout=1.0)
     try:
         cid, _ = approved(env, sample_change)
         fault(emu, status=429, count=2, retryAfter=1)      # absorbed by the SDK's retry
@@ -180,9 +214,10 @@ class FailFirstMeetingRecord(ArchiveRecorder):
         return super().record(change_id, records, set_fields)
 
 
-def test_failed_record_after_create_is_retried_to_the_same_event(stack3, emu, sample_change):
-    recorder = FailFirstMeetingRecord(S3ObjectStore(stack3.clients, stack3.cfg.bucket))
-    env = Env(stack3, emu, recorder=recorder)
+def test_failed_record_after_create_is_retried_to_the_same_event(emu, sample_change):
+    parts = memory_parts()
+    recorder = FailFirstMeetingRecord(parts.store)
+    env = Env(parts, emu, recorder=recorder)
     try:
         cid, title = approved(env, sample_change)
         outcomes = env.process(rounds=10)
@@ -194,9 +229,8 @@ def test_failed_record_after_create_is_retried_to_the_same_event(stack3, emu, sa
         assert ch["meetingMetadata"]["meetingId"] == events[0]["id"]
         assert ch["meetingIntent"]["transactionId"] == events[0]["transactionId"]
         # the emails were not sent twice by the retry
-        sent = [m for m in AwsEmulator.sent_emails() if title in m.subject and m.account == "111111111111"]
-        assert sorted(a for m in sent for a in m.to) == sorted(["alice@example.com", "alice@example.com",
-                                                               "chris@example.com"])
+        assert sorted(to for to, _ in env.sent(title)["hts"]) == sorted(["alice@example.com", "alice@example.com",
+                                                                        "chris@example.com"])
     finally:
         env.close()
 
@@ -219,7 +253,15 @@ def test_reschedule_moves_the_same_event_once(env, emu, sample_change):
     assert instant(ch["meetingMetadata"]["endTime"]) == instant(moved["implementationEnd"])
 
 
-def test_cancel_cancels_once_records_once_and_announces(env, emu, sample_change):
+@pytest.fixture()
+def moto_env(stack3, emu):
+    e = Env(moto_parts(stack3), emu)
+    yield e
+    e.close()
+
+
+def test_cancel_cancels_once_records_once_and_announces(moto_env, emu, sample_change):
+    env = moto_env
     cid, title = approved(env, sample_change)
     env.process()
     env.lc.transition(cid, "cancel", actor="bob")
@@ -247,8 +289,8 @@ class Crowd(LocalAttendees):
         return await super().calendar_recipients(customer)
 
 
-def test_too_many_attendees_records_meeting_failed_and_still_emails(stack3, emu, sample_change):
-    env = Env(stack3, emu, attendees=Crowd)
+def test_too_many_attendees_records_meeting_failed_and_still_emails(emu, sample_change):
+    env = Env(memory_parts(), emu, attendees=Crowd)
     try:
         cid, title = approved(env, sample_change)
         env.process()
@@ -257,7 +299,8 @@ def test_too_many_attendees_records_meeting_failed_and_still_emails(stack3, emu,
         [failed] = mods(ch, "meeting_failed")
         assert failed["code"] == "too_many_attendees" and failed["attendeeCount"] > 500
         assert "meetingMetadata" not in ch
-        assert any(m.subject == f"Approved: {title} ({SAMPLE_DAY})" for m in AwsEmulator.sent_emails())
+        assert any(subject == f"Approved: {title} ({SAMPLE_DAY})"
+                   for sent in env.sent(title).values() for _, subject in sent)
     finally:
         env.close()
 
