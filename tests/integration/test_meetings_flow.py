@@ -25,9 +25,7 @@ from runtime.services.lifecycle import Lifecycle
 from runtime.local.aws_emulator import AwsEmulator
 from runtime.services.pacing import RateLimiter
 from runtime.domain.processing import plan
-from runtime.testing.memory_mailer import MemoryMailer
-from runtime.testing.memory_queue import MemoryQueue
-from runtime.testing.memory_store import MemoryObjectStore, notify_queues
+from runtime.testing.memory_stack import MemoryStack
 from tests.conftest import GRAPH_ORGANIZER, make_stack, memory_config, window
 
 CUSTOMERS = ["hts", "htsnonprod", "acme"]
@@ -57,11 +55,8 @@ class Parts:
 
 
 def memory_parts() -> Parts:
-    cfg = memory_config(three_customers)
-    store = MemoryObjectStore(cfg.bucket)
-    queues = {c.code: MemoryQueue(name=c.code) for c in cfg.customers}
-    notify_queues(store, cfg, queues)
-    return Parts(cfg, store, queues, {c.code: MemoryMailer.for_customer(cfg, c) for c in cfg.customers})
+    m = MemoryStack(memory_config(three_customers))
+    return Parts(m.cfg, m.store, m.queues, m.mailers)
 
 
 def moto_parts(stack) -> Parts:

@@ -12,27 +12,18 @@ from tests.conftest import memory_config
 from runtime.domain.processing import parse_message
 from runtime.services.lifecycle import Lifecycle
 from runtime.services.orphans import OrphanReconciler
-from runtime.testing.memory_queue import MemoryQueue
-from runtime.testing.memory_store import MemoryObjectStore
-
-
-def drain(q):
-    out = []
-    while batch := q.receive(10, 0):
-        out += batch
-        q.delete_batch([m.receipt for m in batch])
-    return out
+from runtime.testing.memory_stack import MemoryStack
 
 
 def test_reconciler_wakes_pending_then_reports_stuck_and_deletes_finished(sample_change):
-    cfg = memory_config()
-    store = MemoryObjectStore(cfg.bucket)
+    aws = MemoryStack(memory_config())
+    cfg, store, qs = aws.cfg, aws.store, aws.queues
     lc = Lifecycle(store, cfg.customer_codes)
     pending = lc.submit({**sample_change, "customers": ["hts"]}, actor="ann").change_id
     finished = lc.submit({**sample_change, "customers": ["hts"]}, actor="ann").change_id
     lc.archive.update(finished, lambda c: {**c, "modifications": c["modifications"] + [
         {"type": "processed", "key": "processed:hts:1", "customer": "hts", "transition": 1}]})
-    qs = {c.code: MemoryQueue(name=c.code) for c in cfg.customers}
+    aws.messages("hts")                              # the submits' S3 events: the reconciler's own sends follow
     now = [time.time()]
     rec = OrphanReconciler(cfg, store, qs, threshold_s=600, max_wakeups=2, clock=lambda: now[0])
     assert rec.run_once() == []                      # young triggers are left alone
@@ -41,7 +32,7 @@ def test_reconciler_wakes_pending_then_reports_stuck_and_deletes_finished(sample
     assert seen[pending].state == "pending" and seen[pending].action == "woken" and seen[pending].pending == [1]
     assert seen[finished].state == "done" and seen[finished].action == "deleted"
     assert f"customers/hts/{finished}.json" not in store.keys("customers/")
-    [wake] = drain(qs["hts"])
+    [wake] = aws.messages("hts")
     parsed = parse_message(wake.body, "hts")
     assert parsed.wakeup and parsed.events[0].change_id == pending
     # woken again only after another threshold, and at most max_wakeups times
@@ -51,5 +42,5 @@ def test_reconciler_wakes_pending_then_reports_stuck_and_deletes_finished(sample
     now[0] += 601
     stuck = rec.run_once()[0]
     assert stuck.state == "stuck" and stuck.action == "none" and stuck.wakeups == 2
-    assert len(drain(qs["hts"])) == 1 and drain(qs["htsnonprod"]) == []
+    assert len(aws.messages("hts")) == 1 and aws.messages("htsnonprod") == []
     assert rec.totals["woken"] == 2 and rec.totals["deleted"] == 1 and rec.totals["stuck"] == 1

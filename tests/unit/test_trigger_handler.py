@@ -18,9 +18,8 @@ from runtime.services.archive import ArchiveRecorder
 from runtime.services.handler import TriggerHandler
 from runtime.services.lifecycle import Lifecycle
 from runtime.services.pacing import RateLimiter
-from runtime.testing.memory_mailer import FlakyMailer, MemoryMailer
-from runtime.testing.memory_queue import MemoryQueue
-from runtime.testing.memory_store import MemoryObjectStore, notify_queues
+from runtime.testing.memory_mailer import FlakyMailer
+from runtime.testing.memory_stack import MemoryStack
 
 HTS_APPROVAL = ["alice@example.com"]
 HTS_ANNOUNCE = ["alice@example.com", "chris@example.com"]
@@ -28,15 +27,11 @@ NONPROD_APPROVAL = ["dana@example.com"]
 NONPROD_ANNOUNCE = ["dana@example.com", "erin@example.com"]
 
 
-class Env:
+class Env(MemoryStack):
     def __init__(self):
-        self.cfg = memory_config()
-        self.store = MemoryObjectStore(self.cfg.bucket)
-        self.queues = {c.code: MemoryQueue(name=c.code) for c in self.cfg.customers}
-        notify_queues(self.store, self.cfg, self.queues)
+        super().__init__(memory_config())
         self.lc = Lifecycle(self.store, self.cfg.customer_codes)
         self.recorder = ArchiveRecorder(self.store)
-        self.mailers = {c.code: MemoryMailer.for_customer(self.cfg, c) for c in self.cfg.customers}
 
     def handler(self, code, mailer=None):
         return TriggerHandler(cfg=self.cfg, customer=self.cfg.customer(code), store=self.store,
@@ -45,24 +40,12 @@ class Env:
 
     def messages(self, code, expect):
         """The S3 events on the customer's queue (received and deleted): exactly ``expect``."""
-        q = self.queues[code]
-        out: list[QueueMessage] = []
-        while batch := q.receive(10, 0):
-            out += batch
-            q.delete_batch([m.receipt for m in batch])
+        out = super().messages(code)
         assert len(out) == expect, f"expected {expect} messages on {code}, got {len(out)}"
         return out
 
     def archive(self, change_id):
         return self.store.get_json(f"archive/{change_id}.json")
-
-    def sent_to(self, title):
-        """recipient -> [(subject, sender)] over every tenant's mailer."""
-        out: dict[str, list[tuple[str, str]]] = {}
-        for m in self.mailers.values():
-            for to, got in m.sent_to(title).items():
-                out.setdefault(to, []).extend(got)
-        return out
 
 
 @pytest.fixture()
