@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from typing import Mapping
 
 from runtime.domain.audience import ses_topics
-from runtime.domain.errors import NotFound, RecipientRejected, TtrError
+from runtime.domain.errors import AlreadyExists, NotFound, RecipientRejected, TtrError
 from runtime.domain.recipients import parse_attributes
 
 
@@ -49,11 +49,20 @@ class MemoryMailer:
     def for_customer(cls, cfg, customer) -> "MemoryMailer":
         mailer = cls(customer.contact_list, ses_topics(cfg.topics))
         for c in cfg.local.contacts.get(customer.code, ()):
-            mailer.put_contact(c.email, preferences=dict(c.topics), unsubscribe_all=c.unsubscribe_all)
+            mailer.put_contact(customer.contact_list, c.email, preferences=dict(c.topics),
+                               unsubscribe_all=c.unsubscribe_all, attributes=None, create=True)
         return mailer
 
-    def put_contact(self, email: str, *, preferences: Mapping[str, str] | None = None,
-                    unsubscribe_all: bool = False, attributes: Mapping[str, str] | None = None) -> None:
+    def put_contact(self, contact_list: str, email: str, *, preferences: Mapping[str, str],
+                    unsubscribe_all: bool, attributes: Mapping[str, str] | None, create: bool) -> None:
+        """Create or replace one contact whole (``TenantSes.put_contact``'s signature)."""
+        self._check(contact_list)
+        with self._lock:
+            exists = email in self.contacts
+        if create and exists:
+            raise AlreadyExists(f"sesv2.CreateContact: AlreadyExistsException: {email}", code="AlreadyExistsException")
+        if not create and not exists:
+            raise NotFound(f"sesv2.UpdateContact: NotFoundException: {email}", code="NotFoundException")
         item = {"EmailAddress": email, "UnsubscribeAll": unsubscribe_all,
                 "TopicPreferences": [{"TopicName": t, "SubscriptionStatus": s}
                                      for t, s in (preferences or {}).items()],
