@@ -100,6 +100,17 @@ def make_config_dict(endpoint: str, bucket: str, **overrides) -> dict:
     return data
 
 
+def memory_config(mutate=None):
+    """configs/local.yaml's customers, contacts and topics, for the in-memory doubles
+    (runtime/testing/): its endpoint is never reached. ``mutate(data)`` as for ``make_stack``."""
+    from runtime.domain.config import parse_config
+
+    data = make_config_dict("http://127.0.0.1:9", "ttr-memory")
+    if mutate:
+        mutate(data)
+    return parse_config(data, "memory")
+
+
 def make_stack(endpoint: str, directory: Path, mutate=None, graph_url: str | None = None) -> "Stack":
     """A freshly bootstrapped bucket and queues (unique names) and its config file.
 
@@ -294,6 +305,18 @@ def _day_label(iso: str) -> str:
 
 # How email subjects date the sample change ("Tue 8 Dec 2026"), in the change's own zone
 SAMPLE_DAY = _day_label(SAMPLE_CHANGE["schedule"]["implementationStart"])
+
+
+def unique_change(sample_change, **over) -> tuple[dict, str]:
+    """The sample with a title of its own (and ``over``), and that title: find its emails by it."""
+    title = f"Change {uuid.uuid4().hex[:8]}"
+    return {**sample_change, "title": title, **over}, title
+
+
+def processed(archive: dict, code: str) -> list[int]:
+    """The transitions the archive records as processed for customer ``code``."""
+    return sorted(m["transition"] for m in archive["modifications"] if m["type"] == "processed"
+                  and m["customer"] == code)
 
 
 @pytest.fixture()

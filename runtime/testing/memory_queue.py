@@ -12,7 +12,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from runtime.domain.errors import RetryableError
+from runtime.domain.errors import PermanentError, RetryableError
 from runtime.ports import QueueMessage
 
 
@@ -82,9 +82,11 @@ class MemoryQueue:
         self._record("set_visibility", receipt, seconds)
         with self._cond:
             h = self._by_receipt(receipt)
-            if h is not None:
-                h.visible_at = self.clock() + seconds
-                self._cond.notify_all()
+            if h is None:  # a receipt it does not hold (deleted, never issued): SQS refuses it too
+                raise PermanentError(f"memory.set_visibility: ReceiptHandleIsInvalid: {receipt}",
+                                     operation="memory.set_visibility", code="ReceiptHandleIsInvalid")
+            h.visible_at = self.clock() + seconds
+            self._cond.notify_all()
 
     def depth(self) -> dict[str, int]:
         self._record("depth")

@@ -1,11 +1,14 @@
-"""Meetings end to end in-process: handler -> MeetingService -> msgraph-sdk -> Graph emulator,
-archive on the moto server. One change, N customers, exactly one Teams event."""
+"""Meetings end to end in-process: handler -> MeetingService -> msgraph-sdk -> Graph emulator over
+HTTP. One change, N customers, exactly one Teams event. The archive, queues and mailers are the
+in-memory doubles (runtime/testing/, held to the AWS adapters by the contract tests); the test that
+each tenant's emails leave from its own account runs on the moto server."""
 
 from __future__ import annotations
 
 import json
 import urllib.request
 import uuid
+from dataclasses import dataclass
 
 import pytest
 
@@ -22,7 +25,8 @@ from runtime.services.lifecycle import Lifecycle
 from runtime.local.aws_emulator import AwsEmulator
 from runtime.services.pacing import RateLimiter
 from runtime.domain.processing import plan
-from tests.conftest import GRAPH_ORGANIZER, make_stack, window
+from runtime.testing.memory_stack import MemoryStack
+from tests.conftest import GRAPH_ORGANIZER, make_stack, memory_config, window
 
 CUSTOMERS = ["hts", "htsnonprod", "acme"]
 EXPECTED_ATTENDEES = {"alice@example.com", "carol@example.com", "dana@example.com", "zed@acme.example.com"}
@@ -32,7 +36,7 @@ def three_customers(data):
     data["customers"].append({"code": "acme", "name": "ACME Corp",
                               "ses_role_arn": "arn:aws:iam::333333333333:role/ttr-ses-sender",
                               "queue": f"ttr-acme-{uuid.uuid4().hex[:6]}",
-                              "contact_list": data["customers"][0]["contact_list"],
+                              **{k: data["customers"][0][k] for k in ("contact_list",) if k in data["customers"][0]},
                               "sender": "notifications@acme.example.com"})
     data["local"]["contacts"]["acme"] = [
         {"email": "Alice@Example.com", "topics": {"aws-calendar": "OPT_IN"}},   # same person as hts's alice
@@ -40,22 +44,42 @@ def three_customers(data):
         {"email": "quiet@acme.example.com"}]
 
 
+@dataclass
+class Parts:
+    """What the handlers run on: the configuration, the store, each tenant's queue and mailer."""
+
+    cfg: object
+    store: object
+    queues: dict
+    mailers: dict
+
+
+def memory_parts() -> Parts:
+    m = MemoryStack(memory_config(three_customers))
+    return Parts(m.cfg, m.store, m.queues, m.mailers)
+
+
+def moto_parts(stack) -> Parts:
+    return Parts(stack.cfg, S3ObjectStore(stack.clients, stack.cfg.bucket),
+                 {c.code: SqsQueue(stack.clients, c.queue_name) for c in stack.cfg.customers},
+                 {c.code: TenantSes(stack.clients, stack.cfg, c) for c in stack.cfg.customers})
+
+
 class Env:
-    def __init__(self, stack, emu, *, timeout=30.0, attendees=None, recorder=None):
-        self.stack, self.emu = stack, emu
-        self.store = S3ObjectStore(stack.clients, stack.cfg.bucket)
-        self.lc = Lifecycle(self.store, stack.cfg.customer_codes)
+    def __init__(self, parts: Parts, emu, *, timeout=30.0, attendees=None, recorder=None):
+        self.parts, self.cfg, self.store, self.emu = parts, parts.cfg, parts.store, emu
+        self.lc = Lifecycle(self.store, self.cfg.customer_codes)
         self.recorder = recorder or ArchiveRecorder(self.store)
-        self.handlers = {c.code: TriggerHandler(cfg=stack.cfg, customer=c, store=self.store,
-                                                mailer=TenantSes(stack.clients, stack.cfg, c),
+        self.handlers = {c.code: TriggerHandler(cfg=self.cfg, customer=c, store=self.store,
+                                                mailer=parts.mailers[c.code],
                                                 archive=self.recorder, limiter=RateLimiter(1000))
-                         for c in stack.cfg.customers}
+                         for c in self.cfg.customers}
         source = attendees(self.handlers) if attendees else LocalAttendees(self.handlers)
         self.meetings = BlockingMeetings(lambda: MeetingService(
             calendar=GraphCalendar(emu.base_url, GRAPH_ORGANIZER, static_token="local", retry_delay=0,
                                    timeout=timeout, max_inline_wait=5),
             attendees=source, load=sync_load(ArchiveStore(self.store)), record=sync_record(self.recorder),
-            portal_base_url=stack.cfg.email.portal_base_url))
+            portal_base_url=self.cfg.email.portal_base_url))
         for h in self.handlers.values():
             h.meetings = self.meetings
 
@@ -64,8 +88,8 @@ class Env:
         outcomes = []
         for _ in range(rounds):
             busy = False
-            for code in self.stack.cfg.customer_codes:
-                q = SqsQueue(self.stack.clients, self.stack.cfg.customer(code).queue_name)
+            for code in self.cfg.customer_codes:
+                q = self.parts.queues[code]
                 for m in q.receive(10, 0):
                     busy = True
                     out = self.handlers[code].handle(m)
@@ -79,7 +103,12 @@ class Env:
         return outcomes
 
     def change(self, cid):
-        return self.stack.get_json(f"archive/{cid}.json")
+        return json.loads(self.store.get(f"archive/{cid}.json").body)
+
+    def sent(self, subject_part):
+        """customer -> [(to, subject)] of the emails its in-memory mailer sent."""
+        return {code: [(m.to, m.subject) for m in mailer.sent if subject_part in m.subject]
+                for code, mailer in self.parts.mailers.items()}
 
     def close(self):
         self.meetings.close()
@@ -97,8 +126,8 @@ def emu(graph_emulator):
 
 
 @pytest.fixture()
-def env(stack3, emu):
-    e = Env(stack3, emu)
+def env(emu):
+    e = Env(memory_parts(), emu)
     yield e
     e.close()
 
@@ -115,6 +144,12 @@ def approved(env, sample_change, **over):
     cid = env.lc.submit({**sample_change, "title": title, "customers": CUSTOMERS, **over}, actor="ann").change_id
     env.lc.transition(cid, "approve", actor="bob")
     return cid, title
+
+
+def events_of(emu, title):
+    """The emulator's events of this test's change: the session shares the emulator, and an event
+    whose create an earlier test let time out may still land after the reset."""
+    return [e for e in emu.events() if title in e["subject"]]
 
 
 def instant(value):
@@ -136,7 +171,7 @@ def test_three_customers_one_event_exact_attendees(env, emu, sample_change):
     env.process()
     ch = env.change(cid)
     assert all_done(ch)
-    [event] = emu.events()
+    [event] = events_of(emu, title)
     assert {a["emailAddress"]["address"].lower() for a in event["attendees"]} == EXPECTED_ATTENDEES
     assert event["subject"] == f"Change Implementation: {title}"
     assert len(mods(ch, "meeting_scheduled")) == 1
@@ -149,10 +184,10 @@ def test_three_customers_one_event_exact_attendees(env, emu, sample_change):
         start[:19])
 
 
-def test_throttling_and_unavailability_before_and_during_create_still_one_event(stack3, emu, sample_change):
-    env = Env(stack3, emu, timeout=1.0)
+def test_throttling_and_unavailability_before_and_during_create_still_one_event(emu, sample_change):
+    env = Env(memory_parts(), emu, timeout=1.0)
     try:
-        cid, _ = approved(env, sample_change)
+        cid, title = approved(env, sample_change)
         fault(emu, status=429, count=2, retryAfter=1)      # absorbed by the SDK's retry
         fault(emu, status=503, count=1)
         fault(emu, delay=2, count=1)                        # the create lands, but after our timeout
@@ -160,8 +195,8 @@ def test_throttling_and_unavailability_before_and_during_create_still_one_event(
         assert any(not o.ack and "Timeout" in o.error for o in outcomes)
         ch = env.change(cid)
         assert all_done(ch)
-        assert len(emu.events()) == 1
-        assert len(mods(ch, "meeting_scheduled")) == 1 and ch["meetingMetadata"]["meetingId"] == emu.events()[0]["id"]
+        assert len(events_of(emu, title)) == 1
+        assert len(mods(ch, "meeting_scheduled")) == 1 and ch["meetingMetadata"]["meetingId"] == events_of(emu, title)[0]["id"]
     finally:
         env.close()
 
@@ -180,38 +215,37 @@ class FailFirstMeetingRecord(ArchiveRecorder):
         return super().record(change_id, records, set_fields)
 
 
-def test_failed_record_after_create_is_retried_to_the_same_event(stack3, emu, sample_change):
-    recorder = FailFirstMeetingRecord(S3ObjectStore(stack3.clients, stack3.cfg.bucket))
-    env = Env(stack3, emu, recorder=recorder)
+def test_failed_record_after_create_is_retried_to_the_same_event(emu, sample_change):
+    parts = memory_parts()
+    recorder = FailFirstMeetingRecord(parts.store)
+    env = Env(parts, emu, recorder=recorder)
     try:
         cid, title = approved(env, sample_change)
         outcomes = env.process(rounds=10)
         assert recorder.failed and any(not o.ack for o in outcomes)
         ch = env.change(cid)
-        # this change's events (the session's emulator is shared: count only what names this change)
-        events = [e for e in emu.events() if title in e["subject"]]
+        events = events_of(emu, title)
         assert all_done(ch) and len(events) == 1
         assert ch["meetingMetadata"]["meetingId"] == events[0]["id"]
         assert ch["meetingIntent"]["transactionId"] == events[0]["transactionId"]
         # the emails were not sent twice by the retry
-        sent = [m for m in AwsEmulator.sent_emails() if title in m.subject and m.account == "111111111111"]
-        assert sorted(a for m in sent for a in m.to) == sorted(["alice@example.com", "alice@example.com",
-                                                               "chris@example.com"])
+        assert sorted(to for to, _ in env.sent(title)["hts"]) == sorted(["alice@example.com", "alice@example.com",
+                                                                        "chris@example.com"])
     finally:
         env.close()
 
 
 def test_reschedule_moves_the_same_event_once(env, emu, sample_change):
-    cid, _ = approved(env, sample_change)
+    cid, title = approved(env, sample_change)
     env.process()
-    first = emu.events()[0]
+    first = events_of(emu, title)[0]
     moved = window(10, start="02:00", hours=1)                         # 02:00-03:00 New York, 10 days on
     moved["implementationEnd"] = window(10, start="03:30")["implementationStart"]
     env.lc.transition(cid, "reschedule", actor="bob", params={"start": moved["implementationStart"],
                                                                "end": moved["implementationEnd"]})
     env.process()
     ch = env.change(cid)
-    [event] = emu.events()
+    [event] = events_of(emu, title)
     assert event["id"] == first["id"] and event["updateCount"] == 1
     assert event["start"]["dateTime"].startswith(moved["implementationStart"][:19])
     assert len(mods(ch, "meeting_updated")) == 1
@@ -219,13 +253,21 @@ def test_reschedule_moves_the_same_event_once(env, emu, sample_change):
     assert instant(ch["meetingMetadata"]["endTime"]) == instant(moved["implementationEnd"])
 
 
-def test_cancel_cancels_once_records_once_and_announces(env, emu, sample_change):
+@pytest.fixture()
+def moto_env(stack3, emu):
+    e = Env(moto_parts(stack3), emu)
+    yield e
+    e.close()
+
+
+def test_cancel_cancels_once_records_once_and_announces(moto_env, emu, sample_change):
+    env = moto_env
     cid, title = approved(env, sample_change)
     env.process()
     env.lc.transition(cid, "cancel", actor="bob")
     env.process()
     ch = env.change(cid)
-    [event] = emu.events()
+    [event] = events_of(emu, title)
     assert event["cancelled"] and event["cancelCount"] == 1
     assert len(mods(ch, "meeting_cancelled")) == 1
     cancelled: dict[str, set] = {}
@@ -247,22 +289,23 @@ class Crowd(LocalAttendees):
         return await super().calendar_recipients(customer)
 
 
-def test_too_many_attendees_records_meeting_failed_and_still_emails(stack3, emu, sample_change):
-    env = Env(stack3, emu, attendees=Crowd)
+def test_too_many_attendees_records_meeting_failed_and_still_emails(emu, sample_change):
+    env = Env(memory_parts(), emu, attendees=Crowd)
     try:
         cid, title = approved(env, sample_change)
         env.process()
         ch = env.change(cid)
-        assert all_done(ch) and emu.events() == []
+        assert all_done(ch) and events_of(emu, title) == []
         [failed] = mods(ch, "meeting_failed")
         assert failed["code"] == "too_many_attendees" and failed["attendeeCount"] > 500
         assert "meetingMetadata" not in ch
-        assert any(m.subject == f"Approved: {title} ({SAMPLE_DAY})" for m in AwsEmulator.sent_emails())
+        assert any(subject == f"Approved: {title} ({SAMPLE_DAY})"
+                   for sent in env.sent(title).values() for _, subject in sent)
     finally:
         env.close()
 
 
 def test_no_meeting_when_not_required(env, emu, sample_change):
-    cid, _ = approved(env, sample_change, meeting={"required": False})
+    cid, title = approved(env, sample_change, meeting={"required": False})
     env.process()
-    assert all_done(env.change(cid)) and emu.events() == []
+    assert all_done(env.change(cid)) and events_of(emu, title) == []

@@ -1,4 +1,5 @@
-"""Traces and metrics: in-memory exporters in this process; the JSON-lines file across actors."""
+"""Traces and metrics: in-memory exporters in this process (the handler on the in-memory doubles of
+runtime/testing/); the JSON-lines file across actors (Ray, moto, the Graph emulator)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,13 @@ import uuid
 
 import pytest
 from runtime.adapters.s3 import S3ObjectStore
-from runtime.adapters.ses import TenantSes
-from runtime.adapters.sqs import SqsQueue
 from runtime.services.archive import ArchiveRecorder
 from runtime.services.handler import TriggerHandler
 from runtime.services.lifecycle import Lifecycle
 from runtime.services.pacing import RateLimiter
+from runtime.testing.memory_stack import MemoryStack
 from tests.conftest import METRICS as READER
-from tests.conftest import SPANS
+from tests.conftest import SPANS, memory_config
 
 
 def metric_points(name):
@@ -33,27 +33,22 @@ def value(name, **attrs):
     return sum(v for a, v in metric_points(name) if all(a.get(k) == x for k, x in attrs.items()))
 
 
-def first_message(stack, code):
-    q = SqsQueue(stack.clients, stack.cfg.customer(code).queue_name)
-    for _ in range(10):
-        msgs = [m for m in q.receive(10, 1) if "TestEvent" not in m.body]
-        if msgs:
-            return msgs[0]
-    raise AssertionError(f"no message on {code}'s queue")
+def first_message(aws, code):
+    [msg] = aws.messages(code)
+    return msg
 
 
-def test_one_message_one_trace_and_metrics_move(stack, sample_change):
-    store = S3ObjectStore(stack.clients, stack.cfg.bucket)
-    cust = stack.cfg.customer("hts")
-    handler = TriggerHandler(cfg=stack.cfg, customer=cust, store=store,
-                             mailer=TenantSes(stack.clients, stack.cfg, cust), archive=ArchiveRecorder(store),
-                             limiter=RateLimiter(1000))
+def test_one_message_one_trace_and_metrics_move(sample_change):
+    aws = MemoryStack(memory_config())
+    store, cust = aws.store, aws.cfg.customer("hts")
+    handler = TriggerHandler(cfg=aws.cfg, customer=cust, store=store, mailer=aws.mailers["hts"],
+                             archive=ArchiveRecorder(store), limiter=RateLimiter(1000))
     before = {"ok": value("ttr.processing.outcomes", tenant="hts", outcome="success"),
               "sent": value("ttr.emails.sent", tenant="hts"), "deleted": value("ttr.triggers.deleted", tenant="hts"),
               "created": value("ttr.triggers.created", tenant="hts")}
-    cid = Lifecycle(store, stack.cfg.customer_codes).submit({**sample_change, "customers": ["hts"]},
-                                                             actor="ann").change_id
-    msg = first_message(stack, "hts")
+    cid = Lifecycle(store, aws.cfg.customer_codes).submit({**sample_change, "customers": ["hts"]},
+                                                           actor="ann").change_id
+    msg = first_message(aws, "hts")
     SPANS.clear()
     from runtime.telemetry import span
 
@@ -74,18 +69,18 @@ def test_one_message_one_trace_and_metrics_move(stack, sample_change):
     assert value("ttr.triggers.created", tenant="hts") == before["created"] + 1
 
 
-def test_errors_are_recorded_on_spans_and_counted(stack, sample_change):
+def test_errors_are_recorded_on_spans_and_counted(sample_change):
     from runtime.domain.errors import RetryableError
-    from tests.integration.test_handler import FlakyMailer
+    from runtime.testing.memory_mailer import FlakyMailer
 
-    store = S3ObjectStore(stack.clients, stack.cfg.bucket)
-    cust = stack.cfg.customer("hts")
-    flaky = FlakyMailer(TenantSes(stack.clients, stack.cfg, cust), fail_after=0,
+    aws = MemoryStack(memory_config())
+    store, cust = aws.store, aws.cfg.customer("hts")
+    flaky = FlakyMailer(aws.mailers["hts"], fail_after=0,
                         error=RetryableError("sesv2.SendEmail: Throttling", code="Throttling"))
-    handler = TriggerHandler(cfg=stack.cfg, customer=cust, store=store, mailer=flaky,
+    handler = TriggerHandler(cfg=aws.cfg, customer=cust, store=store, mailer=flaky,
                              archive=ArchiveRecorder(store), limiter=RateLimiter(1000))
-    Lifecycle(store, stack.cfg.customer_codes).submit({**sample_change, "customers": ["hts"]}, actor="ann")
-    msg = first_message(stack, "hts")
+    Lifecycle(store, aws.cfg.customer_codes).submit({**sample_change, "customers": ["hts"]}, actor="ann")
+    msg = first_message(aws, "hts")
     before = value("ttr.errors", tenant="hts", type="RetryableError")
     SPANS.clear()
     out = handler.handle(msg)

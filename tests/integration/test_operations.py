@@ -1,4 +1,5 @@
-"""The orphan reconciler and the operator commands, against the moto server."""
+"""The operator commands against the moto server (the orphan reconciler itself runs on the
+in-memory doubles: tests/unit/test_orphans.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,6 @@ import time
 from runtime.adapters.s3 import S3ObjectStore
 from runtime.adapters.sqs import SqsQueue
 from runtime.services.lifecycle import Lifecycle
-from runtime.services.orphans import OrphanReconciler
-from runtime.domain.processing import parse_message
 
 
 def queues(stack):
@@ -27,36 +26,6 @@ def drain(q, timeout=5.0):
     return [m for m in out if "TestEvent" not in m.body]
 
 
-def test_reconciler_wakes_pending_then_reports_stuck_and_deletes_finished(stack, sample_change):
-    store = S3ObjectStore(stack.clients, stack.cfg.bucket)
-    lc = Lifecycle(store, stack.cfg.customer_codes)
-    pending = lc.submit({**sample_change, "customers": ["hts"]}, actor="ann").change_id
-    finished = lc.submit({**sample_change, "customers": ["hts"]}, actor="ann").change_id
-    lc_store = lc.archive
-    lc_store.update(finished, lambda c: {**c, "modifications": c["modifications"] + [
-        {"type": "processed", "key": "processed:hts:1", "customer": "hts", "transition": 1}]})
-    qs = queues(stack)
-    drain(qs["hts"])
-    now = [time.time()]
-    rec = OrphanReconciler(stack.cfg, store, qs, threshold_s=600, max_wakeups=2, clock=lambda: now[0])
-    assert rec.run_once() == []                      # young triggers are left alone
-    now[0] += 601
-    seen = {o.change_id: o for o in rec.run_once()}
-    assert seen[pending].state == "pending" and seen[pending].action == "woken" and seen[pending].pending == [1]
-    assert seen[finished].state == "done" and seen[finished].action == "deleted"
-    assert f"customers/hts/{finished}.json" not in stack.keys("customers/")
-    [wake] = drain(qs["hts"])
-    parsed = parse_message(wake.body, "hts")
-    assert parsed.wakeup and parsed.events[0].change_id == pending
-    # woken again only after another threshold, and at most max_wakeups times
-    assert rec.run_once()[0].action == "none"
-    now[0] += 601
-    assert rec.run_once()[0].action == "woken"
-    now[0] += 601
-    stuck = rec.run_once()[0]
-    assert stuck.state == "stuck" and stuck.action == "none" and stuck.wakeups == 2
-    assert len(drain(qs["hts"])) == 1
-    assert rec.totals["woken"] == 2 and rec.totals["deleted"] == 1 and rec.totals["stuck"] == 1
 
 
 def test_ttr_orphans_lists_stale_triggers(stack, sample_change, run_cli):
