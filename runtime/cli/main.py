@@ -82,7 +82,7 @@ def _report_transition(result, verb: str) -> int:
 
 
 def cmd_change_draft(args) -> int:
-    from runtime.cli.files import load_document
+    from runtime.services.documents import load_document
 
     cfg = _config(args)
     content = load_document(args.file)
@@ -93,7 +93,7 @@ def cmd_change_draft(args) -> int:
 
 
 def cmd_change_submit(args) -> int:
-    from runtime.cli.files import load_document
+    from runtime.services.documents import load_document
 
     if bool(args.file) == bool(args.draft):
         raise InvalidInput("change submit: give either FILE or --draft ID (not both, not neither)")
@@ -119,7 +119,7 @@ def _transition(action: str, verb: str):
             if args.timezone:
                 params["timezone"] = args.timezone
         if action == "update":
-            from runtime.cli.files import load_document
+            from runtime.services.documents import load_document
             from runtime.domain.rules import check_known_fields
 
             doc = load_document(args.file)
@@ -152,7 +152,7 @@ def cmd_change_review(kind: str):
 
 
 def cmd_change_example(args) -> int:
-    from runtime.cli.files import dump_yaml, example_change
+    from runtime.services.documents import dump_yaml, example_change
 
     _out(dump_yaml(example_change(args.days)).rstrip())
     return 0

@@ -144,8 +144,6 @@ class MessagePump:
                 await asyncio.sleep(self.s.receive_linger)
 
     async def _run(self, message: QueueMessage, received: tuple[int, int]) -> None:
-        from opentelemetry.trace import SpanKind
-
         from runtime.telemetry import metrics, span, tracer
 
         self.started_work[message.receipt] = started = self.clock()
@@ -156,7 +154,7 @@ class MessagePump:
         with span("ttr.message", {"ttr.tenant": self.tenant, "messaging.system": "aws_sqs",
                                   "messaging.message.id": message.message_id,
                                   "ttr.receive_count": message.receive_count},
-                  kind=SpanKind.CONSUMER, start_time=received[0]) as root:
+                  kind="consumer", start_time=received[0]) as root:
             tracer().start_span("sqs.receive", start_time=received[0]).end(end_time=received[1])
             kind = "unknown"
             try:
