@@ -317,12 +317,15 @@ def cmd_rejected_replay(args) -> int:
 
 
 def cmd_status(args) -> int:
+    from actors.observe import gather  # imports Ray only once ray_connection connects
     from runtime.domain.alerts import load_alerts
-    from runtime.services.status import gather, render, to_json
+    from runtime.local.runtime_host import ray_connection
+    from runtime.services.status import render, to_json
 
     cfg = _config(args)
     alerts = load_alerts(args.alerts)
-    st = gather(cfg, alerts, address=args.address, namespace=args.namespace)
+    st = gather(cfg, alerts, namespace=args.namespace,
+                connect=lambda: ray_connection(args.address, args.namespace))
     if args.json:
         _out(json.dumps(to_json(st), indent=2))
     else:
