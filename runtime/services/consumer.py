@@ -24,6 +24,7 @@ from typing import Callable
 
 from runtime.domain.alerts import WindowCounter
 from runtime.domain.errors import TtrError
+from runtime.domain.queues import VISIBILITY_TIMEOUT
 from runtime.ports import Queue, QueueMessage
 
 log = logging.getLogger("ttr.consumer")
@@ -33,7 +34,7 @@ log = logging.getLogger("ttr.consumer")
 class PumpSettings:
     concurrency: int = 8          # messages handled at once
     poll_wait: int = 20           # seconds of an SQS long poll
-    visibility: int = 60          # the queue's visibility timeout (bootstrap sets the same)
+    visibility: int = VISIBILITY_TIMEOUT  # the queue's visibility timeout (provisioning sets it)
     heartbeat_every: float = 20.0  # extend a message in flight this often
     ack_linger: float = 1.0       # an ack waits this long for others to share its batch (a late delete is harmless)
     gauge_every: float = 60.0     # queue and DLQ depth refresh, after an empty poll
