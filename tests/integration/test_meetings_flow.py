@@ -7,100 +7,17 @@ import json
 import urllib.request
 import uuid
 
-import pytest
 
 from tests.conftest import SAMPLE_DAY
 
-from runtime.adapters.graph import GraphCalendar
 from runtime.adapters.s3 import S3ObjectStore
-from runtime.adapters.ses import TenantSes
-from runtime.adapters.sqs import SqsQueue
-from runtime.services.archive import ArchiveRecorder, ArchiveStore
-from runtime.services.meeting_service import BlockingMeetings, LocalAttendees, MeetingService, sync_load, sync_record
-from runtime.services.handler import TriggerHandler
-from runtime.services.lifecycle import Lifecycle
+from runtime.services.archive import ArchiveRecorder
 from runtime.local.aws_emulator import AwsEmulator
-from runtime.services.pacing import RateLimiter
 from runtime.domain.processing import plan
-from tests.conftest import GRAPH_ORGANIZER, make_stack, window
+from tests.conftest import window
+from tests.integration.meetings_env import CUSTOMERS, Crowd, Env, mods
 
-CUSTOMERS = ["hts", "htsnonprod", "acme"]
 EXPECTED_ATTENDEES = {"alice@example.com", "carol@example.com", "dana@example.com", "zed@acme.example.com"}
-
-
-def three_customers(data):
-    data["customers"].append({"code": "acme", "name": "ACME Corp",
-                              "ses_role_arn": "arn:aws:iam::333333333333:role/ttr-ses-sender",
-                              "queue": f"ttr-acme-{uuid.uuid4().hex[:6]}",
-                              "contact_list": data["customers"][0]["contact_list"],
-                              "sender": "notifications@acme.example.com"})
-    data["local"]["contacts"]["acme"] = [
-        {"email": "Alice@Example.com", "topics": {"aws-calendar": "OPT_IN"}},   # same person as hts's alice
-        {"email": "zed@acme.example.com", "topics": {"aws-calendar": "OPT_IN"}},
-        {"email": "quiet@acme.example.com"}]
-
-
-class Env:
-    def __init__(self, stack, emu, *, timeout=30.0, attendees=None, recorder=None):
-        self.stack, self.emu = stack, emu
-        self.store = S3ObjectStore(stack.clients, stack.cfg.bucket)
-        self.lc = Lifecycle(self.store, stack.cfg.customer_codes)
-        self.recorder = recorder or ArchiveRecorder(self.store)
-        self.handlers = {c.code: TriggerHandler(cfg=stack.cfg, customer=c, store=self.store,
-                                                mailer=TenantSes(stack.clients, stack.cfg, c),
-                                                archive=self.recorder, limiter=RateLimiter(1000))
-                         for c in stack.cfg.customers}
-        source = attendees(self.handlers) if attendees else LocalAttendees(self.handlers)
-        self.meetings = BlockingMeetings(lambda: MeetingService(
-            calendar=GraphCalendar(emu.base_url, GRAPH_ORGANIZER, static_token="local", retry_delay=0,
-                                   timeout=timeout, max_inline_wait=5),
-            attendees=source, load=sync_load(ArchiveStore(self.store)), record=sync_record(self.recorder),
-            portal_base_url=stack.cfg.email.portal_base_url))
-        for h in self.handlers.values():
-            h.meetings = self.meetings
-
-    def process(self, rounds=6):
-        """Receive and handle every tenant's messages; unacked ones are made visible again at once."""
-        outcomes = []
-        for _ in range(rounds):
-            busy = False
-            for code in self.stack.cfg.customer_codes:
-                q = SqsQueue(self.stack.clients, self.stack.cfg.customer(code).queue_name)
-                for m in q.receive(10, 0):
-                    busy = True
-                    out = self.handlers[code].handle(m)
-                    outcomes.append(out)
-                    if out.ack:
-                        q.delete_batch([m.receipt])
-                    else:
-                        q.set_visibility(m.receipt, 0)
-            if not busy:
-                break
-        return outcomes
-
-    def change(self, cid):
-        return self.stack.get_json(f"archive/{cid}.json")
-
-    def close(self):
-        self.meetings.close()
-
-
-@pytest.fixture()
-def stack3(aws_emulator, tmp_path):
-    return make_stack(aws_emulator.endpoint_url, tmp_path, three_customers)
-
-
-@pytest.fixture()
-def emu(graph_emulator):
-    graph_emulator.reset()
-    return graph_emulator
-
-
-@pytest.fixture()
-def env(stack3, emu):
-    e = Env(stack3, emu)
-    yield e
-    e.close()
 
 
 def fault(emu, **spec):
@@ -121,10 +38,6 @@ def instant(value):
     from datetime import datetime
 
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def mods(change, type_):
-    return [m for m in change["modifications"] if m["type"] == type_]
 
 
 def all_done(change):
@@ -236,15 +149,6 @@ def test_cancel_cancels_once_records_once_and_announces(env, emu, sample_change)
     assert cancelled == {"111111111111": {"alice@example.com", "chris@example.com"},
                          "222222222222": {"dana@example.com", "erin@example.com"},
                          "333333333333": {"Alice@Example.com", "zed@acme.example.com", "quiet@acme.example.com"}}
-
-
-class Crowd(LocalAttendees):
-    """One tenant with more calendar subscribers than Graph allows on one event."""
-
-    async def calendar_recipients(self, customer):
-        if customer == "acme":
-            return [f"person{i}@acme.example.com" for i in range(501)]
-        return await super().calendar_recipients(customer)
 
 
 def test_too_many_attendees_records_meeting_failed_and_still_emails(stack3, emu, sample_change):
