@@ -15,9 +15,9 @@ import ray
 
 from actors.messages import AlertsHealth, config_of
 from actors.periodic import PeriodicWorker
+from actors.proxies import ALERT_ACTOR_NAME  # noqa: F401 - re-exported: the name's old home
 
 log = logging.getLogger("ttr.alerts")
-ALERT_ACTOR_NAME = "alerts"
 
 
 class AlertWorker(PeriodicWorker):

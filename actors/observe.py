@@ -27,9 +27,13 @@ def aws_view(cfg: Config, now: float) -> dict[str, TenantStatus]:
 
 def cluster_view(tenants: dict[str, TenantStatus], namespace: str) -> ClusterView:
     """The actors' health in ``namespace`` (Ray is connected)."""
-    from actors.proxies import customer_actor_name, health_by_name
+    from actors.proxies import (ALERT_ACTOR_NAME, ARCHIVE_ACTOR_NAME, FEEDBACK_ACTOR_NAME, MEETINGS_ACTOR_NAME,
+                                RECONCILER_ACTOR_NAME, customer_actor_name, health_by_name)
 
-    return fill_health(tenants, lambda name: health_by_name(name, namespace), customer_actor_name, namespace)
+    names = {"archive": ARCHIVE_ACTOR_NAME, "meetings": MEETINGS_ACTOR_NAME, "alerts": ALERT_ACTOR_NAME,
+             "feedback": FEEDBACK_ACTOR_NAME, "reconciler": RECONCILER_ACTOR_NAME}
+    return fill_health(tenants, lambda code: health_by_name(customer_actor_name(code), namespace),
+                       lambda role: health_by_name(names[role], namespace), namespace)
 
 
 def gather(cfg: Config, alerts: AlertConfig, *, namespace: str = "ttr",

@@ -17,8 +17,9 @@ from runtime.domain.alerts import AlertConfig, Firing, Observation, evaluate, fa
 from runtime.domain.config import Config
 from runtime.domain.errors import TtrError
 from runtime.ports import ObjectStore, Queue
+from runtime.services.orphans import DEFAULT_THRESHOLD_S
 
-ORPHAN_AGE_MINUTES = 10.0   # a trigger older than this is reported as an orphan
+ORPHAN_AGE_MINUTES = DEFAULT_THRESHOLD_S / 60   # a trigger older than this is reported as an orphan
 
 
 @dataclass
@@ -92,15 +93,16 @@ def tenant_view(cfg: Config, store: ObjectStore, queue: Callable[[str], Queue], 
     return out
 
 
-def fill_health(tenants: dict[str, TenantStatus], health: Callable[[str], dict | None],
-                actor_name: Callable[[str], str], namespace: str) -> ClusterView:
-    """The actors' health into the tenants (``health(name)``: None when there is no such actor;
-    ``actor_name(code)``: a tenant's actor), and what the cluster said besides."""
+def fill_health(tenants: dict[str, TenantStatus], customer: Callable[[str], dict | None],
+                service: Callable[[str], dict | None], namespace: str) -> ClusterView:
+    """The actors' health into the tenants, and what the cluster said besides: ``customer(code)``
+    is a tenant's actor's health, ``service(role)`` that of the archive, meetings, alerts, feedback
+    or reconciler actor (None: no such actor)."""
     for code, t in tenants.items():
-        t.actor = health(actor_name(code))
-    archive, meetings = health("archive"), health("meetings")
-    loops = {name: health(name) for name in ("alerts", "feedback")}
-    reconciler = health("reconciler")
+        t.actor = customer(code)
+    archive, meetings = service("archive"), service("meetings")
+    loops = {role: service(role) for role in ("alerts", "feedback")}
+    reconciler = service("reconciler")
     if reconciler and reconciler.get("ok"):
         for t in tenants.values():
             t.stuck = sum(1 for o in reconciler.get("last", []) if o.get("customer") == t.code
