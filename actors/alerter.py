@@ -1,6 +1,6 @@
 """AlertActor: the alert rules, evaluated inside the runtime on ``alerting.interval_seconds``.
 
-Each pass gathers what ``ttr status`` shows (``runtime.services.status.gather``: AWS and the actors'
+Each pass gathers what ``ttr status`` shows (``actors.observe.gather``: AWS and the actors'
 health), evaluates ``configs/alerts.yaml`` (or ``alerting.rules``), and sends the notices the
 pass owes (``runtime.domain.notices``: fire once, resolve once) to the configured sinks.
 """
@@ -15,9 +15,9 @@ import ray
 
 from actors.messages import AlertsHealth, config_of
 from actors.periodic import PeriodicWorker
+from actors.proxies import ALERT_ACTOR_NAME  # noqa: F401 - re-exported: the name's old home
 
 log = logging.getLogger("ttr.alerts")
-ALERT_ACTOR_NAME = "alerts"
 
 
 class AlertWorker(PeriodicWorker):
@@ -29,7 +29,7 @@ class AlertWorker(PeriodicWorker):
         from runtime.telemetry import setup_telemetry
 
         setup_telemetry("alerts")
-        # A pass calls ray.get (the actors' health, through runtime.services.status) in a worker thread, not
+        # A pass calls ray.get (the actors' health, through actors.observe) in a worker thread, not
         # on the event loop; Ray's warning about blocking gets in async actors does not apply.
         os.environ["RAY_WARN_BLOCKING_GET_INSIDE_ASYNC"] = "0"
         self.cfg = config_of(cfg_data)
@@ -58,7 +58,8 @@ class AlertWorker(PeriodicWorker):
             log.exception("alert pass failed")
 
     def run_once(self) -> list[dict]:
-        from runtime.services.status import gather, nodes
+        from actors.observe import gather
+        from runtime.services.status import nodes
         from runtime.telemetry import metrics, span
 
         with span("alerts.pass"):

@@ -13,9 +13,9 @@ import logging
 import ray
 
 from actors.messages import FeedbackHealth, config_of
+from actors.proxies import FEEDBACK_ACTOR_NAME  # noqa: F401 - re-exported: the name's old home
 
 log = logging.getLogger("ttr.feedback")
-FEEDBACK_ACTOR_NAME = "feedback"
 RETRY_AFTER = 5.0
 
 

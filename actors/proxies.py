@@ -22,8 +22,12 @@ from actors.messages import (AttendeesRequest, AttendeesResult, MeetingCall, Mee
 CALL_TIMEOUT = 120.0
 MEETING_TIMEOUT = 300.0
 HEALTH_TIMEOUT = 10.0
+# Every named actor's name, in one place (``ttr status`` and the alert actor find them by it).
 ARCHIVE_ACTOR_NAME = "archive"
 MEETINGS_ACTOR_NAME = "meetings"
+ALERT_ACTOR_NAME = "alerts"
+FEEDBACK_ACTOR_NAME = "feedback"
+RECONCILER_ACTOR_NAME = "reconciler"
 
 
 def customer_actor_name(code: str) -> str:

@@ -12,9 +12,9 @@ from runtime.domain.errors import TtrError
 
 from actors.messages import ReconcilerHealth, config_of
 from actors.periodic import PeriodicWorker
+from actors.proxies import RECONCILER_ACTOR_NAME  # noqa: F401 - re-exported: the name's old home
 
 log = logging.getLogger("ttr.orphans")
-RECONCILER_ACTOR_NAME = "reconciler"
 
 
 class ReconcilerWorker(PeriodicWorker):

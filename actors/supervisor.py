@@ -16,6 +16,7 @@ import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayError
 
 from runtime.domain.config import Config
+from runtime.services.orphans import DEFAULT_THRESHOLD_S
 from runtime.telemetry import metrics, observe, setup_telemetry
 
 from actors.alerter import ALERT_ACTOR_NAME, AlertActor
@@ -58,7 +59,7 @@ def init_ray(address: str | None = None, namespace: str = DEFAULT_NAMESPACE, cfg
 
 class Runtime:
     def __init__(self, cfg: Config, *, namespace: str = DEFAULT_NAMESPACE, concurrency: int = 8,
-                 poll_wait: int = 20, orphan_threshold_s: float = 600.0, orphan_interval_s: float = 60.0,
+                 poll_wait: int = 20, orphan_threshold_s: float = DEFAULT_THRESHOLD_S, orphan_interval_s: float = 60.0,
                  max_wakeups: int = 3, customer_cls=None, archive_cls=None, meetings_cls=None,
                  base_backoff: float | None = None, alert_interval_s: float | None = None,
                  fit_wait: float | None = 0.0):

@@ -88,6 +88,40 @@ class Mailer(Protocol):
         extra ``headers``; returns the SES message id."""
 
 
+class ContactStore(Protocol):
+    """One customer's contact lists, administered through its own SES (``TenantSes``)."""
+
+    def all_contacts(self, contact_list: str) -> list[dict]:
+        """Every contact (every page), without attributes, as SES returns them."""
+
+    def get_contact(self, contact_list: str, email: str) -> dict:
+        """One contact with its ``AttributesData``; NotFound when it is not on the list."""
+
+    def contact_list_topics(self, contact_list: str) -> list[dict]:
+        """The list's ``Topics``; NotFound when the list does not exist."""
+
+    def put_contact_list(self, contact_list: str, topics: list[dict], *, create: bool) -> None: ...
+
+    def put_contact(self, contact_list: str, email: str, *, preferences: dict[str, str],
+                    unsubscribe_all: bool, attributes: dict[str, str] | None, create: bool) -> None:
+        """Create or update one contact with its complete preferences."""
+
+    def delete_contact(self, contact_list: str, email: str) -> None: ...
+
+
+class Directory(Protocol):
+    """Groups of people and their email addresses (IAM Identity Center's identity store)."""
+
+    def group_id(self, name: str) -> str:
+        """The id of the group named ``name``; NotFound when there is none."""
+
+    def member_ids(self, group_id: str) -> list[str]:
+        """The user ids of the group's direct members, every page."""
+
+    def email_of(self, user_id: str) -> str | None:
+        """The user's primary email (else the first one); None when the user has none."""
+
+
 # ---------------------------------------------------------------------------------------------
 # Calendar (Microsoft Graph). The data types live with the pure meeting logic.
 

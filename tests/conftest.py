@@ -202,6 +202,35 @@ def ray_session():
     ray.shutdown()
 
 
+def running_runtime(cfg, prefix: str):
+    """A supervised runtime of ``cfg`` in a namespace of its own on the session's Ray, for a
+    module's ``runtime`` fixture: ``with`` it, ``yield`` it (shut down when the block ends)."""
+    import contextlib
+
+    from actors.supervisor import Runtime
+
+    @contextlib.contextmanager
+    def run():
+        rt = Runtime(cfg, namespace=f"ttr-{prefix}-{uuid.uuid4().hex[:8]}", poll_wait=1).start()
+        rt.supervise_in_background()
+        try:
+            yield rt
+        finally:
+            rt.shutdown(timeout=5)
+
+    return run()
+
+
+def all_processed(lc, change_id):
+    """For ``wait_for``: the change once every customer has processed every transition, else None."""
+    from runtime.domain.processing import plan
+
+    def check():
+        ch = lc.show(change_id)
+        return ch if all(not plan(ch, c).steps for c in ch["customers"]) else None
+    return check
+
+
 class Stack:
     def __init__(self, cfg, path, clients):
         self.cfg, self.path, self.clients = cfg, path, clients
@@ -220,6 +249,13 @@ class Stack:
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.cfg.bucket):
             out.update({o["Key"]: o["ETag"] for o in page.get("Contents", [])})
         return out
+
+    def lifecycle(self, **kw):
+        """The change lifecycle over this stack's bucket (``kw``: e.g. ``topics`` for announcements)."""
+        from runtime.adapters.s3 import S3ObjectStore
+        from runtime.services.lifecycle import Lifecycle
+
+        return Lifecycle(S3ObjectStore(self.clients, self.cfg.bucket), self.cfg.customer_codes, **kw)
 
     def get_json(self, key: str) -> dict:
         import json

@@ -156,6 +156,15 @@ def graph_errors(operation: str) -> Iterator[None]:
         raise translate(exc, operation) from exc
 
 
+def request_token(host: str, tenant: str, client: str, secret: str) -> None:
+    """Ask Entra ID for an app-only token for ``host`` (the doctor's graph/token check); any
+    failure comes out as our error (``graph_errors``), the token itself is dropped."""
+    from azure.identity import ClientSecretCredential
+
+    with graph_errors("graph.token"):
+        ClientSecretCredential(tenant, client, secret).get_token(f"https://{host}/.default")
+
+
 # --- SDK plumbing -----------------------------------------------------------------------------
 class _StaticToken(AccessTokenProvider):
     """A fixed bearer token (the emulator accepts any non-empty one), for allowed hosts only."""

@@ -34,7 +34,7 @@ def _announcement(lc, announcement_id: str) -> dict:
 
 def cmd_submit(args) -> int:
     from runtime.cli.main import _report_transition, actor_of
-    from runtime.cli.files import load_document
+    from runtime.services.documents import load_document
 
     _, lc = _lifecycle(args)
     result = lc.announce(load_document(args.file), actor=actor_of(args), allow_past=args.allow_past)

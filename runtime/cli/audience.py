@@ -115,11 +115,19 @@ def _setup(args):
     return cfg, _clients(cfg)
 
 
+def _book(cfg, clients, customer):
+    """One customer's contacts, through its own SES (throttling retried)."""
+    from runtime.adapters.ses import TenantSes
+    from runtime.services.contacts import CustomerContacts
+
+    return CustomerContacts(cfg, customer, TenantSes.for_admin(clients, cfg, customer))
+
+
 def _one(args):
-    from runtime.services.contacts import CustomerContacts, customer_of
+    from runtime.services.contacts import customer_of
 
     cfg, clients = _setup(args)
-    return cfg, CustomerContacts(cfg, clients, customer_of(cfg, args.customer))
+    return cfg, _book(cfg, clients, customer_of(cfg, args.customer))
 
 
 def _codes(cfg, wanted) -> list[str]:
@@ -221,14 +229,13 @@ def cmd_export(args) -> int:
 
 
 def cmd_topics_sync(args) -> int:
-    from runtime.services.contacts import CustomerContacts
     from runtime.domain.errors import TtrError
 
     cfg, clients = _setup(args)
     done: list[str] = []
     codes = _codes(cfg, args.customer)
     for code in codes:
-        book = CustomerContacts(cfg, clients, cfg.customer(code))
+        book = _book(cfg, clients, cfg.customer(code))
         try:
             steps = book.sync_topics(dry_run=args.dry_run)
         except TtrError as exc:
@@ -246,14 +253,16 @@ def cmd_topics_sync(args) -> int:
 
 def cmd_identity_sync(args) -> int:
     from runtime.domain.audience import plan_identity
-    from runtime.services.contacts import CustomerContacts, identity_members
+    from runtime.adapters.identity import IdentityStore
+    from runtime.services.contacts import identity_members
 
     cfg, clients = _setup(args)
     codes = _codes(cfg, args.customer)
-    members = identity_members(cfg, clients, codes, _err)   # everything read before any write
+    members = identity_members(cfg, lambda store_id, region: IdentityStore(clients, store_id, region),
+                               codes, _err)   # everything read before any write
     status = 0
     for code in codes:
-        book = CustomerContacts(cfg, clients, cfg.customer(code))
+        book = _book(cfg, clients, cfg.customer(code))
         actions = plan_identity(book.contacts(attributes=True), members.get(code, {}))
         status = max(status, _run_plan(book, actions, args.dry_run, f"identity sync {book.where}"))
         if status:

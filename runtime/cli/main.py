@@ -82,7 +82,7 @@ def _report_transition(result, verb: str) -> int:
 
 
 def cmd_change_draft(args) -> int:
-    from runtime.cli.files import load_document
+    from runtime.services.documents import load_document
 
     cfg = _config(args)
     content = load_document(args.file)
@@ -93,7 +93,7 @@ def cmd_change_draft(args) -> int:
 
 
 def cmd_change_submit(args) -> int:
-    from runtime.cli.files import load_document
+    from runtime.services.documents import load_document
 
     if bool(args.file) == bool(args.draft):
         raise InvalidInput("change submit: give either FILE or --draft ID (not both, not neither)")
@@ -119,7 +119,7 @@ def _transition(action: str, verb: str):
             if args.timezone:
                 params["timezone"] = args.timezone
         if action == "update":
-            from runtime.cli.files import load_document
+            from runtime.services.documents import load_document
             from runtime.domain.rules import check_known_fields
 
             doc = load_document(args.file)
@@ -152,7 +152,7 @@ def cmd_change_review(kind: str):
 
 
 def cmd_change_example(args) -> int:
-    from runtime.cli.files import dump_yaml, example_change
+    from runtime.services.documents import dump_yaml, example_change
 
     _out(dump_yaml(example_change(args.days)).rstrip())
     return 0
@@ -317,12 +317,15 @@ def cmd_rejected_replay(args) -> int:
 
 
 def cmd_status(args) -> int:
+    from actors.observe import gather  # imports Ray only once ray_connection connects
     from runtime.domain.alerts import load_alerts
-    from runtime.services.status import gather, render, to_json
+    from runtime.local.runtime_host import ray_connection
+    from runtime.services.status import render, to_json
 
     cfg = _config(args)
     alerts = load_alerts(args.alerts)
-    st = gather(cfg, alerts, address=args.address, namespace=args.namespace)
+    st = gather(cfg, alerts, namespace=args.namespace,
+                connect=lambda: ray_connection(args.address, args.namespace))
     if args.json:
         _out(json.dumps(to_json(st), indent=2))
     else:

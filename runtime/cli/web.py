@@ -12,7 +12,7 @@ def _err(msg: str) -> None:
 def cmd_web(args) -> int:
     from runtime.domain.config import load_config
     from runtime.local.stack import wait_for_signal
-    from runtime.web._auth import demo_exposed, demo_logins
+    from runtime.services.logins import demo_exposed, demo_logins
     from runtime.web._server import start_portal
 
     cfg = load_config(args.config)
@@ -60,7 +60,7 @@ def _read_password(stdin=None) -> str:
 
 
 def cmd_hash_password(args) -> int:
-    from runtime.web._auth import hash_password
+    from runtime.services.logins import hash_password
 
     print(hash_password(_read_password()), flush=True)
     return 0

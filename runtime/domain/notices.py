@@ -1,6 +1,6 @@
 """Alerts that reach people: which notices a pass produces, and what they say. Pure, no I/O.
 
-The ``AlertActor`` (``actors/alerter.py``) asks ``runtime.services.status`` for the same observations and
+The ``AlertActor`` (``actors/alerter.py``) asks ``actors.observe`` for the same observations and
 firings ``ttr status`` shows, every ``alerting.interval_seconds``, and hands each pass's firings
 to an ``AlertTracker``. The tracker remembers what fires, so an alert is announced once when it
 starts firing (again if its severity changes) and once when it stops: a pass that finds the

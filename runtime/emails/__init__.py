@@ -252,6 +252,16 @@ def portal_url(portal_base_url: str, change_id: str) -> str:
     return f"{portal_base_url.rstrip('/')}/changes/{quote(change_id, safe='')}"
 
 
+def _spec(kind: str, first_request: bool) -> _Kind:
+    return _UPDATED if kind == "approval_request" and not first_request else KINDS[kind]
+
+
+def subject_line(kind: str, title: str, *, first_request: bool = True, day: str = "") -> str:
+    """The subject of a change email of ``kind`` about a change titled ``title``; ``day`` is the
+    window's start day in the reader's zone (left out when empty)."""
+    return _subject(_spec(kind, first_request).subject, _one_line(title) or "(untitled change)", day)
+
+
 def _subject(prefix: str, title: str, day: str = "") -> str:
     """``Approved: Patch the fleet (Tue 8 Dec 2026)``; a long title is cut, never the date."""
     suffix = f" ({day})" if day else ""
@@ -287,7 +297,7 @@ def render_email(kind: str, change: Mapping, *, customer_code: str, customer_nam
     if kind not in KINDS:
         raise ValueError(f"unknown email kind {kind!r}; known: {', '.join((*KINDS, *ANNOUNCEMENT_KINDS))}")
     updated = kind == "approval_request" and not first_request
-    spec = _UPDATED if updated else KINDS[kind]
+    spec = _spec(kind, first_request)
     change_id = _text(change.get("changeId"))
     title = _one_line(_text(change.get("title"))) or change_id or "(untitled change)"
     customer = _text(customer_name) or _text(customer_code)
@@ -342,6 +352,6 @@ def render_email(kind: str, change: Mapping, *, customer_code: str, customer_nam
         "button": "Review and approve" if kind == "approval_request" else "View the change",
         "unsubscribe_url": UNSUBSCRIBE_PLACEHOLDER,
     }
-    return RenderedEmail(subject=_subject(spec.subject, title, _start_day(schedule, zone)),
+    return RenderedEmail(subject=subject_line(kind, title, first_request=first_request, day=_start_day(schedule, zone)),
                          html=_ENV.get_template("change.html").render(ctx),
                          text=_ENV.get_template("change.txt").render(ctx))

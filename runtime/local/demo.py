@@ -15,7 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from runtime.domain.config import DEFAULT_CONFIG_PATH, Config
-from runtime.cli.files import example_change
+from runtime.services.documents import example_change
 
 DEADLINE = 120.0
 

@@ -99,17 +99,16 @@ def write_ray_address() -> None:
     """`ttr status` finds the embedded runtime's Ray through .ttr/ray-address."""
     import ray
 
-    from pathlib import Path
+    from runtime.local.runtime_host import RAY_ADDRESS_FILE
 
-    p = Path(".ttr")
-    p.mkdir(exist_ok=True)
-    (p / "ray-address").write_text(ray.get_runtime_context().gcs_address + "\n")
+    RAY_ADDRESS_FILE.parent.mkdir(exist_ok=True)
+    RAY_ADDRESS_FILE.write_text(ray.get_runtime_context().gcs_address + "\n")
 
 
 def clear_ray_address() -> None:
-    from pathlib import Path
+    from runtime.local.runtime_host import RAY_ADDRESS_FILE
 
-    Path(".ttr", "ray-address").unlink(missing_ok=True)
+    RAY_ADDRESS_FILE.unlink(missing_ok=True)
 
 
 def run_local_up(cfg: Config, *, emulators_only: bool) -> int:

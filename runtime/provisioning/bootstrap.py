@@ -23,10 +23,9 @@ from runtime.adapters.aws import AwsClients, assume_customer_role, aws_errors
 from runtime.domain.audience import plan_topics, ses_topics
 from runtime.domain.config import Config, CustomerConfig
 from runtime.domain.errors import AlreadyExists, NotFound
+from runtime.domain.queues import MAX_RECEIVE_COUNT, VISIBILITY_TIMEOUT
 from runtime.services.feedback import feedback_topic_arn
 
-VISIBILITY_TIMEOUT = 60          # seconds; heartbeats extend it while work runs
-MAX_RECEIVE_COUNT = 5
 RETENTION = 4 * 24 * 3600        # main queue: 4 days
 DLQ_RETENTION = 14 * 24 * 3600   # DLQ: 14 days, the maximum
 WAIT_TIME = 20                   # long polling

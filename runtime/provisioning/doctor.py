@@ -25,7 +25,8 @@ from runtime.domain.audience import plan_topics
 from runtime.domain.config import Config, CustomerConfig
 from runtime.domain.errors import NotFound, PermanentError, TtrError
 from runtime.services.feedback import feedback_topic_arn
-from runtime.provisioning.bootstrap import MAX_RECEIVE_COUNT, notification_rule
+from runtime.domain.queues import MAX_RECEIVE_COUNT
+from runtime.provisioning.bootstrap import notification_rule
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 PROBE_CHANGE_ID = "ttr-doctor-probe"   # a changeId no meeting carries: the lookup finds nothing
@@ -102,7 +103,7 @@ class Doctor:
 
     def check_portal_sign_ins(self) -> None:
         """The README's demo passwords must never reach a portal others can use."""
-        from runtime.web._auth import DEMO_PASSWORD_SUFFIX, demo_exposed, demo_logins
+        from runtime.services.logins import DEMO_PASSWORD_SUFFIX, demo_exposed, demo_logins
 
         names = [d["username"] for d in demo_logins(self.cfg) if d["password"]]
         if not names:
@@ -506,15 +507,11 @@ class Doctor:
         self._graph_mailbox()
 
     def _graph_token(self, host: str, fix: str) -> bool:
-        from azure.identity import ClientSecretCredential
-
-        from runtime.adapters.graph import graph_errors
+        from runtime.adapters.graph import request_token
 
         tenant, client = os.environ["AZURE_TENANT_ID"], os.environ["AZURE_CLIENT_ID"]
         try:
-            with graph_errors("graph.token"):
-                ClientSecretCredential(tenant, client, os.environ["AZURE_CLIENT_SECRET"]).get_token(
-                    f"https://{host}/.default")
+            request_token(host, tenant, client, os.environ["AZURE_CLIENT_SECRET"])
         except TtrError as exc:
             self._add("graph/token", FAIL, f"no token for client {client} in tenant {tenant}: {exc}", fix)
             return False

@@ -24,6 +24,7 @@ from typing import Callable
 
 from runtime.domain.alerts import WindowCounter
 from runtime.domain.errors import TtrError
+from runtime.domain.queues import VISIBILITY_TIMEOUT
 from runtime.ports import Queue, QueueMessage
 
 log = logging.getLogger("ttr.consumer")
@@ -33,7 +34,7 @@ log = logging.getLogger("ttr.consumer")
 class PumpSettings:
     concurrency: int = 8          # messages handled at once
     poll_wait: int = 20           # seconds of an SQS long poll
-    visibility: int = 60          # the queue's visibility timeout (bootstrap sets the same)
+    visibility: int = VISIBILITY_TIMEOUT  # the queue's visibility timeout (provisioning sets it)
     heartbeat_every: float = 20.0  # extend a message in flight this often
     ack_linger: float = 1.0       # an ack waits this long for others to share its batch (a late delete is harmless)
     gauge_every: float = 60.0     # queue and DLQ depth refresh, after an empty poll
@@ -144,8 +145,6 @@ class MessagePump:
                 await asyncio.sleep(self.s.receive_linger)
 
     async def _run(self, message: QueueMessage, received: tuple[int, int]) -> None:
-        from opentelemetry.trace import SpanKind
-
         from runtime.telemetry import metrics, span, tracer
 
         self.started_work[message.receipt] = started = self.clock()
@@ -156,7 +155,7 @@ class MessagePump:
         with span("ttr.message", {"ttr.tenant": self.tenant, "messaging.system": "aws_sqs",
                                   "messaging.message.id": message.message_id,
                                   "ttr.receive_count": message.receive_count},
-                  kind=SpanKind.CONSUMER, start_time=received[0]) as root:
+                  kind="consumer", start_time=received[0]) as root:
             tracer().start_span("sqs.receive", start_time=received[0]).end(end_time=received[1])
             kind = "unknown"
             try:

@@ -10,14 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Sequence
 
-from runtime.adapters.aws import AwsClients
-from runtime.adapters.ses import TenantSes
 from runtime.domain.audience import Action, TopicStep, merge_mapped, plan_topics, ses_topics
 from runtime.domain.config import Config, CustomerConfig
 from runtime.domain.errors import InvalidInput, NotFound, TtrError
 from runtime.domain.recipients import Contact
-
-ADMIN_RETRIES = 4   # throttled contact calls are retried this often (backoff 0.2, 0.4, 0.8, 1.6 s)
+from runtime.ports import ContactStore, Directory
 
 
 def customer_of(cfg: Config, code: str) -> CustomerConfig:
@@ -49,13 +46,13 @@ class Applied:
 
 
 class CustomerContacts:
-    """One customer's contact list, through that customer's role."""
+    """One customer's contact list, through that customer's role (``ses``: its ContactStore)."""
 
-    def __init__(self, cfg: Config, clients: AwsClients, customer: CustomerConfig):
+    def __init__(self, cfg: Config, customer: CustomerConfig, ses: ContactStore):
         self.cfg = cfg
         self.customer = customer
         self.contact_list = customer.contact_list
-        self.ses = TenantSes(clients, cfg, customer, retries=ADMIN_RETRIES)
+        self.ses = ses
 
     @property
     def where(self) -> str:
@@ -119,16 +116,15 @@ class CustomerContacts:
         return steps
 
 
-def identity_members(cfg: Config, clients: AwsClients, codes: Iterable[str],
+def identity_members(cfg: Config, directory: Callable[[str, str], Directory], codes: Iterable[str],
                      warn: Callable[[str], None]) -> dict[str, dict[str, dict[str, str]]]:
     """customer code -> email -> mapped topics, from every mapped group (read fully, every page,
-    before anything is written). A user without an email address is skipped with a warning."""
-    from runtime.adapters.identity import IdentityStore
-
+    before anything is written). A user without an email address is skipped with a warning.
+    ``directory(store_id, region)`` opens the configured identity store."""
     ic = cfg.identity_center
     if ic is None:
         raise InvalidInput(f"{cfg.source}: identity_center is not configured (identity_store_id, mappings)")
-    store = IdentityStore(clients, ic.identity_store_id, ic.region or cfg.region)
+    store = directory(ic.identity_store_id, ic.region or cfg.region)
     wanted = set(codes)
     grants: dict[str, dict[str, list[Mapping[str, str]]]] = {c: {} for c in wanted}
     emails: dict[str, str | None] = {}

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Awaitable, Callable, Mapping, Protocol, Sequence
+from typing import Awaitable, Callable, Mapping, Protocol
 
 from runtime.domain.errors import NotFound, RejectedInput
 from runtime.domain.meetings import CalendarEvent, build_meeting_request, meeting_metadata, transaction_id
@@ -162,63 +162,8 @@ class MeetingService:
         raise ValueError(f"unknown meeting action {action!r}")
 
 
-class LocalAttendees:
-    """AttendeeSource over in-process handlers (tests, tools); the cluster asks the CustomerActors."""
-
-    def __init__(self, handlers: Mapping[str, object]):
-        self.handlers = handlers
-
-    async def calendar_recipients(self, customer: str) -> list[str]:
-        return await asyncio.to_thread(self.handlers[customer].recipients, "aws-calendar")
-
-
-def sync_record(recorder) -> Record:
-    async def record(change_id: str, records: Sequence[dict], set_fields: dict | None) -> int:
-        return await asyncio.to_thread(recorder.record, change_id, list(records), set_fields)
-    return record
-
-
 def sync_load(reader) -> Load:
     async def load(change_id: str) -> dict:
         change, _ = await asyncio.to_thread(reader.load, change_id)
         return change
     return load
-
-
-class BlockingMeetings:
-    """The handler's ``Meetings`` port over a MeetingService running on its own event loop
-    (in-process use: tests and tools; the cluster uses the MeetingCoordinator actor).
-
-    ``factory`` builds the service inside that loop, where its Graph client must live."""
-
-    def __init__(self, factory: Callable[[], MeetingService]):
-        import threading
-
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="ttr-meetings", daemon=True)
-        self._thread.start()
-        self.service: MeetingService = self.run(self._build(factory))
-        from runtime.services.locks import KeyedAsyncLock
-
-        self._locks = KeyedAsyncLock()
-
-    @staticmethod
-    async def _build(factory):
-        return factory()
-
-    def run(self, coro, timeout: float = 300):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    async def _serialised(self, change_id: str, action: str, seq: int) -> str:
-        async with self._locks.hold(change_id):
-            return await self.service.handle(change_id, action, seq)
-
-    def handle(self, change_id: str, step) -> str:
-        return self.run(self._serialised(change_id, step.meeting, step.seq))
-
-    def close(self) -> None:
-        close = getattr(self.service.calendar, "aclose", None)
-        if close:
-            self.run(close())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(5)

@@ -1,23 +1,25 @@
-"""``ttr status``: health, queues, triggers and alerts, in one look.
+"""``ttr status``: health, queues, triggers and alerts, in one look (the model and its rendering).
 
-AWS is read directly (queues, DLQs, triggers, rejected input); the actors' health and counters
-come from the running cluster. No reachable runtime is itself a finding: "all processors down".
+Queues, DLQs, triggers and rejected input are read through the ports (``tenant_view``); the
+actors' health and counters come from the running cluster (``fill_health``). Both are gathered
+by ``actors/observe.py``, for ``ttr status`` and the alert actor. No reachable runtime is itself
+a finding: "all processors down".
 """
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
+from typing import Callable
 
 from runtime.domain.alerts import AlertConfig, Firing, Observation, evaluate, failure_pct, window_totals
 from runtime.domain.config import Config
 from runtime.domain.errors import TtrError
+from runtime.ports import ObjectStore, Queue
+from runtime.services.orphans import DEFAULT_THRESHOLD_S
 
-ORPHAN_AGE_MINUTES = 10.0   # a trigger older than this is reported as an orphan
-RAY_ADDRESS_FILE = Path(".ttr") / "ray-address"
+ORPHAN_AGE_MINUTES = DEFAULT_THRESHOLD_S / 60   # a trigger older than this is reported as an orphan
 
 
 @dataclass
@@ -55,20 +57,27 @@ class Status:
         return any(f.rule.severity == "critical" for f in self.alerts)
 
 
-def _aws_view(cfg: Config, now: float) -> dict[str, TenantStatus]:
-    from runtime.adapters.aws import AwsClients
-    from runtime.adapters.s3 import S3ObjectStore
-    from runtime.adapters.sqs import SqsQueue
+@dataclass
+class ClusterView:
+    """What the running cluster said: the actors' health (each tenant's lands on its TenantStatus)."""
 
-    clients = AwsClients(cfg.region, cfg.aws_endpoint_url)
-    store = S3ObjectStore(clients, cfg.bucket)
+    reachable: bool
+    error: str = ""
+    archive: dict | None = None
+    meetings: dict | None = None
+    loops: dict = field(default_factory=dict)
+
+
+def tenant_view(cfg: Config, store: ObjectStore, queue: Callable[[str], Queue], now: float) -> dict[str, TenantStatus]:
+    """Each tenant's queues, DLQ, triggers and rejected input, read through the ports
+    (``queue(name)`` opens one queue); a failing read is the tenant's error, not the command's."""
     out: dict[str, TenantStatus] = {}
     for c in cfg.customers:
         t = TenantStatus(c.code)
         try:
-            d = SqsQueue(clients, c.queue_name).depth()
+            d = queue(c.queue_name).depth()
             t.queue_depth, t.in_flight = d["visible"], d["in_flight"]
-            t.dlq_depth = SqsQueue(clients, c.dlq_name).depth()["visible"]
+            t.dlq_depth = queue(c.dlq_name).depth()["visible"]
         except TtrError as exc:
             t.errors.append(f"queues: {exc}")
         try:
@@ -84,69 +93,23 @@ def _aws_view(cfg: Config, now: float) -> dict[str, TenantStatus]:
     return out
 
 
-def _ray_address(address: str | None) -> str:
-    if address:
-        return address
-    if os.environ.get("RAY_ADDRESS"):
-        return os.environ["RAY_ADDRESS"]
-    if RAY_ADDRESS_FILE.exists():  # written by `ttr local up`
-        return RAY_ADDRESS_FILE.read_text().strip()
-    return "auto"
-
-
-def _port_open(address: str, timeout: float = 2.0) -> bool:
-    import socket
-
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    try:
-        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
-            return True
-    except (OSError, ValueError):
-        return False
-
-
-def _cluster_view(cfg: Config, address: str | None, namespace: str, tenants: dict[str, TenantStatus]):
-    """Fill in actor health; returns (reachable, error, archive health, meetings health)."""
-    from runtime.local.runtime_host import loopback_ray
-
-    loopback_ray()
-    import ray
-
-    from actors.proxies import customer_actor_name, health_by_name
-
-    connected_here = not ray.is_initialized()  # inside a driver already (tests, tools): reuse it
-    target = _ray_address(address)
-    if connected_here and target != "auto" and not _port_open(target):
-        return False, f"no Ray cluster answers at {target}", None, None, {}
-    # Ray retries a dead GCS for a long time; a status command must answer promptly.
-    os.environ.setdefault("RAY_gcs_server_port_wait_time_s", "5")
-    if connected_here:
-        try:
-            ray.init(address=target, namespace=namespace, logging_level="ERROR", log_to_driver=False)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            return False, f"no Ray cluster reachable ({type(exc).__name__}: {str(exc)[:160]})", None, None, {}
-
-    def health(name: str):  # None: no such actor
-        return health_by_name(name, namespace)
-
-    loops: dict = {}
-    try:
-        for code, t in tenants.items():
-            t.actor = health(customer_actor_name(code))
-        archive, meetings = health("archive"), health("meetings")
-        for name in ("alerts", "feedback"):
-            loops[name] = health(name)
-        reconciler = health("reconciler")
-        if reconciler and reconciler.get("ok"):
-            for t in tenants.values():
-                t.stuck = sum(1 for o in reconciler.get("last", []) if o.get("customer") == t.code
-                              and o.get("state") == "stuck")
-    finally:
-        if connected_here:
-            ray.shutdown()
+def fill_health(tenants: dict[str, TenantStatus], customer: Callable[[str], dict | None],
+                service: Callable[[str], dict | None], namespace: str) -> ClusterView:
+    """The actors' health into the tenants, and what the cluster said besides: ``customer(code)``
+    is a tenant's actor's health, ``service(role)`` that of the archive, meetings, alerts, feedback
+    or reconciler actor (None: no such actor)."""
+    for code, t in tenants.items():
+        t.actor = customer(code)
+    archive, meetings = service("archive"), service("meetings")
+    loops = {role: service(role) for role in ("alerts", "feedback")}
+    reconciler = service("reconciler")
+    if reconciler and reconciler.get("ok"):
+        for t in tenants.values():
+            t.stuck = sum(1 for o in reconciler.get("last", []) if o.get("customer") == t.code
+                          and o.get("state") == "stuck")
     reachable = any(t.actor is not None for t in tenants.values()) or archive is not None
     err = "" if reachable else f"no ttr actors in Ray namespace {namespace!r}"
-    return reachable, err, archive, meetings, loops
+    return ClusterView(reachable, err, archive, meetings, loops)
 
 
 def observations(st: Status) -> list[Observation]:
@@ -193,12 +156,11 @@ def observations(st: Status) -> list[Observation]:
     return unique
 
 
-def gather(cfg: Config, alerts: AlertConfig, *, address: str | None = None, namespace: str = "ttr") -> Status:
-    now = time.time()
-    tenants = _aws_view(cfg, now)
-    reachable, err, archive, meetings, loops = _cluster_view(cfg, address, namespace, tenants)
-    st = Status(tenants=tenants, runtime_reachable=reachable, runtime_error=err, archive=archive,
-                meetings=meetings, window_minutes=alerts.window_minutes, loops=loops)
+def assemble(tenants: dict[str, TenantStatus], cluster: ClusterView, alerts: AlertConfig) -> Status:
+    """The status, with the alerts its observations fire."""
+    st = Status(tenants=tenants, runtime_reachable=cluster.reachable, runtime_error=cluster.error,
+                archive=cluster.archive, meetings=cluster.meetings, window_minutes=alerts.window_minutes,
+                loops=cluster.loops)
     st.alerts = evaluate(alerts, observations(st))
     return st
 

@@ -17,7 +17,7 @@ import logging
 import os
 import sys
 import threading
-from typing import TYPE_CHECKING, Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Literal, Mapping
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics as otel_metrics
@@ -40,6 +40,9 @@ FORWARDED_ENVS = (TRACES_FILE_ENV, METRICS_FILE_ENV, "OTEL_EXPORTER_OTLP_ENDPOIN
                   "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
                   "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_SERVICE_NAME",
                   "OTEL_RESOURCE_ATTRIBUTES", "TTR_LOG_LEVEL")
+
+# A span's role, in our words (mapped onto OpenTelemetry's SpanKind by ``span``).
+SpanRole = Literal["internal", "server", "client", "producer", "consumer"]
 
 _lock = threading.Lock()
 _configured = False
@@ -186,10 +189,14 @@ def extract(carrier: Mapping[str, str] | None) -> otel_context.Context:
 
 @contextlib.contextmanager
 def span(name: str, attributes: Mapping[str, Any] | None = None, *, carrier: Mapping[str, str] | None = None,
-         context: otel_context.Context | None = None, **kw) -> Iterator[trace.Span]:
-    """A span that records any exception and marks the span as an error."""
+         context: otel_context.Context | None = None, kind: SpanRole = "internal",
+         **kw) -> Iterator[trace.Span]:
+    """A span that records any exception and marks the span as an error.
+
+    ``kind`` is the span's role in our words ("internal", "server", "client", "producer",
+    "consumer"), so callers outside this package need not import the OpenTelemetry API."""
     ctx = extract(carrier) if carrier is not None else context
-    with tracer().start_as_current_span(name, context=ctx, record_exception=False,
+    with tracer().start_as_current_span(name, context=ctx, kind=trace.SpanKind[kind.upper()], record_exception=False,
                                         set_status_on_exception=False, **kw) as sp:
         if attributes:
             sp.set_attributes({k: v for k, v in attributes.items() if v is not None})

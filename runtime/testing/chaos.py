@@ -39,12 +39,8 @@ from runtime.domain.rules import window_from_today
 from runtime.services.redrive import redrive
 from runtime.domain.processing import plan
 from runtime.domain.recipients import Contact, select_recipients, topic_for
+from runtime.emails import KIND_FOR_TRANSITION, subject_line
 from runtime.testing.faults import Injector
-
-SUBJECT_PREFIX = {"submitted": "Approval required", "updated": "Updated \u2014 approval required",
-                  "approved": "Approved", "completed": "Completed", "cancelled": "Cancelled",
-                  "rescheduled": "Rescheduled"}
-
 
 @dataclass(frozen=True)
 class Profile:
@@ -416,7 +412,7 @@ class ChaosRun:
                         kind = "submitted"   # an added customer's first request
                     if kind in ("submitted", "updated"):
                         requested.add(code)
-                    subject = f"{SUBJECT_PREFIX[kind]}: {title}"
+                    subject = subject_line(KIND_FOR_TRANSITION[kind], title, first_request=kind != "updated")
                     customer = self.cfg.customer(code)
                     for to in select_recipients(contacts[code], topic, self.cfg.topic_defaults, customer.allows):
                         r.emails_expected += 1

@@ -26,17 +26,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
+from runtime.domain.config import ROLES  # noqa: F401 - the roles, for the web's modules
 from runtime.domain.errors import InvalidInput, TtrError
+from runtime.services.logins import (DEMO_PASSWORD_SUFFIX, demo_exposed, demo_logins,  # noqa: F401 - the portal's
+                                     hash_password, verify_password)
 
-ROLES = ("viewer", "submitter", "approver", "admin")
 API_TOKEN_PREFIX = "ttr1."
 API_TOKEN_MAX_TTL = 7 * 24 * 3600
 API_TOKEN_DEFAULT_TTL = 24 * 3600
 SESSION_SECRET_ENV = "TTR_SESSION_SECRET"
 SESSION_SECRET_FILE = "session-secret"
 MIN_SECRET_LENGTH = 32
-# The documented demo password of a configured user is f"{username}{DEMO_PASSWORD_SUFFIX}".
-DEMO_PASSWORD_SUFFIX = "-demo"
 
 
 class Forbidden(TtrError):
@@ -183,40 +183,6 @@ def may_edit_draft(user: Principal, draft: Mapping) -> str | None:
     return f"this draft belongs to {draft.get('createdBy')}; only they or an admin may change it"
 
 
-# ---------------------------------------------------------------------------------------------
-# Passwords (argon2id)
-
-
-def _hasher():
-    from argon2 import PasswordHasher
-
-    return PasswordHasher()
-
-
-def hash_password(password: str) -> str:
-    if not isinstance(password, str) or not password:
-        raise InvalidInput("the password must not be empty")
-    return _hasher().hash(password)
-
-
-_DUMMY_HASH: str | None = None
-
-
-def verify_password(password_hash: str | None, password: str) -> bool:
-    """Constant work whether or not the user exists (an unknown user checks a dummy hash)."""
-    from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-
-    global _DUMMY_HASH
-    if password_hash is None:
-        if _DUMMY_HASH is None:
-            _DUMMY_HASH = _hasher().hash(secrets.token_hex(16))
-        password_hash, password = _DUMMY_HASH, password + "\0never"
-    try:
-        return _hasher().verify(password_hash, password)
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        return False
-
-
 class LocalUsers:
     """``web.users`` from the configuration."""
 
@@ -254,58 +220,6 @@ class LocalUsers:
         """The user as configured now (roles changed or user removed take effect at once)."""
         user = self.get(name)
         return self.principal(user, via) if user else None
-
-
-def demo_logins(cfg) -> list[dict]:
-    """The configured users; ``password`` is the documented demo password where it verifies.
-
-    For ``ttr local up`` to print: only a password anyone could guess from the README is shown.
-    """
-    out = []
-    for u in cfg.web.users:
-        guess = f"{u.username}{DEMO_PASSWORD_SUFFIX}"
-        out.append({"username": u.username, "roles": list(u.roles),
-                    "password": guess if verify_password(u.password_hash, guess) else None})
-    return out
-
-
-def exposure(host: str | None, portal_url: str | None) -> str | None:
-    """Why a portal on ``host``, announced as ``portal_url``, is reachable by others (None: only
-    from this machine, over plain http to loopback: where demo sign-ins are fine)."""
-    import ipaddress
-    from urllib.parse import urlsplit
-
-    def loopback(h: str | None) -> bool:
-        if not h:
-            return False
-        if h.lower() == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(h.strip("[]")).is_loopback
-        except ValueError:
-            return False
-
-    if host is not None and not loopback(host):
-        return f"it listens on {host}, not on loopback"
-    url = urlsplit(portal_url or "")
-    if url.scheme == "https":
-        return f"email.portal_base_url is {portal_url} (https: a real deployment)"
-    if url.hostname and not loopback(url.hostname):
-        return f"email.portal_base_url is {portal_url}, not on loopback"
-    return None
-
-
-def demo_exposed(cfg, host: str | None) -> str | None:
-    """None, or why serving ``cfg`` on ``host`` would hand the README's demo sign-ins to others."""
-    reason = exposure(host, cfg.email.portal_base_url)
-    if reason is None:
-        return None
-    names = [d["username"] for d in demo_logins(cfg) if d["password"]]
-    if not names:
-        return None
-    return (f"the documented demo password ({DEMO_PASSWORD_SUFFIX!r} after the username) verifies for "
-            f"{', '.join(names)}, and {reason}; give them real passwords (`ttr web hash-password`) "
-            "or remove them from web.users")
 
 
 # ---------------------------------------------------------------------------------------------

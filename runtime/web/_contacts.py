@@ -28,6 +28,7 @@ class Audiences:
         self._lock = threading.Lock()
 
     def book(self, code: str):
+        from runtime.adapters.ses import TenantSes
         from runtime.services.contacts import CustomerContacts
 
         try:
@@ -36,7 +37,8 @@ class Audiences:
             raise NotFound(f"no customer {code!r}") from None
         with self._lock:
             if code not in self._books:
-                self._books[code] = CustomerContacts(self.cfg, self.clients, customer)
+                self._books[code] = CustomerContacts(self.cfg, customer,
+                                                    TenantSes.for_admin(self.clients, self.cfg, customer))
             return self._books[code]
 
     def read(self, code: str) -> tuple[list, dict[str, str]]:

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from runtime.local.aws_emulator import AwsEmulator
-from tests.conftest import make_stack, wait_for
+from tests.conftest import make_stack, running_runtime, wait_for
 
 pytestmark = pytest.mark.ray
 
@@ -80,12 +80,8 @@ def alert_stack(aws_emulator, graph_emulator, receiver, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def runtime(ray_session, alert_stack):
-    from actors.supervisor import Runtime
-
-    rt = Runtime(alert_stack.cfg, namespace=f"ttr-alerts-{uuid.uuid4().hex[:8]}", poll_wait=1).start()
-    rt.supervise_in_background()
-    yield rt
-    rt.shutdown(timeout=5)
+    with running_runtime(alert_stack.cfg, "alerts") as rt:
+        yield rt
 
 
 def _sns_notices(stack) -> list[dict]:

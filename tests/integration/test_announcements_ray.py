@@ -9,11 +9,9 @@ import uuid
 
 import pytest
 
-from runtime.adapters.s3 import S3ObjectStore
-from runtime.services.lifecycle import Lifecycle
 from runtime.local.aws_emulator import AwsEmulator
 from runtime.domain.processing import plan
-from tests.conftest import make_stack, wait_for, window
+from tests.conftest import make_stack, running_runtime, wait_for, window
 
 pytestmark = pytest.mark.ray
 
@@ -55,18 +53,13 @@ def ann_stack(aws_emulator, graph_emulator, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def runtime(ray_session, ann_stack):
-    from actors.supervisor import Runtime
-
-    rt = Runtime(ann_stack.cfg, namespace=f"ttr-ann-{uuid.uuid4().hex[:8]}", poll_wait=1).start()
-    rt.supervise_in_background()
-    yield rt
-    rt.shutdown(timeout=5)
+    with running_runtime(ann_stack.cfg, "ann") as rt:
+        yield rt
 
 
 @pytest.fixture()
 def lc(ann_stack):
-    return Lifecycle(S3ObjectStore(ann_stack.clients, ann_stack.cfg.bucket), ann_stack.cfg.customer_codes,
-                     topics=[t.name for t in ann_stack.cfg.topics])
+    return ann_stack.lifecycle(topics=[t.name for t in ann_stack.cfg.topics])
 
 
 def announcement(kind: str, **over) -> tuple[dict, str]:

@@ -14,8 +14,7 @@ from runtime.adapters.s3 import S3ObjectStore
 from runtime.services.feedback import REF_HEADER
 from runtime.services.lifecycle import Lifecycle
 from runtime.local.aws_emulator import AwsEmulator
-from runtime.domain.processing import plan
-from tests.conftest import make_stack, wait_for
+from tests.conftest import all_processed, make_stack, running_runtime, wait_for
 
 pytestmark = pytest.mark.ray
 
@@ -28,30 +27,19 @@ def fstack(aws_emulator, graph_emulator, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def runtime(ray_session, fstack):
-    from actors.supervisor import Runtime
-
-    rt = Runtime(fstack.cfg, namespace=f"ttr-fb-{uuid.uuid4().hex[:8]}", poll_wait=1).start()
-    rt.supervise_in_background()
-    yield rt
-    rt.shutdown(timeout=5)
+    with running_runtime(fstack.cfg, "fb") as rt:
+        yield rt
 
 
 @pytest.fixture()
 def lc(fstack):
-    return Lifecycle(S3ObjectStore(fstack.clients, fstack.cfg.bucket), fstack.cfg.customer_codes)
-
-
-def processed(lc, cid):
-    def check():
-        ch = lc.show(cid)
-        return ch if all(not plan(ch, c).steps for c in ch["customers"]) else None
-    return check
+    return fstack.lifecycle()
 
 
 def submitted(lc, sample_change, **over) -> tuple[str, str]:
     title = f"Feedback change {uuid.uuid4().hex[:8]}"
     cid = lc.submit({**sample_change, "title": title, "meeting": {"required": False}, **over}, actor="ann").change_id
-    wait_for(processed(lc, cid), 60, f"{cid} processed")
+    wait_for(all_processed(lc, cid), 60, f"{cid} processed")
     return cid, title
 
 

@@ -8,125 +8,21 @@ from __future__ import annotations
 import json
 import urllib.request
 import uuid
-from dataclasses import dataclass
 
 import pytest
 
-from tests.conftest import SAMPLE_DAY
-
-from runtime.adapters.graph import GraphCalendar
-from runtime.adapters.s3 import S3ObjectStore
-from runtime.adapters.ses import TenantSes
-from runtime.adapters.sqs import SqsQueue
-from runtime.services.archive import ArchiveRecorder, ArchiveStore
-from runtime.services.meeting_service import BlockingMeetings, LocalAttendees, MeetingService, sync_load, sync_record
-from runtime.services.handler import TriggerHandler
-from runtime.services.lifecycle import Lifecycle
-from runtime.local.aws_emulator import AwsEmulator
-from runtime.services.pacing import RateLimiter
 from runtime.domain.processing import plan
-from runtime.testing.memory_stack import MemoryStack
-from tests.conftest import GRAPH_ORGANIZER, make_stack, memory_config, window
+from runtime.local.aws_emulator import AwsEmulator
+from runtime.services.archive import ArchiveRecorder
+from tests.conftest import SAMPLE_DAY, window
+from tests.integration.meetings_env import CUSTOMERS, Crowd, Env, memory_parts, mods
 
-CUSTOMERS = ["hts", "htsnonprod", "acme"]
 EXPECTED_ATTENDEES = {"alice@example.com", "carol@example.com", "dana@example.com", "zed@acme.example.com"}
-
-
-def three_customers(data):
-    data["customers"].append({"code": "acme", "name": "ACME Corp",
-                              "ses_role_arn": "arn:aws:iam::333333333333:role/ttr-ses-sender",
-                              "queue": f"ttr-acme-{uuid.uuid4().hex[:6]}",
-                              **{k: data["customers"][0][k] for k in ("contact_list",) if k in data["customers"][0]},
-                              "sender": "notifications@acme.example.com"})
-    data["local"]["contacts"]["acme"] = [
-        {"email": "Alice@Example.com", "topics": {"aws-calendar": "OPT_IN"}},   # same person as hts's alice
-        {"email": "zed@acme.example.com", "topics": {"aws-calendar": "OPT_IN"}},
-        {"email": "quiet@acme.example.com"}]
-
-
-@dataclass
-class Parts:
-    """What the handlers run on: the configuration, the store, each tenant's queue and mailer."""
-
-    cfg: object
-    store: object
-    queues: dict
-    mailers: dict
-
-
-def memory_parts() -> Parts:
-    m = MemoryStack(memory_config(three_customers))
-    return Parts(m.cfg, m.store, m.queues, m.mailers)
-
-
-def moto_parts(stack) -> Parts:
-    return Parts(stack.cfg, S3ObjectStore(stack.clients, stack.cfg.bucket),
-                 {c.code: SqsQueue(stack.clients, c.queue_name) for c in stack.cfg.customers},
-                 {c.code: TenantSes(stack.clients, stack.cfg, c) for c in stack.cfg.customers})
-
-
-class Env:
-    def __init__(self, parts: Parts, emu, *, timeout=30.0, attendees=None, recorder=None):
-        self.parts, self.cfg, self.store, self.emu = parts, parts.cfg, parts.store, emu
-        self.lc = Lifecycle(self.store, self.cfg.customer_codes)
-        self.recorder = recorder or ArchiveRecorder(self.store)
-        self.handlers = {c.code: TriggerHandler(cfg=self.cfg, customer=c, store=self.store,
-                                                mailer=parts.mailers[c.code],
-                                                archive=self.recorder, limiter=RateLimiter(1000))
-                         for c in self.cfg.customers}
-        source = attendees(self.handlers) if attendees else LocalAttendees(self.handlers)
-        self.meetings = BlockingMeetings(lambda: MeetingService(
-            calendar=GraphCalendar(emu.base_url, GRAPH_ORGANIZER, static_token="local", retry_delay=0,
-                                   timeout=timeout, max_inline_wait=5),
-            attendees=source, load=sync_load(ArchiveStore(self.store)), record=sync_record(self.recorder),
-            portal_base_url=self.cfg.email.portal_base_url))
-        for h in self.handlers.values():
-            h.meetings = self.meetings
-
-    def process(self, rounds=6):
-        """Receive and handle every tenant's messages; unacked ones are made visible again at once."""
-        outcomes = []
-        for _ in range(rounds):
-            busy = False
-            for code in self.cfg.customer_codes:
-                q = self.parts.queues[code]
-                for m in q.receive(10, 0):
-                    busy = True
-                    out = self.handlers[code].handle(m)
-                    outcomes.append(out)
-                    if out.ack:
-                        q.delete_batch([m.receipt])
-                    else:
-                        q.set_visibility(m.receipt, 0)
-            if not busy:
-                break
-        return outcomes
-
-    def change(self, cid):
-        return json.loads(self.store.get(f"archive/{cid}.json").body)
-
-    def sent(self, subject_part):
-        """customer -> [(to, subject)] of the emails its in-memory mailer sent."""
-        return {code: [(m.to, m.subject) for m in mailer.sent if subject_part in m.subject]
-                for code, mailer in self.parts.mailers.items()}
-
-    def close(self):
-        self.meetings.close()
-
-
-@pytest.fixture()
-def stack3(aws_emulator, tmp_path):
-    return make_stack(aws_emulator.endpoint_url, tmp_path, three_customers)
-
-
-@pytest.fixture()
-def emu(graph_emulator):
-    graph_emulator.reset()
-    return graph_emulator
 
 
 @pytest.fixture()
 def env(emu):
+    """This module's meetings run on the in-memory doubles (the folder's ``env`` is on moto)."""
     e = Env(memory_parts(), emu)
     yield e
     e.close()
@@ -156,10 +52,6 @@ def instant(value):
     from datetime import datetime
 
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def mods(change, type_):
-    return [m for m in change["modifications"] if m["type"] == type_]
 
 
 def all_done(change):
@@ -253,15 +145,8 @@ def test_reschedule_moves_the_same_event_once(env, emu, sample_change):
     assert instant(ch["meetingMetadata"]["endTime"]) == instant(moved["implementationEnd"])
 
 
-@pytest.fixture()
-def moto_env(stack3, emu):
-    e = Env(moto_parts(stack3), emu)
-    yield e
-    e.close()
-
-
 def test_cancel_cancels_once_records_once_and_announces(moto_env, emu, sample_change):
-    env = moto_env
+    env = moto_env  # on moto: each tenant's emails leave from its own account
     cid, title = approved(env, sample_change)
     env.process()
     env.lc.transition(cid, "cancel", actor="bob")
@@ -278,15 +163,6 @@ def test_cancel_cancels_once_records_once_and_announces(moto_env, emu, sample_ch
     assert cancelled == {"111111111111": {"alice@example.com", "chris@example.com"},
                          "222222222222": {"dana@example.com", "erin@example.com"},
                          "333333333333": {"Alice@Example.com", "zed@acme.example.com", "quiet@acme.example.com"}}
-
-
-class Crowd(LocalAttendees):
-    """One tenant with more calendar subscribers than Graph allows on one event."""
-
-    async def calendar_recipients(self, customer):
-        if customer == "acme":
-            return [f"person{i}@acme.example.com" for i in range(501)]
-        return await super().calendar_recipients(customer)
 
 
 def test_too_many_attendees_records_meeting_failed_and_still_emails(emu, sample_change):

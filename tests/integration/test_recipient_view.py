@@ -22,8 +22,7 @@ from tests.conftest import SAMPLE_DAY
 from runtime.emails import UNSUBSCRIBE_PLACEHOLDER
 from runtime.emails.ics import calendar_uid
 from runtime.local.aws_emulator import AwsEmulator
-from tests.conftest import make_stack
-from tests.integration.test_meetings_flow import CUSTOMERS, Crowd, Env, mods, three_customers
+from tests.integration.meetings_env import CUSTOMERS, Crowd, Env, mods, three_customers
 
 ACCOUNTS = {"111111111111": "hts", "222222222222": "htsnonprod", "333333333333": "acme"}
 OPS = "ops@acme.example.com"
@@ -36,21 +35,8 @@ def with_acme_approver(data):
 
 
 @pytest.fixture()
-def stack3(aws_emulator, tmp_path):
-    return make_stack(aws_emulator.endpoint_url, tmp_path, with_acme_approver)
-
-
-@pytest.fixture()
-def emu(graph_emulator):
-    graph_emulator.reset()
-    return graph_emulator
-
-
-@pytest.fixture()
-def env(stack3, emu):
-    e = Env(stack3, emu)
-    yield e
-    e.close()
+def stack3_shape():
+    return with_acme_approver
 
 
 def submit(env, sample_change, **over):

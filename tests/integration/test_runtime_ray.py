@@ -11,36 +11,23 @@ from tests.conftest import SAMPLE_DAY
 
 from runtime.adapters.s3 import S3ObjectStore
 from runtime.services.archive import ArchiveStore
-from runtime.services.lifecycle import Lifecycle
 from runtime.local.aws_emulator import AwsEmulator
-from runtime.domain.processing import plan
-from tests.conftest import wait_for
+from tests.conftest import all_processed, running_runtime, wait_for
 
 pytestmark = pytest.mark.ray
 
 
 @pytest.fixture(scope="module")
 def runtime(ray_session, module_stack):
-    from actors.supervisor import Runtime
-
-    rt = Runtime(module_stack.cfg, namespace=f"ttr-test-{uuid.uuid4().hex[:8]}", poll_wait=1).start()
-    rt.supervise_in_background()
-    yield rt
-    rt.shutdown(timeout=5)
+    with running_runtime(module_stack.cfg, "test") as rt:
+        yield rt
 
 
 @pytest.fixture()
 def lc(module_stack):
-    return Lifecycle(S3ObjectStore(module_stack.clients, module_stack.cfg.bucket), module_stack.cfg.customer_codes)
+    return module_stack.lifecycle()
 
 
-
-
-def all_processed(lc, change_id):
-    def check():
-        ch = lc.show(change_id)
-        return ch if all(not plan(ch, c).steps for c in ch["customers"]) else None
-    return check
 
 
 def emails(title):

@@ -327,3 +327,17 @@ def test_unsubscribe_placeholder_sits_on_a_short_line_of_its_own():
     for part in (render().html, render().text):
         [line] = [ln for ln in part.splitlines() if UNSUBSCRIBE_PLACEHOLDER in ln]
         assert len(line) < 76
+
+
+@pytest.mark.parametrize("transition_type, first", [("submitted", True), ("updated", False), ("approved", True),
+                                                    ("completed", True), ("cancelled", True), ("rescheduled", True)])
+def test_subject_line_is_the_subject_the_email_carries(transition_type, first):
+    # the chaos runner counts deliveries by subject_line: it must be the email's own subject, date aside
+    from runtime.emails import subject_line
+
+    kind = KIND_FOR_TRANSITION[transition_type]
+    email = render(kind, trans=transition(transition_type), first_request=first)
+    assert email.subject == subject_line(kind, "Patch the database fleet", first_request=first, day="Tue 8 Dec 2026")
+    assert subject_line(kind, "Patch the database fleet", first_request=first) == email.subject.removesuffix(
+        " (Tue 8 Dec 2026)")
+    assert subject_line(kind, "  \n").endswith(": (untitled change)")

@@ -1,4 +1,4 @@
-"""Reading user files (change content): JSON or YAML, with errors that name the file."""
+"""Reading change documents (user files): JSON or YAML, with errors that name the file."""
 
 from __future__ import annotations
 
