@@ -1,1 +1,1 @@
-"""The embedded stack: emulators (moto server for AWS, our Graph emulator) and their bootstrap."""
+"""The embedded stack: the emulators (moto server for AWS, our Graph emulator), the demo and the local Ray host."""
