@@ -93,6 +93,20 @@ def _idle_cpu_pct(pids: list[int], seconds: float) -> list[float]:
     return [100 * (after[p] - before[p]) / seconds for p in pids if p in before and p in after]
 
 
+def bytecode_cached() -> dict[str, bool]:
+    """Whether the modules every Ray worker imports have compiled bytecode on disk. Without it
+    (PYTHONDONTWRITEBYTECODE and a venv installed without compiling: `make venv` compiles it)
+    each worker process compiles them again, ~0.8 s of CPU per tenant on this machine, and every
+    start-up figure here measures the compiler as much as the runtime."""
+    import importlib.util
+
+    out = {}
+    for name in ("ray._private.worker", "botocore.client", "pydantic.main", "runtime.services.handler"):
+        origin = importlib.util.find_spec(name).origin
+        out[name.split(".")[0]] = Path(importlib.util.cache_from_source(origin)).exists()
+    return out
+
+
 def reference(n: int, idle_seconds: float, cfg) -> dict:
     """n trivial Ray actors with the tenants' reservation: start time, USS, idle CPU."""
     import ray
@@ -265,6 +279,10 @@ def main() -> int:
     ap.add_argument("--idle-seconds", type=float, default=30.0, help="window of the idle CPU measurement")
     ap.add_argument("--json", action="store_true", help="print the raw results as JSON")
     args = ap.parse_args()
+    cached = bytecode_cached()
+    print("bytecode cached: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in cached.items())
+          + ("" if all(cached.values()) else " (start-up figures include compiling them: run `make venv`)"),
+          file=sys.stderr, flush=True)
     results = []
     for i in range(args.runs):
         print(f"run {i + 1}/{args.runs}: {args.changes} changes x {args.tenants} tenants ...",
