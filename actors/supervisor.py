@@ -44,10 +44,13 @@ def init_ray(address: str | None = None, namespace: str = DEFAULT_NAMESPACE, cfg
     if not address:
         # A private local Ray for the embedded stack and tests: token auth adds nothing there.
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        # The raylet starts this many worker processes at once (Ray's default: the CPU count, 2
-        # here); tenants are I/O-bound, so starting more at once shortens the start of many.
-        startup = cfg.runtime.worker_startup_concurrency if cfg is not None else 8
-        os.environ.setdefault("RAY_worker_maximum_startup_concurrency", str(startup))
+        # The raylet starts this many worker processes at once (Ray's default: the CPU count).
+        # Starting one is CPU-bound (Python, Ray, the tenant's imports): on 2 cores, 8 or 32 at
+        # once made the last of 50 workers later than 2 or 4 (issue 11), so Ray's default stays
+        # unless the config says otherwise.
+        startup = cfg.runtime.worker_startup_concurrency if cfg is not None else None
+        if startup:
+            os.environ.setdefault("RAY_worker_maximum_startup_concurrency", str(startup))
     kwargs: dict = {"namespace": namespace, "logging_level": logging.WARNING, "log_to_driver": True}
     if address:
         ray.init(address=address, **kwargs)

@@ -93,6 +93,20 @@ def _idle_cpu_pct(pids: list[int], seconds: float) -> list[float]:
     return [100 * (after[p] - before[p]) / seconds for p in pids if p in before and p in after]
 
 
+def bytecode_cached() -> dict[str, bool]:
+    """Whether the modules every Ray worker imports have compiled bytecode on disk. Without it
+    (PYTHONDONTWRITEBYTECODE and a venv installed without compiling: `make venv` compiles it)
+    each worker process compiles them again, ~0.8 s of CPU per tenant on this machine, and every
+    start-up figure here measures the compiler as much as the runtime."""
+    import importlib.util
+
+    out = {}
+    for name in ("ray._private.worker", "botocore.client", "pydantic.main", "runtime.services.handler"):
+        origin = importlib.util.find_spec(name).origin
+        out[name.split(".")[0]] = Path(importlib.util.cache_from_source(origin)).exists()
+    return out
+
+
 def reference(n: int, idle_seconds: float, cfg) -> dict:
     """n trivial Ray actors with the tenants' reservation: start time, USS, idle CPU."""
     import ray
@@ -108,12 +122,14 @@ def reference(n: int, idle_seconds: float, cfg) -> dict:
     actors = [Trivial.options(**tenant_options(cfg)).remote() for _ in range(n)]
     pids = ray.get([a.pid.remote() for a in actors], timeout=900)
     ready = time.monotonic() - t0
+    start_cpu = _cpu_seconds(pids)   # what each process spent to become ready
     time.sleep(2)   # let start-up settle before measuring idle
     idle = _idle_cpu_pct(pids, idle_seconds)
     uss = [_uss(p) for p in pids]
     for a in actors:
         a.__ray_terminate__.remote()
-    return {"ready_s": ready, "uss_mb": statistics.median(uss) / 2**20, "idle_cpu_pct": statistics.median(idle)}
+    return {"ready_s": ready, "uss_mb": statistics.median(uss) / 2**20, "idle_cpu_pct": statistics.median(idle),
+            "start_cpu_s": statistics.median(start_cpu.values())}
 
 
 def broadcast(stack, lc, codes: list[str], timeout: float) -> dict:
@@ -170,6 +186,7 @@ def run_once(args) -> dict:
             time.sleep(2)
             healths = [h for h in rt.health().values() if h.get("ok")]
             tenant_pids = [h["pid"] for h in healths]
+            start_cpu = _cpu_seconds(tenant_pids)   # CPU each tenant process spent to become ready
             wall0 = time.time() - (time.monotonic() - t_start)   # t_start on the wall clock
             phases = {  # medians over the tenants: where start-up went
                 "spawn_s": statistics.median(h["spawned_at"] - wall0 for h in healths),
@@ -185,6 +202,7 @@ def run_once(args) -> dict:
             idle = _idle_cpu_pct(tenant_pids, args.idle_seconds)
             service_pids = [ray.get(a.health.remote()).pid for a in (rt.archive, rt.meetings, rt.reconciler)]
             scale = {"ready_s": ready_s, "ref": ref, "idle_cpu_pct": statistics.median(idle),
+                     "start_cpu_s": statistics.median(start_cpu.values()),
                      "not_ready": scale_pending, "startup_phases": phases}
             lc = Lifecycle(S3ObjectStore(AwsClients(cfg.region, cfg.aws_endpoint_url), cfg.bucket),
                            cfg.customer_codes)
@@ -265,6 +283,10 @@ def main() -> int:
     ap.add_argument("--idle-seconds", type=float, default=30.0, help="window of the idle CPU measurement")
     ap.add_argument("--json", action="store_true", help="print the raw results as JSON")
     args = ap.parse_args()
+    cached = bytecode_cached()
+    print("bytecode cached: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in cached.items())
+          + ("" if all(cached.values()) else " (start-up figures include compiling them: run `make venv`)"),
+          file=sys.stderr, flush=True)
     results = []
     for i in range(args.runs):
         print(f"run {i + 1}/{args.runs}: {args.changes} changes x {args.tenants} tenants ...",
@@ -281,6 +303,7 @@ def main() -> int:
 
     print(f"\n{args.tenants} tenants, beside {args.tenants} trivial Ray actors in the same run, medians:")
     print(f"  ready                {med('ready_s'):.1f} s {ratio('ready_s', 'ready_s')}")
+    print(f"  CPU to start         {med('start_cpu_s'):.2f} s per tenant process {ratio('start_cpu_s', 'start_cpu_s')}")
     print(f"  USS / tenant actor   {med('tenant_uss_mb'):.1f} MB {ratio('tenant_uss_mb', 'uss_mb')}")
     print(f"  USS, runtime actors  {med('stack_uss_mb'):.0f} MB ({args.tenants} tenants + archive, meetings, orphans)")
     print(f"  idle CPU / tenant    {med('idle_cpu_pct'):.3f} % of a core {ratio('idle_cpu_pct', 'idle_cpu_pct')}")

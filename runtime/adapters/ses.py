@@ -13,7 +13,6 @@ from datetime import datetime, timezone
 from typing import Mapping
 
 from runtime.domain.config import Config, CustomerConfig
-from runtime.emails.mime import build_mime
 from runtime.domain.errors import PermanentError, RecipientRejected, RetryableError, TenantPaused
 from runtime.domain.recipients import parse_attributes
 from runtime.adapters.aws import AwsClients, assume_customer_role, aws_errors
@@ -105,7 +104,9 @@ class TenantSes:
             if headers:  # e.g. X-TTR-Ref, which comes back in SES feedback (runtime.services.feedback)
                 simple["Headers"] = [{"Name": k, "Value": v} for k, v in headers.items()]
             content = {"Simple": simple}
-        else:  # with the calendar file: our own MIME (see runtime.emails.mime)
+        else:  # with the calendar file: our own MIME (see runtime.emails.mime; loaded at first use)
+            from runtime.emails.mime import build_mime
+
             content = {"Raw": {"Data": build_mime(sender=sender, to=to, subject=subject, text=text,
                                                   html=html, calendar=calendar, headers=headers)}}
         try:

@@ -7,11 +7,24 @@ from runtime.adapters.aws import AwsClients, aws_errors
 
 
 class SqsQueue:
-    def __init__(self, clients: AwsClients, queue_name: str):
+    def __init__(self, clients: AwsClients, queue_name: str, *, resolve: bool = True):
+        """``resolve``: look the queue's URL up now (a missing queue fails here); False looks
+        it up at the first call (a tenant's DLQ, read only for its depth gauge: one round trip
+        less in every tenant's start)."""
         self.sqs = clients.client("sqs")
         self.name = queue_name
+        self._url: str | None = None
+        if resolve:
+            self._resolve()
+
+    def _resolve(self) -> str:
         with aws_errors("sqs.GetQueueUrl"):
-            self.url = self.sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
+            self._url = self.sqs.get_queue_url(QueueName=self.name)["QueueUrl"]
+        return self._url
+
+    @property
+    def url(self) -> str:
+        return self._url or self._resolve()
 
     def receive(self, max_messages: int = 10, wait_seconds: int = 20) -> list[QueueMessage]:
         with aws_errors("sqs.ReceiveMessage"):

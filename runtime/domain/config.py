@@ -271,7 +271,9 @@ class RuntimeSettings(_Strict):
     service_memory_mb: int = Field(default=200, ge=0, le=1_000_000)
     local_cpus: float | None = Field(default=None, gt=0, le=4096)  # the local Ray's CPUs (default: all)
     poll_wait_s: int = Field(default=20, ge=1, le=20)              # SQS long poll
-    worker_startup_concurrency: int = Field(default=8, ge=1, le=256)  # Ray workers started at once
+    # Ray worker processes a local Ray starts at once; None: Ray's default, the node's CPU count
+    # (starting a worker is CPU-bound: more at once on 2 cores made the last tenant later).
+    worker_startup_concurrency: int | None = Field(default=None, ge=1, le=256)
     start_timeout_s: float = Field(default=300.0, gt=0, le=3600)   # wait for every tenant to accept work
     archive_linger_ms: int = Field(default=400, ge=0, le=5000)     # group commit: wait for a change's other records
 

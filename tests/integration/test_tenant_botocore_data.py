@@ -69,3 +69,24 @@ def test_ses_through_the_assumed_role_on_trimmed_data(stack, lean, aws_emulator)
     ses.send(sender=c.sender, to=to, subject=subject, html="<p>x</p>", text="x",
              contact_list=c.contact_list, topic="aws-approval")
     assert any(m.subject == subject and to in m.to for m in aws_emulator.sent_emails())
+
+
+def test_a_queue_resolved_at_first_use(stack, lean):
+    """A tenant's DLQ is looked up at its first call (one GetQueueUrl less in every tenant's
+    start); a missing queue then fails there, as it fails at construction by default."""
+    from runtime.adapters.aws import call_counts
+    from runtime.domain.errors import NotFound
+
+    c = stack.cfg.customers[0]
+    before = call_counts().get("sqs.GetQueueUrl", 0)
+    dlq = SqsQueue(lean, c.dlq_name, resolve=False)
+    assert call_counts().get("sqs.GetQueueUrl", 0) == before
+    assert dlq.depth()["visible"] >= 0
+    assert dlq.url.endswith(c.dlq_name) and call_counts()["sqs.GetQueueUrl"] == before + 1
+    dlq.depth()
+    assert call_counts()["sqs.GetQueueUrl"] == before + 1  # looked up once
+    missing = SqsQueue(lean, f"ttr-missing-{uuid.uuid4().hex[:8]}", resolve=False)
+    with pytest.raises(NotFound):
+        missing.depth()
+    with pytest.raises(NotFound):
+        SqsQueue(lean, missing.name)

@@ -51,7 +51,7 @@ class HookedClients(AwsClients):
         super().__init__(region, endpoint_url)
         self.hooks = hooks
         for event, handler in hooks.items():
-            self.session.events.register(event, handler)
+            self.session.register(event, handler)
 
     def client_with(self, service, credentials, region=None):
         client = super().client_with(service, credentials, region)
