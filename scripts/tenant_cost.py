@@ -9,8 +9,10 @@ against the moto server over HTTP. No 100-tenant run needed, and the machine's l
 
 Steps: a local Ray gives the module list of a trivial actor's worker (Ray's own floor), then Ray
 stops; the embedded stack (moto, bootstrapped for one tenant) starts; each run is a fresh Python
-process that imports that module list, then unpickles the supervisor's parsed Config and
-constructs the tenant (the same as Ray does with the actor's arguments) and prints what that took.
+process that imports that module list, then unpickles what the supervisor ships a tenant (its
+``Config.tenant_view(code)``; ``--whole-config``: the whole parsed Config, as before issue 11's
+pydantic-free view) and constructs the tenant (the same as Ray does with the actor's arguments) and
+prints what that took, and whether pydantic was loaded.
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ if profile:
     import pstats
     prof.disable(); pstats.Stats(prof, stream=sys.stderr).sort_stats("cumulative").print_stats(40)
 uss1 = psutil.Process().memory_full_info().uss
-print(json.dumps({"cpu_s": t2 - t0, "config_s": t1 - t0, "constructor_s": t2 - t1, "uss_mb": (uss1 - uss0) / 2**20}))
+print(json.dumps({"cpu_s": t2 - t0, "config_s": t1 - t0, "constructor_s": t2 - t1, "uss_mb": (uss1 - uss0) / 2**20,
+                  "pydantic": "pydantic" in sys.modules}))
 """
 
 
@@ -80,6 +83,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--profile", action="store_true", help="one construction under cProfile")
+    ap.add_argument("--whole-config", action="store_true",
+                    help="ship the whole parsed Config (pydantic) instead of the tenant's view")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT / "scripts"))
     from bench import bench_config, bytecode_cached
@@ -94,7 +99,8 @@ def main() -> int:
     cfg = parse_config(bench_config(1, 3), "<tenant-cost>")
     with LocalStack(cfg, aws_port=0, graph_port=0) as stack:
         code = stack.cfg.customer_codes[0]
-        (tmp / "config.pkl").write_bytes(pickle.dumps(stack.cfg))
+        shipped = stack.cfg if args.whole_config else stack.cfg.tenant_view(code)
+        (tmp / "config.pkl").write_bytes(pickle.dumps(shipped))
         results = []
         for _ in range(1 if args.profile else args.runs):
             out = subprocess.run([sys.executable, "-c", CHILD, str(ROOT), str(tmp / "modules.json"),
@@ -106,10 +112,12 @@ def main() -> int:
             if args.profile:
                 print(out.stderr)
             results.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    med = {k: statistics.median(r[k] for r in results) for k in results[0]}
+    med = {k: statistics.median(r[k] for r in results) for k in results[0] if k != "pydantic"}
     print(f"one tenant's construction, median of {len(results)}: {med['cpu_s']:.3f} s CPU "
           f"(Config unpickled {med['config_s']:.3f} s, constructor {med['constructor_s']:.3f} s), "
-          f"USS +{med['uss_mb']:.1f} MB above a trivial Ray worker's modules")
+          f"USS +{med['uss_mb']:.1f} MB above a trivial Ray worker's modules; shipped "
+          f"{'the whole Config' if args.whole_config else 'its TenantConfig view'}, pydantic loaded: "
+          f"{'yes' if any(r['pydantic'] for r in results) else 'no'}")
     return 0
 
 

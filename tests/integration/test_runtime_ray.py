@@ -168,3 +168,28 @@ def test_status_without_processors_fires_the_critical_alert(runtime, module_stac
     code, out, _ = run_cli("status", "--config", module_stack.path, "--namespace", "ttr-nobody-here")
     assert code == 1
     assert "NOT reachable" in out and "CRITICAL all-processors-down" in out
+
+
+def test_a_tenant_process_holds_no_pydantic_after_its_work(runtime, lc, sample_change):
+    """Issue 11 (a tenant's memory): each CustomerActor is shipped its TenantConfig view and, after
+    sending mail and answering the meeting's attendee call, its process has imported neither
+    pydantic nor the configuration models; the ArchiveActor (given the whole Config) has them."""
+    import ray
+
+    content, _ = new_change(sample_change)
+    cid = lc.submit(content, actor="ann").change_id
+    lc.transition(cid, "approve", actor="bob")
+    wait_for(all_processed(lc, cid), timeout=60, what="processing")
+
+    def loaded(worker):
+        import sys
+
+        return (type(worker.cfg).__name__ if hasattr(worker, "cfg") else None,
+                sorted(m for m in sys.modules if m.split(".")[0] == "pydantic" or m == "runtime.domain.config"),
+                "runtime.emails" in sys.modules)
+
+    for code, actor in runtime.customers.items():
+        cfg_type, modules, rendered = ray.get(actor.__ray_call__.remote(loaded), timeout=30)
+        assert (cfg_type, modules, rendered) == ("TenantConfig", [], True), code
+    _, archive_modules, _ = ray.get(runtime.archive.__ray_call__.remote(loaded), timeout=30)
+    assert "pydantic" in archive_modules and "runtime.domain.config" in archive_modules
