@@ -170,10 +170,12 @@ def test_status_without_processors_fires_the_critical_alert(runtime, module_stac
     assert "NOT reachable" in out and "CRITICAL all-processors-down" in out
 
 
-def test_a_tenant_process_holds_no_pydantic_after_its_work(runtime, lc, sample_change):
+def test_a_tenant_process_holds_no_configuration_models_after_its_work(runtime, lc, sample_change):
     """Issue 11 (a tenant's memory): each CustomerActor is shipped its TenantConfig view and, after
-    sending mail and answering the meeting's attendee call, its process has imported neither
-    pydantic nor the configuration models; the ArchiveActor (given the whole Config) has them."""
+    sending mail and answering the meeting's attendee call, its process has loaded none of the
+    pydantic configuration models (runtime.domain.config, notices, alerts); the ArchiveActor,
+    given the whole Config, has. pydantic itself is in every Ray worker that has (de)serialized a
+    value: Ray's serialization context registers pydantic serializers (ray._common.pydantic_compat)."""
     import ray
 
     content, _ = new_change(sample_change)
@@ -184,12 +186,13 @@ def test_a_tenant_process_holds_no_pydantic_after_its_work(runtime, lc, sample_c
     def loaded(worker):
         import sys
 
+        ours = ("runtime.domain.config", "runtime.domain.notices", "runtime.domain.alerts")
         return (type(worker.cfg).__name__ if hasattr(worker, "cfg") else None,
-                sorted(m for m in sys.modules if m.split(".")[0] == "pydantic" or m == "runtime.domain.config"),
-                "runtime.emails" in sys.modules)
+                sorted(m for m in ours if m in sys.modules), "runtime.emails" in sys.modules,
+                "pydantic" not in sys.modules or "ray._common.pydantic_compat" in sys.modules)
 
     for code, actor in runtime.customers.items():
-        cfg_type, modules, rendered = ray.get(actor.__ray_call__.remote(loaded), timeout=30)
-        assert (cfg_type, modules, rendered) == ("TenantConfig", [], True), code
-    _, archive_modules, _ = ray.get(runtime.archive.__ray_call__.remote(loaded), timeout=30)
-    assert "pydantic" in archive_modules and "runtime.domain.config" in archive_modules
+        cfg_type, modules, rendered, pydantic_by_ray = ray.get(actor.__ray_call__.remote(loaded), timeout=30)
+        assert (cfg_type, modules, rendered, pydantic_by_ray) == ("TenantConfig", [], True, True), code
+    _, archive_modules, _, _ = ray.get(runtime.archive.__ray_call__.remote(loaded), timeout=30)
+    assert "runtime.domain.config" in archive_modules  # the check can fail: a service actor has them
