@@ -26,7 +26,7 @@ class ArchiveWorker:
     def __init__(self, cfg_data):
         from runtime.adapters.aws import AwsClients
         from runtime.adapters.s3 import S3ObjectStore
-        from runtime.domain.alerts import WindowCounter
+        from runtime.domain.windows import WindowCounter
         from runtime.services.archive import ArchiveRecorder, GroupCommit
         from runtime.telemetry import setup_telemetry
 

@@ -19,7 +19,7 @@ import ray
 from runtime.domain.errors import TtrError
 
 from actors.messages import (AttendeesRequest, AttendeesResult, DrainResult, ErrorData, Probe, SuppressionChanged,
-                             TenantHealth, config_of, encode_error)
+                             TenantHealth, encode_error, tenant_config_of)
 from actors.proxies import customer_actor_name  # noqa: F401 - re-exported: the name's old home
 
 log = logging.getLogger("ttr.customer")
@@ -79,7 +79,7 @@ CUSTOMER_ACTOR_OPTIONS = {"num_cpus": 0.01, "max_restarts": -1, "max_task_retrie
 
 
 class CustomerWorker:
-    def __init__(self, cfg_data, code: str, namespace: str, *, concurrency: int = 8,
+    def __init__(self, tenant_cfg, code: str, namespace: str, *, concurrency: int = 8,
                  poll_wait: int = 20, base_backoff: float | None = None):
         self.init_started_at = time.time()
         from runtime.adapters.aws import AwsClients
@@ -94,7 +94,7 @@ class CustomerWorker:
         from actors.proxies import ActorArchiveWriter, ActorMeetings
 
         setup_telemetry("customer")
-        self.cfg = config_of(cfg_data)
+        self.cfg = tenant_config_of(tenant_cfg, code)  # its own customer's view: no pydantic in a tenant
         self.code = code
         self.customer = self.cfg.customer(code)
         # botocore data cut to the operations a tenant calls (runtime/adapters/aws_models.py)

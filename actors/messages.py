@@ -27,6 +27,17 @@ def config_of(cfg_or_data):
     return parse_config(cfg_or_data, cfg_or_data.get("source") or "<runtime>")
 
 
+def tenant_config_of(view_or_cfg, code: str):
+    """The ``TenantConfig`` a CustomerActor was given: the supervisor ships ``Config.tenant_view(code)``
+    (frozen dataclasses: the tenant's process imports no pydantic); a ``Config`` or a dict (an older
+    caller) is parsed here and viewed."""
+    from runtime.domain.tenant import TenantConfig
+
+    if isinstance(view_or_cfg, TenantConfig):
+        return view_or_cfg
+    return config_of(view_or_cfg).tenant_view(code)
+
+
 # -- errors ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ErrorData:

@@ -107,7 +107,7 @@ class Runtime:
     def _create_customer(self, code: str):
         return self.customer_cls.options(**self._opts(customer_actor_name(code)),
                                          **tenant_options(self.cfg)).remote(
-            self.cfg_data, code, self.namespace, concurrency=self.concurrency, poll_wait=self.poll_wait,
+            self.cfg.tenant_view(code), code, self.namespace, concurrency=self.concurrency, poll_wait=self.poll_wait,
             base_backoff=self.base_backoff)
 
     def start(self) -> "Runtime":

@@ -10,12 +10,15 @@ import json
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
-from runtime.domain.config import Config, CustomerConfig
 from runtime.domain.errors import PermanentError, RecipientRejected, RetryableError, TenantPaused
 from runtime.domain.recipients import parse_attributes
 from runtime.adapters.aws import AwsClients, assume_customer_role, aws_errors
+
+if TYPE_CHECKING:  # a tenant's process is given a TenantConfig and imports no pydantic
+    from runtime.domain.config import Config, CustomerConfig
+    from runtime.domain.tenant import TenantConfig, TenantCustomer
 
 REFRESH_MARGIN = 300          # seconds before expiry we assume the role again
 SESSION_SECONDS = 3600
@@ -29,7 +32,8 @@ RECIPIENT_CODES = {"MessageRejected"}
 
 
 class TenantSes:
-    def __init__(self, clients: AwsClients, cfg: Config, customer: CustomerConfig, *, retries: int = 0):
+    def __init__(self, clients: AwsClients, cfg: Config | TenantConfig, customer: CustomerConfig | TenantCustomer, *,
+                 retries: int = 0):
         self.clients = clients
         # Contact administration (the CLI, the portal) retries throttling here; the runtime's
         # sends keep retries=0 and back off through their queue instead.

@@ -8,9 +8,6 @@ rate is over the configured window, not since the process started.
 from __future__ import annotations
 
 import operator
-import threading
-import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Literal, Mapping
@@ -19,6 +16,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from runtime.domain.errors import ConfigError
+# the windowed counters moved to a module without pydantic (a tenant imports them); their old home
+from runtime.domain.windows import WindowCounter, failure_pct, window_totals  # noqa: F401
 
 DEFAULT_ALERTS_PATH = Path(__file__).resolve().parents[2] / "configs" / "alerts.yaml"
 METRICS = ("oldest_trigger_age_minutes", "archive_update_failure_pct", "queue_depth", "healthy_processors",
@@ -103,50 +102,3 @@ def evaluate(cfg: AlertConfig, observations: Iterable[Observation]) -> list[Firi
         if key not in best or SEVERITIES.index(f.rule.severity) < SEVERITIES.index(best[key].rule.severity):
             best[key] = f
     return sorted(best.values(), key=lambda f: (SEVERITIES.index(f.rule.severity), f.rule.name))
-
-
-# ---------------------------------------------------------------------------------------------
-# Windowed counters
-
-
-class WindowCounter:
-    """Counts per key in per-minute buckets, keeping ``keep_minutes``."""
-
-    def __init__(self, *, bucket_seconds: int = 60, keep_minutes: int = 24 * 60,
-                 clock: Callable[[], float] = time.time):
-        self.bucket_seconds = bucket_seconds
-        self.keep = keep_minutes * 60 // bucket_seconds
-        self.clock = clock
-        self._buckets: dict[int, Counter] = {}
-        self._lock = threading.Lock()
-
-    def add(self, key: str, n: int = 1) -> None:
-        b = int(self.clock() // self.bucket_seconds)
-        with self._lock:
-            self._buckets.setdefault(b, Counter())[key] += n
-            for old in [k for k in self._buckets if k <= b - self.keep]:
-                del self._buckets[old]
-
-    def snapshot(self) -> dict:
-        with self._lock:
-            return {"bucket_seconds": self.bucket_seconds,
-                    "buckets": [[b * self.bucket_seconds, dict(c)] for b, c in sorted(self._buckets.items())]}
-
-
-def window_totals(snapshot: Mapping | None, window_minutes: float, now: float | None = None) -> Counter:
-    """Sum a ``WindowCounter.snapshot()`` over the last ``window_minutes``."""
-    out: Counter = Counter()
-    if not snapshot:
-        return out
-    now = time.time() if now is None else now
-    start = now - window_minutes * 60
-    width = snapshot.get("bucket_seconds", 60)
-    for bucket_start, counts in snapshot.get("buckets", []):
-        if bucket_start + width > start:
-            out.update(counts)
-    return out
-
-
-def failure_pct(totals: Mapping[str, int], *, fail: str = "failure", ok: str = "success") -> float | None:
-    n = totals.get(fail, 0) + totals.get(ok, 0)
-    return None if n == 0 else 100.0 * totals.get(fail, 0) / n

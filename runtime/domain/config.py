@@ -16,9 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from runtime.domain.notices import AlertingConfig
 from runtime.domain.errors import ConfigError, InvalidInput
+from runtime.domain.tenant import (CUSTOMER_CODE_RE, ConfigFacts, CustomerFacts, TenantConfig, TenantCustomer,
+                                   TenantEmail)
 
 DEFAULT_CONFIG_PATH = "configs/local.yaml"
-CUSTOMER_CODE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 TOPICS = ("aws-approval", "aws-announce", "aws-calendar")  # the topics every contact list always has
 TOPIC_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")       # what SES accepts as a topic name
 Subscription = Literal["OPT_IN", "OPT_OUT"]
@@ -50,7 +51,7 @@ class GraphConfig(_Strict):
     hide_attendees: bool = True
 
 
-class CustomerConfig(_Strict):
+class CustomerConfig(CustomerFacts, _Strict):
     code: str
     name: str
     ses_role_arn: str
@@ -97,34 +98,6 @@ class CustomerConfig(_Strict):
         if v is not None and not re.match(r"^[\w+=,.@:/-]{2,1224}$", v):
             raise ValueError("2 to 1224 characters of letters, digits and +=,.@:/-_ (what STS accepts)")
         return v
-
-    @property
-    def account_id(self) -> str:
-        return self.ses_role_arn.split(":")[4]
-
-    @property
-    def queue_name(self) -> str:
-        return self.queue or f"ttr-{self.code}"
-
-    @property
-    def dlq_name(self) -> str:
-        return f"{self.queue_name}-dlq"
-
-    @property
-    def feedback_queue_name(self) -> str:
-        """Where this customer's SES feedback (bounces, complaints, deliveries) arrives."""
-        return f"{self.queue_name}-feedback"
-
-    @property
-    def feedback_topic_name(self) -> str:
-        """The SNS topic (management account) this customer's SES publishes its feedback to."""
-        return f"{self.queue_name}-ses-feedback"
-
-    def allows(self, address: str) -> bool:
-        """The non-production whitelist: empty allows everyone; otherwise case-insensitive."""
-        if not self.restricted_recipients:
-            return True
-        return address.strip().lower() in {r.strip().lower() for r in self.restricted_recipients}
 
 
 class WebUser(_Strict):
@@ -278,7 +251,7 @@ class RuntimeSettings(_Strict):
     archive_linger_ms: int = Field(default=400, ge=0, le=5000)     # group commit: wait for a change's other records
 
 
-class Config(_Strict):
+class Config(ConfigFacts, _Strict):
     bucket: str
     region: str = "us-east-1"
     aws_endpoint_url: str | None = None
@@ -370,11 +343,16 @@ class Config(_Strict):
     def customer_codes(self) -> tuple[str, ...]:
         return tuple(c.code for c in self.customers)
 
-    def region_of(self, customer: CustomerConfig) -> str:
-        return customer.region or self.region
-
-    def sender_of(self, customer: CustomerConfig) -> str:
-        return customer.sender or self.email.sender
+    def tenant_view(self, code: str) -> TenantConfig:
+        """What customer ``code``'s actor is shipped: its own customer and the settings a tenant
+        uses, as frozen pydantic-free dataclasses (``runtime.domain.tenant``)."""
+        c = self.customer(code)
+        return TenantConfig(
+            bucket=self.bucket, region=self.region, aws_endpoint_url=self.aws_endpoint_url,
+            email=TenantEmail(sender=self.email.sender, portal_base_url=self.email.portal_base_url,
+                              show_affected_customers=self.email.show_affected_customers),
+            tenant=TenantCustomer(**{name: getattr(c, name) for name in TenantCustomer.__dataclass_fields__}),
+            source=self.source)
 
     def with_overrides(self, **changes) -> "Config":
         """A copy with top-level fields replaced (e.g. the emulator's endpoint and ports)."""

@@ -301,7 +301,7 @@ class Trigger:
 
 def parse_trigger_key(key: str) -> tuple[str, str]:
     """``customers/{code}/{changeId}.json`` -> (code, changeId); anything else is rejected."""
-    from runtime.domain.config import CUSTOMER_CODE_RE
+    from runtime.domain.tenant import CUSTOMER_CODE_RE
 
     parts = key.split("/")
     if len(parts) != 3 or parts[0] != "customers" or not parts[2].endswith(".json"):

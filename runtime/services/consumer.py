@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
-from runtime.domain.alerts import WindowCounter
+from runtime.domain.windows import WindowCounter
 from runtime.domain.errors import TtrError
 from runtime.domain.queues import VISIBILITY_TIMEOUT
 from runtime.ports import Queue, QueueMessage

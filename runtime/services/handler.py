@@ -21,11 +21,10 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Protocol
+from typing import TYPE_CHECKING, Callable, Mapping, Protocol
 
 from runtime.domain import processing
 from runtime.services.archive import ArchiveStore
-from runtime.domain.config import Config, CustomerConfig
 from runtime.domain.errors import (InvalidInput, NotFound, RecipientRejected, RejectedInput, TenantPaused,
                      TtrError)
 from runtime.services.feedback import REF_HEADER, SuppressionList, ref_value
@@ -36,6 +35,10 @@ from runtime.services.pacing import RateLimiter
 from runtime.ports import Mailer, ObjectStore, QueueMessage
 from runtime.domain.recipients import Contact, decide_recipients, select_recipients, valid_zone
 from runtime.telemetry import add_event, metrics, span
+
+if TYPE_CHECKING:  # a tenant's process is given a TenantConfig and imports no pydantic
+    from runtime.domain.config import Config, CustomerConfig
+    from runtime.domain.tenant import TenantConfig, TenantCustomer
 
 log = logging.getLogger("ttr.handler")
 
@@ -98,7 +101,7 @@ def backoff(receive_count: int, hint: float | None = None, base_seconds: float =
 
 
 class TriggerHandler:
-    def __init__(self, *, cfg: Config, customer: CustomerConfig, store: ObjectStore, mailer: Mailer,
+    def __init__(self, *, cfg: Config | TenantConfig, customer: CustomerConfig | TenantCustomer, store: ObjectStore, mailer: Mailer,
                  archive: ArchiveWriter, limiter: RateLimiter | None = None,
                  meetings: Meetings | None = None, clock: Callable[[], str] = now_iso,
                  base_backoff: float | None = None, attribute_budget: float = ATTRIBUTE_BUDGET):
@@ -121,7 +124,7 @@ class TriggerHandler:
         self.attribute_budget = attribute_budget  # seconds one transition may wait for GetContact
         self.suppression = SuppressionList(store, customer.code)  # hard bounces and complaints
         self._suppressed: tuple[float, Callable[[str], bool]] | None = None
-        from runtime.domain.alerts import WindowCounter
+        from runtime.domain.windows import WindowCounter
 
         self.deletes = WindowCounter()  # trigger deletes per minute: success / failure
 

@@ -168,3 +168,31 @@ def test_status_without_processors_fires_the_critical_alert(runtime, module_stac
     code, out, _ = run_cli("status", "--config", module_stack.path, "--namespace", "ttr-nobody-here")
     assert code == 1
     assert "NOT reachable" in out and "CRITICAL all-processors-down" in out
+
+
+def test_a_tenant_process_holds_no_configuration_models_after_its_work(runtime, lc, sample_change):
+    """Issue 11 (a tenant's memory): each CustomerActor is shipped its TenantConfig view and, after
+    sending mail and answering the meeting's attendee call, its process has loaded none of the
+    pydantic configuration models (runtime.domain.config, notices, alerts); the ArchiveActor,
+    given the whole Config, has. pydantic itself is in every Ray worker that has (de)serialized a
+    value: Ray's serialization context registers pydantic serializers (ray._common.pydantic_compat)."""
+    import ray
+
+    content, _ = new_change(sample_change)
+    cid = lc.submit(content, actor="ann").change_id
+    lc.transition(cid, "approve", actor="bob")
+    wait_for(all_processed(lc, cid), timeout=60, what="processing")
+
+    def loaded(worker):
+        import sys
+
+        ours = ("runtime.domain.config", "runtime.domain.notices", "runtime.domain.alerts")
+        return (type(worker.cfg).__name__ if hasattr(worker, "cfg") else None,
+                sorted(m for m in ours if m in sys.modules), "runtime.emails" in sys.modules,
+                "pydantic" not in sys.modules or "ray._common.pydantic_compat" in sys.modules)
+
+    for code, actor in runtime.customers.items():
+        cfg_type, modules, rendered, pydantic_by_ray = ray.get(actor.__ray_call__.remote(loaded), timeout=30)
+        assert (cfg_type, modules, rendered, pydantic_by_ray) == ("TenantConfig", [], True, True), code
+    _, archive_modules, _, _ = ray.get(runtime.archive.__ray_call__.remote(loaded), timeout=30)
+    assert "runtime.domain.config" in archive_modules  # the check can fail: a service actor has them
