@@ -322,8 +322,11 @@ class ApiTokens:
 
 
 @dataclass
-class RateLimiter:
-    """At most ``limit`` hits per ``window`` seconds per key; bounded memory (oldest keys go)."""
+class AttemptWindow:
+    """At most ``limit`` hits per ``window`` seconds per key (a sliding window); bounded memory
+    (oldest keys go). Not ``services.pacing.RateLimiter``, a token bucket that paces sends: the
+    sign-in promise (SECURITY.md: 30 attempts per 5 minutes per client) needs a hard window,
+    which a bucket's burst would loosen."""
 
     limit: int
     window: float
@@ -413,7 +416,7 @@ class LoginThrottle:
     attempts per client address. A username is never locked: another client signs in as usual.
     ``client`` is the real client's address (``client_address``: through trusted proxies only)."""
 
-    per_client: RateLimiter = field(default_factory=lambda: RateLimiter(limit=30, window=300))
+    per_client: AttemptWindow = field(default_factory=lambda: AttemptWindow(limit=30, window=300))
     backoff: Backoff = field(default_factory=Backoff)
 
     @staticmethod

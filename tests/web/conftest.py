@@ -174,9 +174,9 @@ def csrf_of(html: str) -> str:
 
 
 def relaxed_throttle():
-    from runtime.web._auth import Backoff, LoginThrottle, RateLimiter
+    from runtime.web._auth import Backoff, LoginThrottle, AttemptWindow
 
-    return LoginThrottle(per_client=RateLimiter(limit=10_000, window=60), backoff=Backoff(free=1000))
+    return LoginThrottle(per_client=AttemptWindow(limit=10_000, window=60), backoff=Backoff(free=1000))
 
 
 @pytest.fixture(scope="session")

@@ -161,9 +161,9 @@ def _attempt(url, user, password, forwarded_for=None):
 def test_sign_in_backoff_never_locks_a_known_username_out_for_another_client(web_stack):
     # reproduced before the fix: five wrong passwords locked "admin" out for everyone
     from runtime.web import start_portal
-    from runtime.web._auth import Backoff, LoginThrottle, RateLimiter
+    from runtime.web._auth import Backoff, LoginThrottle, AttemptWindow
 
-    throttle = LoginThrottle(per_client=RateLimiter(limit=100, window=60), backoff=Backoff(free=3, base=30))
+    throttle = LoginThrottle(per_client=AttemptWindow(limit=100, window=60), backoff=Backoff(free=3, base=30))
     cfg = _portal_with(web_stack, trusted_proxies=("127.0.0.1",))
     with start_portal(cfg, 0, session_secret=SECRET, throttle=throttle) as portal:
         attacker, colleague = "198.51.100.7", "203.0.113.20"
@@ -177,9 +177,9 @@ def test_sign_in_backoff_never_locks_a_known_username_out_for_another_client(web
 def test_a_proxys_shared_address_does_not_block_everyone(web_stack):
     # reproduced before the fix: behind a proxy every client shared one address and 20 attempts blocked all
     from runtime.web import start_portal
-    from runtime.web._auth import Backoff, LoginThrottle, RateLimiter
+    from runtime.web._auth import Backoff, LoginThrottle, AttemptWindow
 
-    throttle = LoginThrottle(per_client=RateLimiter(limit=5, window=60), backoff=Backoff(free=1000))
+    throttle = LoginThrottle(per_client=AttemptWindow(limit=5, window=60), backoff=Backoff(free=1000))
     with start_portal(_portal_with(web_stack, trusted_proxies=("127.0.0.0/8",)), 0, session_secret=SECRET,
                       throttle=throttle) as portal:
         assert [_attempt(portal.url, "bob", "bad", "198.51.100.8").status_code for _ in range(5)] == [401] * 5
@@ -187,7 +187,7 @@ def test_a_proxys_shared_address_does_not_block_everyone(web_stack):
         assert _attempt(portal.url, "bob", "bob-demo", "203.0.113.21").status_code == 303  # the others do not
     # without trusted proxies the header is the client's to invent: it buys nothing
     with start_portal(web_stack.cfg, 0, session_secret=SECRET,
-                      throttle=LoginThrottle(per_client=RateLimiter(limit=3, window=60),
+                      throttle=LoginThrottle(per_client=AttemptWindow(limit=3, window=60),
                                              backoff=Backoff(free=1000))) as portal:
         assert [_attempt(portal.url, "bob", "bad", f"192.0.2.{i}").status_code for i in range(3)] == [401] * 3
         assert _attempt(portal.url, "bob", "bob-demo", "192.0.2.99").status_code == 429

@@ -6,7 +6,7 @@ import pytest
 
 from runtime.domain.errors import InvalidInput
 from runtime.services.lifecycle import apply_transition, new_archive
-from runtime.web._auth import (Backoff, Forbidden, LoginThrottle, Principal, RateLimiter, TooManyAttempts,
+from runtime.web._auth import (Backoff, Forbidden, LoginThrottle, Principal, AttemptWindow, TooManyAttempts,
                                client_address, load_session_secret, may_edit_draft, require, verify_password, why_not)
 from runtime.web._index import Filters, decode_cursor, matches, paginate, parse_date, summarize_change
 from runtime.services.delivery import delivery, meeting, safe_url, timeline
@@ -116,7 +116,7 @@ def test_passwords_verify_only_with_the_right_password():
 
 def test_rate_limiter_blocks_then_lets_through_after_the_window():
     now = [0.0]
-    limiter = RateLimiter(limit=3, window=60, clock=lambda: now[0])
+    limiter = AttemptWindow(limit=3, window=60, clock=lambda: now[0])
     for _ in range(3):
         assert limiter.retry_after("k") is None
         limiter.hit("k")
@@ -128,7 +128,7 @@ def test_rate_limiter_blocks_then_lets_through_after_the_window():
 
 def test_sign_in_backoff_doubles_per_username_and_client_and_never_locks_the_username():
     now = [0.0]
-    throttle = LoginThrottle(per_client=RateLimiter(100, 60, clock=lambda: now[0]),
+    throttle = LoginThrottle(per_client=AttemptWindow(100, 60, clock=lambda: now[0]),
                              backoff=Backoff(free=2, base=1.0, cap=8.0, forget=600, clock=lambda: now[0]))
     throttle.failed("Alice", "1.2.3.4")
     throttle.failed("alice ", "1.2.3.4")
@@ -172,7 +172,7 @@ def test_trusted_proxies_must_be_addresses():
 
 
 def test_rate_limiter_memory_is_bounded():
-    limiter = RateLimiter(limit=1, window=60, max_keys=10)
+    limiter = AttemptWindow(limit=1, window=60, max_keys=10)
     for i in range(100):
         limiter.hit(f"k{i}")
     assert len(limiter._hits) == 10
