@@ -135,13 +135,13 @@ def _process(web, ann_id: str) -> None:
     from runtime.adapters.sqs import SqsQueue
     from runtime.services.archive import ArchiveRecorder
     from runtime.services.handler import TriggerHandler
-    from runtime.services.pacing import AttemptWindow
+    from runtime.services.pacing import RateLimiter
 
     from runtime.domain.processing import plan
 
     cfg = web.cfg
     handlers = {c.code: TriggerHandler(cfg=cfg, customer=c, store=web.store, archive=ArchiveRecorder(web.store),
-                                       mailer=TenantSes(web.stack.clients, cfg, c), limiter=AttemptWindow(1000))
+                                       mailer=TenantSes(web.stack.clients, cfg, c), limiter=RateLimiter(1000))
                 for c in cfg.customers}
 
     def one_pass():
