@@ -135,11 +135,11 @@ def reference(n: int, idle_seconds: float, cfg) -> dict:
 def broadcast(stack, lc, codes: list[str], timeout: float) -> dict:
     """One change for every tenant, with a meeting: submit, approve, until all processed."""
     from runtime.domain.processing import plan
+    from runtime.domain.rules import window_from_today
 
     title = f"Broadcast {uuid.uuid4().hex[:6]}"
     content = {"title": title, "customers": codes, "meeting": {"required": True},
-               "schedule": {"implementationStart": "2026-12-08T02:00:00Z",
-                            "implementationEnd": "2026-12-08T03:00:00Z", "timezone": "UTC"}}
+               "schedule": window_from_today(8, hours=1, tz="UTC")}   # never a stale date
     t0 = time.monotonic()
     cid = lc.submit(content, actor="bench").change_id
     lc.transition(cid, "approve", actor="bench-approver")
