@@ -24,8 +24,8 @@ class AlertWorker(PeriodicWorker):
     def __init__(self, cfg_data, namespace: str, *, interval_s: float | None = None):
         from runtime.adapters.alert_sinks import build_sinks
         from runtime.adapters.aws import AwsClients
-        from runtime.domain.notices import AlertTracker, Dispatcher
         from runtime.domain.alerts import load_alerts
+        from runtime.domain.notices import AlertTracker, Dispatcher
         from runtime.telemetry import setup_telemetry
 
         setup_telemetry("alerts")

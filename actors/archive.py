@@ -14,10 +14,9 @@ import os
 
 import ray
 
-from runtime.domain.errors import TtrError
-
 from actors.messages import ArchiveHealth, ErrorData, RecordRequest, RecordResult, config_of, encode_error
 from actors.proxies import ARCHIVE_ACTOR_NAME  # noqa: F401 - re-exported: the name's old home
+from runtime.domain.errors import TtrError
 
 ARCHIVE_ACTOR_OPTIONS = {"num_cpus": 0.05, "max_restarts": -1, "max_task_retries": 3, "max_concurrency": 256}
 

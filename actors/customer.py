@@ -16,11 +16,19 @@ from dataclasses import asdict
 
 import ray
 
-from runtime.domain.errors import TtrError
-
-from actors.messages import (AttendeesRequest, AttendeesResult, DrainResult, ErrorData, Probe, SuppressionChanged,
-                             TenantHealth, encode_error, tenant_config_of)
+from actors.messages import (
+    AttendeesRequest,
+    AttendeesResult,
+    DrainResult,
+    ErrorData,
+    Probe,
+    SuppressionChanged,
+    TenantHealth,
+    encode_error,
+    tenant_config_of,
+)
 from actors.proxies import customer_actor_name  # noqa: F401 - re-exported: the name's old home
+from runtime.domain.errors import TtrError
 
 log = logging.getLogger("ttr.customer")
 
@@ -66,7 +74,6 @@ def _spawned_at() -> float:
 def _node_stats() -> dict:
     try:
         import psutil
-
         import ray
 
         return {"node_id": ray.get_runtime_context().get_node_id(), "cpu_pct": psutil.cpu_percent(None),
@@ -82,6 +89,7 @@ class CustomerWorker:
     def __init__(self, tenant_cfg, code: str, namespace: str, *, concurrency: int = 8,
                  poll_wait: int = 20, base_backoff: float | None = None):
         self.init_started_at = time.time()
+        from actors.proxies import ActorArchiveWriter, ActorMeetings
         from runtime.adapters.aws import AwsClients
         from runtime.adapters.aws_models import tenant_data_path
         from runtime.adapters.s3 import S3ObjectStore
@@ -90,8 +98,6 @@ class CustomerWorker:
         from runtime.services.consumer import MessagePump, PumpSettings
         from runtime.services.handler import TriggerHandler
         from runtime.telemetry import observe, setup_telemetry
-
-        from actors.proxies import ActorArchiveWriter, ActorMeetings
 
         setup_telemetry("customer")
         self.cfg = tenant_config_of(tenant_cfg, code)  # its own customer's view: no pydantic in a tenant

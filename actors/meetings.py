@@ -12,10 +12,9 @@ import os
 
 import ray
 
-from runtime.domain.errors import TtrError
-
 from actors.messages import ErrorData, MeetingCall, MeetingResult, MeetingsHealth, config_of, encode_error
 from actors.proxies import MEETINGS_ACTOR_NAME, ActorAttendees, AsyncArchiveWriter
+from runtime.domain.errors import TtrError
 
 __all__ = ["MEETINGS_ACTOR_NAME", "MeetingCoordinator", "MeetingsWorker"]
 

@@ -27,8 +27,15 @@ def aws_view(cfg: Config, now: float) -> dict[str, TenantStatus]:
 
 def cluster_view(tenants: dict[str, TenantStatus], namespace: str) -> ClusterView:
     """The actors' health in ``namespace`` (Ray is connected)."""
-    from actors.proxies import (ALERT_ACTOR_NAME, ARCHIVE_ACTOR_NAME, FEEDBACK_ACTOR_NAME, MEETINGS_ACTOR_NAME,
-                                RECONCILER_ACTOR_NAME, customer_actor_name, health_by_name)
+    from actors.proxies import (
+        ALERT_ACTOR_NAME,
+        ARCHIVE_ACTOR_NAME,
+        FEEDBACK_ACTOR_NAME,
+        MEETINGS_ACTOR_NAME,
+        RECONCILER_ACTOR_NAME,
+        customer_actor_name,
+        health_by_name,
+    )
 
     names = {"archive": ARCHIVE_ACTOR_NAME, "meetings": MEETINGS_ACTOR_NAME, "alerts": ALERT_ACTOR_NAME,
              "feedback": FEEDBACK_ACTOR_NAME, "reconciler": RECONCILER_ACTOR_NAME}

@@ -13,11 +13,18 @@ from concurrent.futures import TimeoutError as FutureTimeout
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayError
 
+from actors.messages import (
+    AttendeesRequest,
+    AttendeesResult,
+    MeetingCall,
+    MeetingResult,
+    RecordRequest,
+    RecordResult,
+    SuppressionChanged,
+    unwrap,
+)
 from runtime.domain.errors import RetryableError
 from runtime.telemetry import inject
-
-from actors.messages import (AttendeesRequest, AttendeesResult, MeetingCall, MeetingResult, RecordRequest, RecordResult,
-                             SuppressionChanged, unwrap)
 
 CALL_TIMEOUT = 120.0
 MEETING_TIMEOUT = 300.0

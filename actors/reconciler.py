@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import logging
+import os
 
 import ray
-
-from runtime.domain.errors import TtrError
 
 from actors.messages import ReconcilerHealth, config_of
 from actors.periodic import PeriodicWorker
 from actors.proxies import RECONCILER_ACTOR_NAME  # noqa: F401 - re-exported: the name's old home
+from runtime.domain.errors import TtrError
 
 log = logging.getLogger("ttr.orphans")
 

@@ -15,10 +15,6 @@ import threading
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayError
 
-from runtime.domain.config import Config
-from runtime.services.orphans import DEFAULT_THRESHOLD_S
-from runtime.telemetry import metrics, observe, setup_telemetry
-
 from actors.alerter import ALERT_ACTOR_NAME, AlertActor
 from actors.archive import ARCHIVE_ACTOR_NAME, ArchiveActor
 from actors.customer import CustomerActor, customer_actor_name
@@ -27,6 +23,9 @@ from actors.meetings import MEETINGS_ACTOR_NAME, MeetingCoordinator
 from actors.placement import Demand, check_fit, service_options, tenant_options
 from actors.proxies import health_of
 from actors.reconciler import RECONCILER_ACTOR_NAME, ReconcilerActor
+from runtime.domain.config import Config
+from runtime.services.orphans import DEFAULT_THRESHOLD_S
+from runtime.telemetry import metrics, observe, setup_telemetry
 
 log = logging.getLogger("ttr.supervisor")
 

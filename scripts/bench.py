@@ -163,10 +163,10 @@ def run_once(args) -> dict:
     from runtime.adapters.aws import AwsClients
     from runtime.adapters.s3 import S3ObjectStore
     from runtime.domain.config import parse_config
-    from runtime.services.lifecycle import Lifecycle
-    from runtime.local.stack import LocalStack
     from runtime.domain.processing import plan
     from runtime.domain.rules import window_from_today
+    from runtime.local.stack import LocalStack
+    from runtime.services.lifecycle import Lifecycle
 
     cfg = parse_config(bench_config(args.tenants, args.recipients), "<bench>")
     with LocalStack(cfg, aws_port=0, graph_port=0) as stack:

@@ -8,11 +8,19 @@ from typing import Protocol
 
 import httpx
 
-from runtime.domain.notices import (EmailSink, Notice, SnsSink, WebhookSink, email_message, slack_payload, sns_message,
-                        teams_payload)
+from runtime.adapters.aws import AwsClients, aws_errors
 from runtime.domain.config import Config
 from runtime.domain.errors import PermanentError, RetryableError
-from runtime.adapters.aws import AwsClients, aws_errors
+from runtime.domain.notices import (
+    EmailSink,
+    Notice,
+    SnsSink,
+    WebhookSink,
+    email_message,
+    slack_payload,
+    sns_message,
+    teams_payload,
+)
 
 WEBHOOK_TIMEOUT = 10.0
 

@@ -12,12 +12,19 @@ from collections import Counter
 from typing import Iterator
 
 import botocore.config
-import botocore.session
 import botocore.exceptions
+import botocore.session
 from botocore.exceptions import ClientError
 
-from runtime.domain.errors import (AlreadyExists, NotFound, PermanentError, PreconditionFailed,
-                      RetryableError, TenantPaused, TtrError)
+from runtime.domain.errors import (
+    AlreadyExists,
+    NotFound,
+    PermanentError,
+    PreconditionFailed,
+    RetryableError,
+    TenantPaused,
+    TtrError,
+)
 
 # Codes that mean "try again later" whatever the service.
 RETRYABLE_CODES = {

@@ -34,11 +34,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import httpx
 from azure.core.exceptions import AzureError, ClientAuthenticationError
 from kiota_abstractions.api_error import APIError
-from kiota_abstractions.authentication import (AccessTokenProvider, AllowedHostsValidator,
-                                               BaseBearerTokenAuthenticationProvider)
+from kiota_abstractions.authentication import (
+    AccessTokenProvider,
+    AllowedHostsValidator,
+    BaseBearerTokenAuthenticationProvider,
+)
 from kiota_abstractions.base_request_configuration import RequestConfiguration
-from kiota_authentication_azure.azure_identity_authentication_provider import \
-    AzureIdentityAuthenticationProvider
+from kiota_authentication_azure.azure_identity_authentication_provider import AzureIdentityAuthenticationProvider
 from kiota_http._exceptions import KiotaHTTPXError
 from kiota_http.kiota_client_factory import KiotaClientFactory
 from kiota_http.middleware import RetryHandler
@@ -54,11 +56,9 @@ from msgraph.generated.models.event import Event
 from msgraph.generated.models.item_body import ItemBody
 from msgraph.generated.models.location import Location
 from msgraph.generated.models.online_meeting_provider_type import OnlineMeetingProviderType
-from msgraph.generated.models.single_value_legacy_extended_property import \
-    SingleValueLegacyExtendedProperty
+from msgraph.generated.models.single_value_legacy_extended_property import SingleValueLegacyExtendedProperty
 from msgraph.generated.users.item.events.events_request_builder import EventsRequestBuilder
-from msgraph.generated.users.item.events.item.cancel.cancel_post_request_body import \
-    CancelPostRequestBody
+from msgraph.generated.users.item.events.item.cancel.cancel_post_request_body import CancelPostRequestBody
 from msgraph_core import APIVersion, GraphClientFactory
 from msgraph_core.middleware import GraphTelemetryHandler
 from msgraph_core.middleware.options import GraphTelemetryHandlerOption

@@ -5,8 +5,8 @@ Read-only, in the runtime's own (management) account. Every page of every listin
 
 from __future__ import annotations
 
-from runtime.domain.errors import NotFound
 from runtime.adapters.aws import AwsClients, aws_errors
+from runtime.domain.errors import NotFound
 
 
 class IdentityStore:

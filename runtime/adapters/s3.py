@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Iterator
 
+from runtime.adapters.aws import AwsClients, aws_errors
 from runtime.domain.errors import AlreadyExists, PreconditionFailed
 from runtime.ports import ObjectInfo, StoredObject
-from runtime.adapters.aws import AwsClients, aws_errors
 
 
 class S3ObjectStore:

@@ -12,9 +12,9 @@ import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Mapping
 
+from runtime.adapters.aws import AwsClients, assume_customer_role, aws_errors
 from runtime.domain.errors import PermanentError, RecipientRejected, RetryableError, TenantPaused
 from runtime.domain.recipients import parse_attributes
-from runtime.adapters.aws import AwsClients, assume_customer_role, aws_errors
 
 if TYPE_CHECKING:  # a tenant's process is given a TenantConfig and imports no pydantic
     from runtime.domain.config import Config, CustomerConfig

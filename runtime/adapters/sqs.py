@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from runtime.ports import QueueMessage
 from runtime.adapters.aws import AwsClients, aws_errors
+from runtime.ports import QueueMessage
 
 
 class SqsQueue:

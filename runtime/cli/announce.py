@@ -69,8 +69,8 @@ def summary(a: dict) -> dict:
 
 
 def cmd_list(args) -> int:
-    from runtime.domain.announcements import TYPES
     from runtime.cli.main import _err, _out
+    from runtime.domain.announcements import TYPES
 
     cfg, lc = _lifecycle(args)
     if args.customer and args.customer not in cfg.customer_codes:

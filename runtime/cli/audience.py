@@ -252,8 +252,8 @@ def cmd_topics_sync(args) -> int:
 
 
 def cmd_identity_sync(args) -> int:
-    from runtime.domain.audience import plan_identity
     from runtime.adapters.identity import IdentityStore
+    from runtime.domain.audience import plan_identity
     from runtime.services.contacts import identity_members
 
     cfg, clients = _setup(args)

@@ -69,9 +69,9 @@ def render_view(change: Mapping, names: Mapping[str, str], ledgers: Mapping[tupl
 def cmd_change_view(args) -> int:
     from runtime.adapters.aws import AwsClients
     from runtime.adapters.s3 import S3ObjectStore
-    from runtime.services.archive import ArchiveStore
     from runtime.domain.config import load_config
     from runtime.domain.model import check_change_id
+    from runtime.services.archive import ArchiveStore
 
     cfg = load_config(getattr(args, "config", None))
     store = S3ObjectStore(AwsClients(cfg.region, cfg.aws_endpoint_url), cfg.bucket)

@@ -119,8 +119,8 @@ def _transition(action: str, verb: str):
             if args.timezone:
                 params["timezone"] = args.timezone
         if action == "update":
-            from runtime.services.documents import load_document
             from runtime.domain.rules import check_known_fields
+            from runtime.services.documents import load_document
 
             doc = load_document(args.file)
             for f in ("status", "version", "modifications"):
@@ -213,8 +213,8 @@ def cmd_local_up(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from runtime.local.stack import wait_for_signal
     from runtime.local.runtime_host import start_runtime
+    from runtime.local.stack import wait_for_signal
 
     cfg = _config(args)
     _err(f"starting the runtime for {', '.join(cfg.customer_codes)} "

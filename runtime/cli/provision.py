@@ -95,8 +95,8 @@ def _feedback_instructions(cfg) -> None:
     """SES feedback needs one step in each customer's account: say exactly which."""
     from runtime.adapters.aws import AwsClients, aws_errors
     from runtime.domain.errors import TtrError
-    from runtime.services.feedback import feedback_topic_arn
     from runtime.provisioning.bootstrap import identity_feedback_calls
+    from runtime.services.feedback import feedback_topic_arn
 
     try:
         with aws_errors("sts.GetCallerIdentity"):

@@ -47,8 +47,8 @@ def cmd_suppressed_list(args) -> int:
 
 def cmd_suppressed_clear(args) -> int:
     from runtime.domain.errors import InvalidInput
-    from runtime.services.feedback import SuppressionList
     from runtime.domain.recipients import valid_address
+    from runtime.services.feedback import SuppressionList
 
     if not valid_address(args.address):
         raise InvalidInput(f"ADDRESS: {args.address!r} is not an email address")

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from runtime.domain.errors import ConfigError
+
 # the windowed counters moved to a module without pydantic (a tenant imports them); their old home
 from runtime.domain.windows import WindowCounter, failure_pct, window_totals  # noqa: F401
 

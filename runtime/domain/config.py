@@ -14,10 +14,16 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from runtime.domain.notices import AlertingConfig
 from runtime.domain.errors import ConfigError, InvalidInput
-from runtime.domain.tenant import (CUSTOMER_CODE_RE, ConfigFacts, CustomerFacts, TenantConfig, TenantCustomer,
-                                   TenantEmail)
+from runtime.domain.notices import AlertingConfig
+from runtime.domain.tenant import (
+    CUSTOMER_CODE_RE,
+    ConfigFacts,
+    CustomerFacts,
+    TenantConfig,
+    TenantCustomer,
+    TenantEmail,
+)
 
 DEFAULT_CONFIG_PATH = "configs/local.yaml"
 TOPICS = ("aws-approval", "aws-announce", "aws-calendar")  # the topics every contact list always has

@@ -80,8 +80,8 @@ def subscribed(contact: Contact, topic: str, topic_defaults: Mapping[str, str]) 
 
 def valid_zone(name: object) -> bool:
     """Whether ``name`` is an IANA time zone this machine knows (a contact's ``timezone``)."""
-    from runtime.domain.model import check_timezone
     from runtime.domain.errors import InvalidInput
+    from runtime.domain.model import check_timezone
 
     try:
         check_timezone(name, "timezone")

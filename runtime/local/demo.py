@@ -55,13 +55,18 @@ def run_demo(cfg: Config, *, actor: str, keep_running: bool = False) -> int:
     work next, and the emails' portal links point where its portal listens."""
     from runtime.adapters.aws import AwsClients
     from runtime.adapters.s3 import S3ObjectStore
-    from runtime.services.lifecycle import Lifecycle
-    from runtime.local.aws_emulator import AwsEmulator
-    from runtime.telemetry import setup_telemetry, shutdown_telemetry
+    from runtime.local.aws_emulator import AwsEmulator, require_moto
     from runtime.local.runtime_host import default_telemetry_files, start_runtime
-    from runtime.local.aws_emulator import require_moto
-    from runtime.local.stack import (LocalStack, clear_ray_address, start_local_portal, warn_unreachable,
-                        with_portal_links, write_ray_address)
+    from runtime.local.stack import (
+        LocalStack,
+        clear_ray_address,
+        start_local_portal,
+        warn_unreachable,
+        with_portal_links,
+        write_ray_address,
+    )
+    from runtime.services.lifecycle import Lifecycle
+    from runtime.telemetry import setup_telemetry, shutdown_telemetry
 
     require_moto()
     traces, metrics_file = default_telemetry_files("demo")

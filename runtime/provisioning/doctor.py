@@ -24,9 +24,9 @@ from runtime.adapters.aws import AwsClients, assume_customer_role, aws_errors
 from runtime.domain.audience import plan_topics
 from runtime.domain.config import Config, CustomerConfig
 from runtime.domain.errors import NotFound, PermanentError, TtrError
-from runtime.services.feedback import feedback_topic_arn
 from runtime.domain.queues import MAX_RECEIVE_COUNT
 from runtime.provisioning.bootstrap import notification_rule
+from runtime.services.feedback import feedback_topic_arn
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 PROBE_CHANGE_ID = "ttr-doctor-probe"   # a changeId no meeting carries: the lookup finds nothing

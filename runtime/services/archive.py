@@ -16,8 +16,15 @@ import threading
 import time
 from typing import Callable
 
-from runtime.domain.errors import (AlreadyExists, ConflictError, InvalidInput, NotFound, PreconditionFailed, RetryableError,
-                     TtrError)
+from runtime.domain.errors import (
+    AlreadyExists,
+    ConflictError,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+    RetryableError,
+    TtrError,
+)
 from runtime.domain.model import archive_key, check_change_id
 from runtime.ports import ObjectStore
 

@@ -22,9 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
-from runtime.domain.windows import WindowCounter
 from runtime.domain.errors import TtrError
 from runtime.domain.queues import VISIBILITY_TIMEOUT
+from runtime.domain.windows import WindowCounter
 from runtime.ports import Queue, QueueMessage
 
 log = logging.getLogger("ttr.consumer")

@@ -24,16 +24,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Mapping, Protocol
 
 from runtime.domain import processing
+from runtime.domain.errors import InvalidInput, NotFound, RecipientRejected, RejectedInput, TenantPaused, TtrError
+from runtime.domain.model import REJECTED_PREFIX, now_iso
+from runtime.domain.recipients import Contact, decide_recipients, select_recipients, valid_zone
+from runtime.ports import Mailer, ObjectStore, QueueMessage
 from runtime.services.archive import ArchiveStore
-from runtime.domain.errors import (InvalidInput, NotFound, RecipientRejected, RejectedInput, TenantPaused,
-                     TtrError)
 from runtime.services.feedback import REF_HEADER, SuppressionList, ref_value
 from runtime.services.ledger import FLUSH_EVERY, Ledger
 from runtime.services.locks import KeyedLock
-from runtime.domain.model import REJECTED_PREFIX, now_iso
 from runtime.services.pacing import RateLimiter
-from runtime.ports import Mailer, ObjectStore, QueueMessage
-from runtime.domain.recipients import Contact, decide_recipients, select_recipients, valid_zone
 from runtime.telemetry import add_event, metrics, span
 
 if TYPE_CHECKING:  # a tenant's process is given a TenantConfig and imports no pydantic

@@ -15,13 +15,26 @@ from typing import Any, Callable, Iterable, Mapping
 from runtime.domain.announcements import TRANSITIONS as ANNOUNCEMENT_TRANSITIONS
 from runtime.domain.announcements import USER_FIELDS as ANNOUNCEMENT_FIELDS
 from runtime.domain.announcements import is_announcement, new_announcement_id, validate_announcement
-from runtime.services.archive import ArchiveStore
 from runtime.domain.errors import IllegalTransition, InvalidInput, NotFound, StaleVersion, TtrError
-from runtime.domain.model import (DRAFT_FIELDS, SYSTEM_FIELDS, USER_FIELDS, Trigger, append_modifications, check_change_id,
-                    draft_key, latest_lifecycle, lifecycle_entries, new_change_id, now_iso,
-                    parse_rfc3339, validate_change, validate_schedule)
-from runtime.ports import ObjectStore
+from runtime.domain.model import (
+    DRAFT_FIELDS,
+    SYSTEM_FIELDS,
+    USER_FIELDS,
+    Trigger,
+    append_modifications,
+    check_change_id,
+    draft_key,
+    latest_lifecycle,
+    lifecycle_entries,
+    new_change_id,
+    now_iso,
+    parse_rfc3339,
+    validate_change,
+    validate_schedule,
+)
 from runtime.domain.rules import DRAFT_BOOKKEEPING, FREE_PREFIX, check_complete, check_known_fields, check_window
+from runtime.ports import ObjectStore
+from runtime.services.archive import ArchiveStore
 from runtime.telemetry import metrics
 
 ACTIONS = ("submit", "update", "approve", "reschedule", "complete", "cancel")

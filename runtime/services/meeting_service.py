@@ -24,9 +24,9 @@ from typing import Awaitable, Callable, Mapping, Protocol
 from runtime.domain.errors import NotFound, RejectedInput
 from runtime.domain.meetings import CalendarEvent, build_meeting_request, meeting_metadata, transaction_id
 from runtime.domain.model import now_iso
-from runtime.ports import Calendar
 from runtime.domain.processing import BACKEND_ACTOR
 from runtime.domain.recipients import merge_attendees
+from runtime.ports import Calendar
 
 log = logging.getLogger("ttr.meetings")
 

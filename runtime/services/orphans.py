@@ -18,12 +18,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import timezone
 from typing import Callable, Mapping
 
-from runtime.services.archive import ArchiveStore
 from runtime.domain.config import Config
 from runtime.domain.errors import InvalidInput, NotFound, RejectedInput, TtrError
 from runtime.domain.model import LEDGER_PREFIX, TRIGGER_PREFIX, parse_trigger_key
-from runtime.ports import ObjectStore, Queue
 from runtime.domain.processing import plan
+from runtime.ports import ObjectStore, Queue
+from runtime.services.archive import ArchiveStore
 
 DEFAULT_THRESHOLD_S = 600.0   # ten minutes: the seed's warning level for trigger age
 DEFAULT_MAX_WAKEUPS = 3

@@ -15,9 +15,9 @@ from __future__ import annotations
 import uuid
 from typing import Callable, Mapping
 
-from runtime.services.archive import ArchiveStore
 from runtime.domain.errors import IllegalTransition, InvalidInput, StaleVersion
 from runtime.domain.model import append_modifications, check_change_id, now_iso
+from runtime.services.archive import ArchiveStore
 
 CHANGES_REQUESTED = "changes_requested"
 COMMENT = "comment"

@@ -28,19 +28,20 @@ from actors.supervisor import Runtime
 from runtime.adapters.aws import AwsClients
 from runtime.adapters.s3 import S3ObjectStore
 from runtime.adapters.sqs import SqsQueue
-from runtime.services.archive import ArchiveStore
 from runtime.domain.config import Config, parse_config
-from runtime.services.ledger import FLUSH_EVERY
-from runtime.services.lifecycle import Lifecycle
-from runtime.local.aws_emulator import AwsEmulator
-from runtime.provisioning.bootstrap import ensure_management, seed_customer_ses
 from runtime.domain.model import lifecycle_entries
-from runtime.domain.rules import window_from_today
-from runtime.services.redrive import redrive
 from runtime.domain.processing import plan
 from runtime.domain.recipients import Contact, select_recipients, topic_for
+from runtime.domain.rules import window_from_today
 from runtime.emails import KIND_FOR_TRANSITION, subject_line
+from runtime.local.aws_emulator import AwsEmulator
+from runtime.provisioning.bootstrap import ensure_management, seed_customer_ses
+from runtime.services.archive import ArchiveStore
+from runtime.services.ledger import FLUSH_EVERY
+from runtime.services.lifecycle import Lifecycle
+from runtime.services.redrive import redrive
 from runtime.testing.faults import Injector
+
 
 @dataclass(frozen=True)
 class Profile:

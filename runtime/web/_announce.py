@@ -17,8 +17,8 @@ from starlette.datastructures import FormData
 
 from runtime.domain.announcements import TYPES
 from runtime.domain.errors import IllegalTransition, InvalidInput, NotFound, StaleVersion
-from runtime.services.lifecycle import allowed_actions
 from runtime.services import delivery
+from runtime.services.lifecycle import allowed_actions
 from runtime.web import _forms, _views, _writes
 from runtime.web._announcements import TYPE_NAMES, load, search  # noqa: F401 (search: re-exported)
 from runtime.web._auth import require, why_not
@@ -26,8 +26,16 @@ from runtime.web._contacts import change_preview
 from runtime.web._http import etag_of, expected_version, form_data, none_match, portal_of
 from runtime.web._index import DEFAULT_PAGE, MAX_PAGE
 from runtime.web._page import detail_ctx, flash, int_or_none, redirect, render, result_flash
-from runtime.web._schemas import (ALLOW_PAST, T_RESPONSES, Meeting, Schedule, TransitionBody, TransitionOut, note_of,
-                                  result_out)
+from runtime.web._schemas import (
+    ALLOW_PAST,
+    T_RESPONSES,
+    Meeting,
+    Schedule,
+    TransitionBody,
+    TransitionOut,
+    note_of,
+    result_out,
+)
 
 router = APIRouter()
 ACTIONS = {"approve": ("Approve and send", "Approved: the announcement is on its way"),

@@ -14,9 +14,27 @@ from runtime.web import _writes
 from runtime.web._auth import Forbidden
 from runtime.web._http import etag_of, expected_version, new_csrf, none_match, portal_of, user_of
 from runtime.web._index import DEFAULT_PAGE, MAX_PAGE, Filters, parse_date
-from runtime.web._schemas import (ALLOW_PAST, T_RESPONSES, ChangeContent, ChangePage, CommentBody, Customer,
-                                  DraftCreated, Me, RescheduleBody, RetriggerBody, ReviewEntry, Reviews, Token,
-                                  TokenBody, TokenInfo, TransitionBody, TransitionOut, note_of, result_out)
+from runtime.web._schemas import (
+    ALLOW_PAST,
+    T_RESPONSES,
+    ChangeContent,
+    ChangePage,
+    CommentBody,
+    Customer,
+    DraftCreated,
+    Me,
+    RescheduleBody,
+    RetriggerBody,
+    ReviewEntry,
+    Reviews,
+    Token,
+    TokenBody,
+    TokenInfo,
+    TransitionBody,
+    TransitionOut,
+    note_of,
+    result_out,
+)
 
 API_DESCRIPTION = """\
 The metadata API of the ttr portal. It writes through the same lifecycle code as the `ttr` CLI:

@@ -26,9 +26,27 @@ from urllib.parse import parse_qs, quote
 
 from runtime.domain.errors import TtrError
 from runtime.web._auth import Forbidden, LoginThrottle, Principal, Unauthenticated, load_session_secret
-from runtime.web._http import (CSRF_FIELD, CSRF_HEADER, ERROR_CODES, HERE, MAX_FORM_BYTES, OPEN_PATHS, OPEN_PREFIXES,
-                               SAFE_METHODS, SECURITY_HEADERS, SESSION_COOKIE, SESSION_IDLE, SESSION_MAX, error_body,
-                               etag_of, http_status, is_api, is_open, new_csrf, safe_next)
+from runtime.web._http import (
+    CSRF_FIELD,
+    CSRF_HEADER,
+    ERROR_CODES,
+    HERE,
+    MAX_FORM_BYTES,
+    OPEN_PATHS,
+    OPEN_PREFIXES,
+    SAFE_METHODS,
+    SECURITY_HEADERS,
+    SESSION_COOKIE,
+    SESSION_IDLE,
+    SESSION_MAX,
+    error_body,
+    etag_of,
+    http_status,
+    is_api,
+    is_open,
+    new_csrf,
+    safe_next,
+)
 from runtime.web._portal import Portal
 
 log = logging.getLogger("ttr.web")

@@ -9,11 +9,10 @@ function the runtime sends by.
 
 from __future__ import annotations
 
-
 from fastapi import APIRouter, Depends, Request
 from starlette.datastructures import FormData
 
-from runtime.domain.audience import Action, STATUSES, Wanted, check_row, plan_import, who_gets_what
+from runtime.domain.audience import STATUSES, Action, Wanted, check_row, plan_import, who_gets_what
 from runtime.domain.errors import InvalidInput, NotFound, TtrError
 from runtime.web._auth import Forbidden, Principal
 from runtime.web._contacts import Audiences, audiences, change_preview, suppressed  # noqa: F401 (re-exported)

@@ -28,8 +28,15 @@ from typing import Callable, Iterable, Mapping
 
 from runtime.domain.config import ROLES  # noqa: F401 - the roles, for the web's modules
 from runtime.domain.errors import InvalidInput, TtrError
-from runtime.services.logins import (DEMO_PASSWORD_SUFFIX, demo_exposed, demo_logins,  # noqa: F401 - the portal's
-                                     hash_password, verify_password)
+
+# the portal's names for the sign-in facts that live in services/logins (doctor reads them too)
+from runtime.services.logins import (  # noqa: F401
+    DEMO_PASSWORD_SUFFIX,
+    demo_exposed,
+    demo_logins,
+    hash_password,
+    verify_password,
+)
 
 API_TOKEN_PREFIX = "ttr1."
 API_TOKEN_MAX_TTL = 7 * 24 * 3600

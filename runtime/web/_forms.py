@@ -12,7 +12,6 @@ from runtime.domain.errors import InvalidInput
 from runtime.domain.model import TEXT_FIELDS, lifecycle_entries
 from runtime.emails import instant, zone_info
 
-
 FORM_TEXT = ("title",) + TEXT_FIELDS
 # an error's field (runtime.domain.model's names) -> the form field it is shown at
 _FIELD_OF = {

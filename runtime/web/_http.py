@@ -20,8 +20,17 @@ from typing import Any, Mapping
 from starlette.datastructures import FormData
 from starlette.requests import Request
 
-from runtime.domain.errors import (AlreadyExists, ConflictError, ExternalError, IllegalTransition, InvalidInput,
-                                   NotFound, RetryableError, StaleVersion, TtrError)
+from runtime.domain.errors import (
+    AlreadyExists,
+    ConflictError,
+    ExternalError,
+    IllegalTransition,
+    InvalidInput,
+    NotFound,
+    RetryableError,
+    StaleVersion,
+    TtrError,
+)
 from runtime.web._auth import Forbidden, TooManyAttempts, Unauthenticated
 
 HERE = Path(__file__).resolve().parent

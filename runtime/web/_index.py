@@ -22,8 +22,8 @@ from typing import Callable, Iterable, Mapping
 
 from runtime.domain.errors import InvalidInput, NotFound, TtrError
 from runtime.domain.model import TEXT_FIELDS, lifecycle_entries, parse_rfc3339
-from runtime.ports import ObjectStore
 from runtime.domain.processing import plan
+from runtime.ports import ObjectStore
 from runtime.services.review import open_request
 from runtime.web._auth import shaped_by, submitted_by
 

@@ -16,18 +16,36 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
 from runtime.domain.errors import IllegalTransition, InvalidInput, NotFound, StaleVersion
-from runtime.services.lifecycle import allowed_actions
 from runtime.emails import format_time
 from runtime.services.delivery import TRANSITION_LABELS
+from runtime.services.lifecycle import allowed_actions
 from runtime.web import _forms, _views, _writes
-from runtime.web._announcements import TYPE_NAMES, search as announcements
+from runtime.web._announcements import TYPE_NAMES
+from runtime.web._announcements import search as announcements
+from runtime.web._auth import (
+    API_TOKEN_MAX_TTL,
+    Forbidden,
+    Principal,
+    TooManyAttempts,
+    Unauthenticated,
+    client_address,
+    may_edit_draft,
+    why_not,
+)
 from runtime.web._contacts import change_preview
 from runtime.web._http import form_data, portal_of, safe_next, user_of
-from runtime.web._page import (approvable, authored_summary, detail_ctx, flash, index_of, int_or_none, redirect, render,
-                               result_flash)
-from runtime.web._auth import (API_TOKEN_MAX_TTL, Forbidden, Principal, TooManyAttempts, Unauthenticated, client_address,
-                    may_edit_draft, why_not)
 from runtime.web._index import MAX_PAGE, Filters, parse_date
+from runtime.web._page import (
+    approvable,
+    authored_summary,
+    detail_ctx,
+    flash,
+    index_of,
+    int_or_none,
+    redirect,
+    render,
+    result_flash,
+)
 
 router = APIRouter(include_in_schema=False)
 

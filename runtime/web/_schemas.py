@@ -15,7 +15,6 @@ from runtime.web._auth import API_TOKEN_DEFAULT_TTL, API_TOKEN_MAX_TTL
 from runtime.web._http import etag_of
 
 
-
 class Schedule(BaseModel):
     model_config = ConfigDict(extra="allow")
     implementationStart: str | None = Field(None, examples=["2026-12-08T02:00:00-05:00"])

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from runtime.domain.errors import AlreadyExists, InvalidInput, NotFound, StaleVersion
-from runtime.services.lifecycle import TransitionResult
 from runtime.domain.model import MANAGED_FIELDS, USER_FIELDS, check_change_id, draft_key
+from runtime.services.lifecycle import TransitionResult
 from runtime.web._auth import Forbidden, Principal, may_edit_draft, require
 
 

@@ -10,13 +10,13 @@ import uuid
 from runtime.adapters.s3 import S3ObjectStore
 from runtime.adapters.ses import TenantSes
 from runtime.adapters.sqs import SqsQueue
+from runtime.domain.processing import plan
+from runtime.local.aws_emulator import AwsEmulator
 from runtime.services.archive import ArchiveRecorder
 from runtime.services.handler import TriggerHandler
 from runtime.services.lifecycle import Lifecycle
-from runtime.local.aws_emulator import AwsEmulator
 from runtime.services.orphans import OrphanReconciler
 from runtime.services.pacing import RateLimiter
-from runtime.domain.processing import plan
 
 
 def _setup(stack):

@@ -9,8 +9,8 @@ import uuid
 
 import pytest
 
-from runtime.local.aws_emulator import AwsEmulator
 from runtime.domain.processing import plan
+from runtime.local.aws_emulator import AwsEmulator
 from tests.conftest import make_stack, running_runtime, wait_for, window
 
 pytestmark = pytest.mark.ray

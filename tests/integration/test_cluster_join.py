@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 
 from runtime.adapters.s3 import S3ObjectStore
-from runtime.services.lifecycle import Lifecycle
-from runtime.local.aws_emulator import AwsEmulator, free_port
 from runtime.domain.processing import plan
+from runtime.local.aws_emulator import AwsEmulator, free_port
+from runtime.services.lifecycle import Lifecycle
 from tests.conftest import make_stack, wait_for
 from tests.integration.test_processes import Proc
 

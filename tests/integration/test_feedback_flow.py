@@ -11,9 +11,9 @@ import uuid
 import pytest
 
 from runtime.adapters.s3 import S3ObjectStore
+from runtime.local.aws_emulator import AwsEmulator
 from runtime.services.feedback import REF_HEADER
 from runtime.services.lifecycle import Lifecycle
-from runtime.local.aws_emulator import AwsEmulator
 from tests.conftest import all_processed, make_stack, running_runtime, wait_for
 
 pytestmark = pytest.mark.ray
@@ -161,10 +161,10 @@ def test_every_email_carries_the_reference_that_ses_feedback_returns(stack, samp
     own stack: no runtime polls these queues.)"""
     from runtime.adapters.aws import AwsClients
     from runtime.adapters.ses import TenantSes
+    from runtime.ports import QueueMessage
     from runtime.services.archive import ArchiveRecorder
     from runtime.services.handler import TriggerHandler
     from runtime.services.pacing import RateLimiter
-    from runtime.ports import QueueMessage
 
     seen: list[dict] = []
 

@@ -17,8 +17,8 @@ from runtime.adapters.graph import GraphCalendar
 from runtime.domain.config import GraphConfig
 from runtime.domain.errors import NotFound, PermanentError, RetryableError
 from runtime.domain.meetings import EXTENDED_PROPERTY_ID, build_meeting_request, meeting_metadata
-
 from tests.conftest import GRAPH_ORGANIZER as ORGANIZER
+
 PORTAL = "http://127.0.0.1:8080"
 
 

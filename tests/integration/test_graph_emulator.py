@@ -16,9 +16,9 @@ from urllib.parse import quote, urlsplit
 import pytest
 
 from runtime.local.graph_emulator import GraphEmulator
-
 from tests.conftest import GRAPH_ORGANIZER as ORGANIZER
 from tests.conftest import wait_for
+
 PROP_ID = "String {66f5a359-4659-4830-9070-00047ec6ac6e} Name ChangeId"
 TOKEN = "local-token"
 

@@ -8,18 +8,17 @@ import uuid
 
 import pytest
 
-from tests.conftest import processed, unique_change
-
 from runtime.adapters.s3 import S3ObjectStore
 from runtime.adapters.ses import TenantSes
 from runtime.adapters.sqs import SqsQueue
-from runtime.services.archive import ArchiveRecorder
 from runtime.domain.errors import RetryableError
+from runtime.ports import QueueMessage
+from runtime.services.archive import ArchiveRecorder
 from runtime.services.handler import TriggerHandler
 from runtime.services.lifecycle import Lifecycle
 from runtime.services.pacing import RateLimiter
-from runtime.ports import QueueMessage
 from runtime.testing.memory_mailer import FlakyMailer
+from tests.conftest import processed, unique_change
 
 
 class Env:

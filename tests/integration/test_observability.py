@@ -7,6 +7,7 @@ import json
 import uuid
 
 import pytest
+
 from runtime.adapters.s3 import S3ObjectStore
 from runtime.services.archive import ArchiveRecorder
 from runtime.services.handler import TriggerHandler

@@ -17,9 +17,9 @@ import yaml
 from runtime.adapters.aws import AwsClients
 from runtime.adapters.s3 import S3ObjectStore
 from runtime.domain.config import load_config
-from runtime.services.lifecycle import Lifecycle
-from runtime.local.aws_emulator import AwsEmulator, free_port
 from runtime.domain.processing import plan
+from runtime.local.aws_emulator import AwsEmulator, free_port
+from runtime.services.lifecycle import Lifecycle
 from tests.conftest import BASE_CONFIG, make_stack, wait_for
 
 pytestmark = pytest.mark.ray

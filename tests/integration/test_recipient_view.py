@@ -17,11 +17,10 @@ from email.policy import default as default_policy
 import icalendar
 import pytest
 
-from tests.conftest import SAMPLE_DAY
-
 from runtime.emails import UNSUBSCRIBE_PLACEHOLDER
 from runtime.emails.ics import calendar_uid
 from runtime.local.aws_emulator import AwsEmulator
+from tests.conftest import SAMPLE_DAY
 from tests.integration.meetings_env import CUSTOMERS, Crowd, Env, mods, three_customers
 
 ACCOUNTS = {"111111111111": "hts", "222222222222": "htsnonprod", "333333333333": "acme"}

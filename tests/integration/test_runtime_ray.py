@@ -7,12 +7,10 @@ import uuid
 
 import pytest
 
-from tests.conftest import SAMPLE_DAY
-
 from runtime.adapters.s3 import S3ObjectStore
-from runtime.services.archive import ArchiveStore
 from runtime.local.aws_emulator import AwsEmulator
-from tests.conftest import all_processed, running_runtime, wait_for
+from runtime.services.archive import ArchiveStore
+from tests.conftest import SAMPLE_DAY, all_processed, running_runtime, wait_for
 
 pytestmark = pytest.mark.ray
 

@@ -7,11 +7,18 @@ from datetime import datetime, timezone
 
 import pytest
 
-from runtime.domain.notices import (AlertTracker, Dispatcher, Notice, email_message, slack_payload, sns_message,
-                              teams_payload)
 from runtime.domain.alerts import Observation, evaluate, load_alerts
 from runtime.domain.config import parse_config
 from runtime.domain.errors import ConfigError, PermanentError, RetryableError
+from runtime.domain.notices import (
+    AlertTracker,
+    Dispatcher,
+    Notice,
+    email_message,
+    slack_payload,
+    sns_message,
+    teams_payload,
+)
 from runtime.services.status import Status, TenantStatus, observations
 from tests.conftest import BASE_CONFIG
 

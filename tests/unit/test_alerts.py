@@ -2,8 +2,15 @@
 
 import pytest
 
-from runtime.domain.alerts import (Observation, WindowCounter, evaluate, failure_pct, load_alerts, parse_alerts,
-                            window_totals)
+from runtime.domain.alerts import (
+    Observation,
+    WindowCounter,
+    evaluate,
+    failure_pct,
+    load_alerts,
+    parse_alerts,
+    window_totals,
+)
 from runtime.domain.errors import ConfigError
 
 CFG = load_alerts()

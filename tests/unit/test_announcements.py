@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from runtime.domain.announcements import TYPES, validate_announcement
-from runtime.emails import render_email
 from runtime.domain.errors import IllegalTransition, InvalidInput
 from runtime.domain.kinds import route, topics_of
-from runtime.services.lifecycle import apply_transition, new_announcement
 from runtime.domain.model import LIFECYCLE_TYPES
+from runtime.emails import render_email
+from runtime.services.lifecycle import apply_transition, new_announcement
 
 CUSTOMERS = ("hts", "htsnonprod")
 TOPICS = ("aws-approval", "aws-announce", "aws-calendar", "cic-announce", "finops-announce",

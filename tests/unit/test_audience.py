@@ -4,9 +4,23 @@ import json
 
 import pytest
 
-from runtime.domain.audience import (MANAGED_BY, SYNC_MARK, SYNC_TOPICS, Wanted, approval_topics, export, format_of,
-                              merge_mapped, parse_import, plan_identity, plan_import, plan_topics, preview,
-                              sync_topics, who_gets_what)
+from runtime.domain.audience import (
+    MANAGED_BY,
+    SYNC_MARK,
+    SYNC_TOPICS,
+    Wanted,
+    approval_topics,
+    export,
+    format_of,
+    merge_mapped,
+    parse_import,
+    plan_identity,
+    plan_import,
+    plan_topics,
+    preview,
+    sync_topics,
+    who_gets_what,
+)
 from runtime.domain.config import DEFAULT_TOPICS
 from runtime.domain.errors import InvalidInput, RetryableError
 from runtime.domain.recipients import Contact

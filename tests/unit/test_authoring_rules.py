@@ -6,10 +6,10 @@ from datetime import datetime, timezone
 import pytest
 
 from runtime.domain.errors import IllegalTransition, InvalidInput, StaleVersion
-from runtime.services.lifecycle import apply_transition, new_archive
 from runtime.domain.processing import plan
-from runtime.services.review import comments, open_request, review_entry
 from runtime.domain.rules import check_complete, check_known_fields, check_window, window_from_today
+from runtime.services.lifecycle import apply_transition, new_archive
+from runtime.services.review import comments, open_request, review_entry
 from runtime.web._views import window_phase
 
 KNOWN = ("hts", "htsnonprod")

@@ -5,8 +5,14 @@ import pytest
 from botocore.exceptions import ClientError
 
 from runtime.adapters.aws import aws_errors, translate
-from runtime.domain.errors import (AlreadyExists, NotFound, PermanentError, PreconditionFailed, RetryableError,
-                            TenantPaused)
+from runtime.domain.errors import (
+    AlreadyExists,
+    NotFound,
+    PermanentError,
+    PreconditionFailed,
+    RetryableError,
+    TenantPaused,
+)
 
 
 def client_error(code, status=400, message="m"):

@@ -4,8 +4,14 @@ import re
 
 import pytest
 
-from runtime.emails import (KIND_FOR_TRANSITION, KINDS, UNSUBSCRIBE_PLACEHOLDER, RenderedEmail,
-                            format_schedule, render_email)
+from runtime.emails import (
+    KIND_FOR_TRANSITION,
+    KINDS,
+    UNSUBSCRIBE_PLACEHOLDER,
+    RenderedEmail,
+    format_schedule,
+    render_email,
+)
 
 PORTAL = "http://127.0.0.1:8080"
 XSS = "<script>alert(1)</script>"

@@ -8,8 +8,14 @@ from pathlib import Path
 import pytest
 
 from runtime.domain.errors import RejectedInput
-from runtime.domain.meetings import (EXTENDED_PROPERTY_ID, MAX_ATTENDEES, CalendarEvent,
-                              build_meeting_request, meeting_metadata, transaction_id)
+from runtime.domain.meetings import (
+    EXTENDED_PROPERTY_ID,
+    MAX_ATTENDEES,
+    CalendarEvent,
+    build_meeting_request,
+    meeting_metadata,
+    transaction_id,
+)
 
 PORTAL = "http://127.0.0.1:8080"
 CHANGE = {

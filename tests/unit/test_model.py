@@ -3,8 +3,7 @@
 import pytest
 
 from runtime.domain.errors import InvalidInput, RejectedInput
-from runtime.domain.model import (append_modifications, archive_key, check_change_id, parse_trigger_key,
-                           validate_change)
+from runtime.domain.model import append_modifications, archive_key, check_change_id, parse_trigger_key, validate_change
 
 KNOWN = ("hts", "htsnonprod")
 

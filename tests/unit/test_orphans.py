@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import time
 
-from tests.conftest import memory_config
-
 from runtime.domain.processing import parse_message
 from runtime.services.lifecycle import Lifecycle
 from runtime.services.orphans import OrphanReconciler
 from runtime.testing.memory_stack import MemoryStack
+from tests.conftest import memory_config
 
 
 def test_reconciler_wakes_pending_then_reports_stuck_and_deletes_finished(sample_change):

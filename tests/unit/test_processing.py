@@ -5,10 +5,10 @@ import json
 import pytest
 
 from runtime.domain.errors import RejectedInput
+from runtime.domain.processing import parse_message, plan, processed_key
 from runtime.services.handler import backoff
 from runtime.services.lifecycle import apply_transition, new_archive
 from runtime.services.pacing import RateLimiter
-from runtime.domain.processing import parse_message, plan, processed_key
 
 KNOWN = ("a", "b", "c")
 NOW = "2026-11-28T12:00:00.000Z"

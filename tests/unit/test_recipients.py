@@ -5,8 +5,17 @@ import dataclasses
 import pytest
 
 from runtime.domain.config import TOPICS, CustomerConfig
-from runtime.domain.recipients import (ANNOUNCE, APPROVAL, CALENDAR, Contact, merge_attendees,
-                                select_recipients, subscribed, topic_for, valid_address)
+from runtime.domain.recipients import (
+    ANNOUNCE,
+    APPROVAL,
+    CALENDAR,
+    Contact,
+    merge_attendees,
+    select_recipients,
+    subscribed,
+    topic_for,
+    valid_address,
+)
 
 DEFAULTS = {"aws-announce": "OPT_IN", "aws-approval": "OPT_OUT", "aws-calendar": "OPT_OUT"}
 EVERYONE = lambda address: True  # noqa: E731

@@ -9,11 +9,10 @@ import pickle
 
 import pytest
 
-from tests.conftest import memory_config
-
 from actors.messages import tenant_config_of
 from runtime.domain.config import CustomerConfig, EmailConfig
 from runtime.domain.tenant import TenantConfig, TenantCustomer, TenantEmail
+from tests.conftest import memory_config
 
 
 def _cfg():

@@ -10,8 +10,6 @@ import json
 
 import pytest
 
-from tests.conftest import SAMPLE_DAY, memory_config, processed, unique_change
-
 from runtime.domain.errors import RetryableError, TenantPaused
 from runtime.ports import QueueMessage
 from runtime.services.archive import ArchiveRecorder
@@ -20,6 +18,7 @@ from runtime.services.lifecycle import Lifecycle
 from runtime.services.pacing import RateLimiter
 from runtime.testing.memory_mailer import FlakyMailer
 from runtime.testing.memory_stack import MemoryStack
+from tests.conftest import SAMPLE_DAY, memory_config, processed, unique_change
 
 HTS_APPROVAL = ["alice@example.com"]
 HTS_ANNOUNCE = ["alice@example.com", "chris@example.com"]

@@ -17,6 +17,7 @@ import pytest
 from runtime.web._auth import Principal
 from tests.conftest import ROOT, SAMPLE_CHANGE, make_stack
 
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "browser: drives Debian's chromium through Playwright")
 
@@ -96,9 +97,9 @@ class Web:
         """What the runtime records after processing: processed records, ledgers, the meeting."""
         import json
 
-        from runtime.services.archive import ArchiveRecorder
         from runtime.domain.model import ledger_key, now_iso
         from runtime.domain.processing import plan
+        from runtime.services.archive import ArchiveRecorder
 
         change = self.lifecycle.show(change_id)
         records = []
@@ -174,7 +175,7 @@ def csrf_of(html: str) -> str:
 
 
 def relaxed_throttle():
-    from runtime.web._auth import Backoff, LoginThrottle, AttemptWindow
+    from runtime.web._auth import AttemptWindow, Backoff, LoginThrottle
 
     return LoginThrottle(per_client=AttemptWindow(limit=10_000, window=60), backoff=Backoff(free=1000))
 

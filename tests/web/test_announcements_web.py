@@ -133,11 +133,10 @@ def _process(web, ann_id: str) -> None:
     """The runtime's handler, in-process, on this announcement's messages only (others stay queued)."""
     from runtime.adapters.ses import TenantSes
     from runtime.adapters.sqs import SqsQueue
+    from runtime.domain.processing import plan
     from runtime.services.archive import ArchiveRecorder
     from runtime.services.handler import TriggerHandler
     from runtime.services.pacing import RateLimiter
-
-    from runtime.domain.processing import plan
 
     cfg = web.cfg
     handlers = {c.code: TriggerHandler(cfg=cfg, customer=c, store=web.store, archive=ArchiveRecorder(web.store),

@@ -161,7 +161,7 @@ def _attempt(url, user, password, forwarded_for=None):
 def test_sign_in_backoff_never_locks_a_known_username_out_for_another_client(web_stack):
     # reproduced before the fix: five wrong passwords locked "admin" out for everyone
     from runtime.web import start_portal
-    from runtime.web._auth import Backoff, LoginThrottle, AttemptWindow
+    from runtime.web._auth import AttemptWindow, Backoff, LoginThrottle
 
     throttle = LoginThrottle(per_client=AttemptWindow(limit=100, window=60), backoff=Backoff(free=3, base=30))
     cfg = _portal_with(web_stack, trusted_proxies=("127.0.0.1",))
@@ -177,7 +177,7 @@ def test_sign_in_backoff_never_locks_a_known_username_out_for_another_client(web
 def test_a_proxys_shared_address_does_not_block_everyone(web_stack):
     # reproduced before the fix: behind a proxy every client shared one address and 20 attempts blocked all
     from runtime.web import start_portal
-    from runtime.web._auth import Backoff, LoginThrottle, AttemptWindow
+    from runtime.web._auth import AttemptWindow, Backoff, LoginThrottle
 
     throttle = LoginThrottle(per_client=AttemptWindow(limit=5, window=60), backoff=Backoff(free=1000))
     with start_portal(_portal_with(web_stack, trusted_proxies=("127.0.0.0/8",)), 0, session_secret=SECRET,

@@ -5,12 +5,24 @@ from __future__ import annotations
 import pytest
 
 from runtime.domain.errors import InvalidInput
-from runtime.services.lifecycle import apply_transition, new_archive
-from runtime.web._auth import (Backoff, Forbidden, LoginThrottle, Principal, AttemptWindow, TooManyAttempts,
-                               client_address, load_session_secret, may_edit_draft, require, verify_password, why_not)
-from runtime.web._index import Filters, decode_cursor, matches, paginate, parse_date, summarize_change
 from runtime.services.delivery import delivery, meeting, safe_url, timeline
+from runtime.services.lifecycle import apply_transition, new_archive
+from runtime.web._auth import (
+    AttemptWindow,
+    Backoff,
+    Forbidden,
+    LoginThrottle,
+    Principal,
+    TooManyAttempts,
+    client_address,
+    load_session_secret,
+    may_edit_draft,
+    require,
+    verify_password,
+    why_not,
+)
 from runtime.web._forms import change_to_form, changed_fields, form_field, form_to_content, merge_stale, touched_fields
+from runtime.web._index import Filters, decode_cursor, matches, paginate, parse_date, summarize_change
 from tests.conftest import SAMPLE_CHANGE
 
 CUSTOMERS = ("hts", "htsnonprod")
