@@ -357,7 +357,7 @@ class Config(ConfigFacts, _Strict):
             bucket=self.bucket, region=self.region, aws_endpoint_url=self.aws_endpoint_url,
             email=TenantEmail(sender=self.email.sender, portal_base_url=self.email.portal_base_url,
                               show_affected_customers=self.email.show_affected_customers),
-            tenant=TenantCustomer(**{name: getattr(c, name) for name in TenantCustomer.__dataclass_fields__}),
+            tenant=TenantCustomer(**{name: getattr(c, name) for name in type(c).model_fields}),
             source=self.source)
 
     def with_overrides(self, **changes) -> "Config":

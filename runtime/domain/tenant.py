@@ -13,7 +13,7 @@ views both inherit it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import FrozenInstanceError, dataclass
 
 CUSTOMER_CODE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 
@@ -66,22 +66,45 @@ class ConfigFacts:
         return customer.sender or self.email.sender
 
 
-@dataclass(frozen=True, slots=True)
 class TenantCustomer(CustomerFacts):
-    """One customer's configuration (``customers[]``), as validated by ``CustomerConfig``: the
-    same fields (a unit test keeps them the same)."""
+    """One customer's configuration as ``CustomerConfig`` validated it, read-only: every field of
+    the model, by the model's names. The field list lives once, in ``CustomerConfig``:
+    ``Config.tenant_view`` copies each of its fields here, so a field added there reaches the
+    tenant without a second declaration (this module cannot import the pydantic model)."""
 
-    code: str
-    name: str
-    ses_role_arn: str
-    external_id: str | None = None
-    region: str | None = None
-    queue: str | None = None
-    contact_list: str = "ccoe-customer-contacts"
-    sender: str | None = None
-    restricted_recipients: tuple[str, ...] = ()
-    max_send_rate: float = 14.0
-    timezone: str | None = None
+    __slots__ = ("_values",)
+
+    def __init__(self, **values):
+        object.__setattr__(self, "_values", dict(values))
+
+    def __getattr__(self, name: str):
+        try:
+            return object.__getattribute__(self, "_values")[name]
+        except KeyError:
+            raise AttributeError(f"TenantCustomer has no field {name!r}") from None
+
+    def __setattr__(self, name: str, value) -> None:
+        raise FrozenInstanceError(f"TenantCustomer is read-only: cannot set {name!r}")
+
+    def __reduce__(self):  # pickled as Ray ships it: the values, rebuilt by the constructor
+        return (_tenant_customer, (self._values,))
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, TenantCustomer) and self._values == other._values
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self._values.items())))
+
+    def __repr__(self) -> str:
+        return f"TenantCustomer(code={self._values.get('code')!r})"
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return tuple(self._values)
+
+
+def _tenant_customer(values: dict) -> TenantCustomer:
+    return TenantCustomer(**values)
 
 
 @dataclass(frozen=True, slots=True)
