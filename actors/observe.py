@@ -12,7 +12,7 @@ from typing import Callable, ContextManager
 
 from runtime.domain.alerts import AlertConfig
 from runtime.domain.config import Config
-from runtime.services.status import ClusterView, Status, TenantStatus, assemble, fill_health, tenant_view
+from runtime.services.status import ClusterView, Status, TenantStatus, assemble, fill_health, tenant_statuses
 
 
 def aws_view(cfg: Config, now: float) -> dict[str, TenantStatus]:
@@ -22,7 +22,7 @@ def aws_view(cfg: Config, now: float) -> dict[str, TenantStatus]:
     from runtime.adapters.sqs import SqsQueue
 
     clients = AwsClients(cfg.region, cfg.aws_endpoint_url)
-    return tenant_view(cfg, S3ObjectStore(clients, cfg.bucket), lambda name: SqsQueue(clients, name), now)
+    return tenant_statuses(cfg, S3ObjectStore(clients, cfg.bucket), lambda name: SqsQueue(clients, name), now)
 
 
 def cluster_view(tenants: dict[str, TenantStatus], namespace: str) -> ClusterView:

@@ -1,6 +1,6 @@
 """``ttr status``: health, queues, triggers and alerts, in one look (the model and its rendering).
 
-Queues, DLQs, triggers and rejected input are read through the ports (``tenant_view``); the
+Queues, DLQs, triggers and rejected input are read through the ports (``tenant_statuses``); the
 actors' health and counters come from the running cluster (``fill_health``). Both are gathered
 by ``actors/observe.py``, for ``ttr status`` and the alert actor. No reachable runtime is itself
 a finding: "all processors down".
@@ -68,7 +68,7 @@ class ClusterView:
     loops: dict = field(default_factory=dict)
 
 
-def tenant_view(cfg: Config, store: ObjectStore, queue: Callable[[str], Queue], now: float) -> dict[str, TenantStatus]:
+def tenant_statuses(cfg: Config, store: ObjectStore, queue: Callable[[str], Queue], now: float) -> dict[str, TenantStatus]:
     """Each tenant's queues, DLQ, triggers and rejected input, read through the ports
     (``queue(name)`` opens one queue); a failing read is the tenant's error, not the command's."""
     out: dict[str, TenantStatus] = {}
