@@ -6,6 +6,7 @@ else (the CLI, Ray workers) reaches it over HTTP like real AWS.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import socket
@@ -202,23 +203,18 @@ def ray_session():
     ray.shutdown()
 
 
+@contextlib.contextmanager
 def running_runtime(cfg, prefix: str):
     """A supervised runtime of ``cfg`` in a namespace of its own on the session's Ray, for a
     module's ``runtime`` fixture: ``with`` it, ``yield`` it (shut down when the block ends)."""
-    import contextlib
-
     from actors.supervisor import Runtime
 
-    @contextlib.contextmanager
-    def run():
-        rt = Runtime(cfg, namespace=f"ttr-{prefix}-{uuid.uuid4().hex[:8]}", poll_wait=1).start()
-        rt.supervise_in_background()
-        try:
-            yield rt
-        finally:
-            rt.shutdown(timeout=5)
-
-    return run()
+    rt = Runtime(cfg, namespace=f"ttr-{prefix}-{uuid.uuid4().hex[:8]}", poll_wait=1).start()
+    rt.supervise_in_background()
+    try:
+        yield rt
+    finally:
+        rt.shutdown(timeout=5)
 
 
 def all_processed(lc, change_id):
