@@ -89,6 +89,8 @@ class CustomerWorker:
     def __init__(self, tenant_cfg, code: str, namespace: str, *, concurrency: int = 8,
                  poll_wait: int = 20, base_backoff: float | None = None):
         self.init_started_at = time.time()
+        self.cpu_at_init = time.process_time()
+        self.cpu_at_started = 0.0
         from actors.proxies import ActorArchiveWriter, ActorMeetings
         from runtime.adapters.aws import AwsClients
         from runtime.adapters.aws_models import tenant_data_path
@@ -121,12 +123,14 @@ class CustomerWorker:
         observe("ttr.queue.in_flight", lambda: [(len(self.pump.inflight), tenant)])
         observe("ttr.dlq.depth", lambda: [(self.pump.depths["dlq"], tenant)])
         _release_memory()
+        self.cpu_at_constructed = time.process_time()
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> str:
         if not self.pump.running:
             self.pump.start()
             log.info("tenant %s: polling %s (concurrency %d)", self.code, self.queue.name, self.pump.s.concurrency)
+            self.cpu_at_started = time.process_time()
         return self.incarnation
 
     async def probe(self) -> Probe:
@@ -161,7 +165,8 @@ class CustomerWorker:
             assume_role_calls=self.ses.assume_role_calls, rss=rss, uss=uss, depths=dict(p.depths),
             window=p.window.snapshot(), deletes=self.handler.deletes.snapshot(), durations=tuple(p.durations[-500:]),
             aws_calls=call_counts(), node=_node_stats(), spawned_at=_spawned_at(),
-            init_started_at=self.init_started_at)
+            init_started_at=self.init_started_at, cpu_at_init=self.cpu_at_init,
+            cpu_at_constructed=self.cpu_at_constructed, cpu_at_started=self.cpu_at_started)
 
     async def suppression_changed(self, request: SuppressionChanged) -> bool:
         """A bounce or complaint was just recorded for this tenant (the FeedbackActor says so):
