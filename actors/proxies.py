@@ -8,6 +8,7 @@ missing actor is a retryable failure: the message stays unacked and comes back.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import TimeoutError as FutureTimeout
 
 import ray
@@ -41,11 +42,40 @@ def customer_actor_name(code: str) -> str:
     return f"customer:{code}"
 
 
+# Handles by (name, namespace): ray.get_actor is a round trip to the GCS, and a tenant calls the
+# archive and meeting actors for every message. A handle stays valid while Ray restarts its actor;
+# one whose actor is gone for good (killed, recreated by the supervisor under the same name) is
+# dropped at its first RayActorError and looked up again.
+_handles: dict[tuple[str, str], object] = {}
+_handles_lock = threading.Lock()
+
+
 def actor(name: str, namespace: str):
+    key = (name, namespace)
+    with _handles_lock:
+        handle = _handles.get(key)
+    if handle is not None:
+        return handle
     try:
-        return ray.get_actor(name, namespace=namespace)
+        handle = ray.get_actor(name, namespace=namespace)
     except ValueError:
         raise RetryableError(f"actor {name!r} is not running", operation=f"ray.get_actor:{name}") from None
+    with _handles_lock:
+        _handles[key] = handle
+    return handle
+
+
+def _replaced(name: str, namespace: str, stale) -> bool:
+    """Drop the cached handle ``stale`` after a RayActorError; True when the name now belongs to
+    another actor (the supervisor recreated it), so the call may go to that one at once."""
+    with _handles_lock:
+        if _handles.get((name, namespace)) is stale:
+            del _handles[(name, namespace)]
+    try:
+        fresh = actor(name, namespace)
+    except RetryableError:
+        return False
+    return fresh._actor_id != stale._actor_id
 
 
 def _unavailable(operation: str, exc: BaseException) -> RetryableError:
@@ -60,21 +90,33 @@ def call(name: str, namespace: str, method: str, request, *, timeout: float = CA
     ``ref.future()`` instead of ``ray.get``: callers run in threads of async actors, where
     ray.get would warn about blocking the event loop."""
     operation = f"{name}.{method}"
-    try:
-        result = getattr(actor(name, namespace), method).remote(request).future().result(timeout=timeout)
-    except (RayError, FutureTimeout) as exc:
-        raise _unavailable(operation, exc) from None
-    return unwrap(result)
+    for attempt in (1, 2):
+        handle = actor(name, namespace)
+        try:
+            result = getattr(handle, method).remote(request).future().result(timeout=timeout)
+        except RayActorError as exc:
+            if attempt == 1 and _replaced(name, namespace, handle):
+                continue
+            raise _unavailable(operation, exc) from None
+        except (RayError, FutureTimeout) as exc:
+            raise _unavailable(operation, exc) from None
+        return unwrap(result)
 
 
 async def acall(name: str, namespace: str, method: str, request):
     """The same from inside an async actor."""
     operation = f"{name}.{method}"
-    try:
-        result = await getattr(actor(name, namespace), method).remote(request)
-    except RayError as exc:
-        raise _unavailable(operation, exc) from None
-    return unwrap(result)
+    for attempt in (1, 2):
+        handle = actor(name, namespace)
+        try:
+            result = await getattr(handle, method).remote(request)
+        except RayActorError as exc:
+            if attempt == 1 and _replaced(name, namespace, handle):
+                continue
+            raise _unavailable(operation, exc) from None
+        except RayError as exc:
+            raise _unavailable(operation, exc) from None
+        return unwrap(result)
 
 
 async def tell_suppression_changed(code: str, namespace: str, addresses: tuple[str, ...]) -> None:
