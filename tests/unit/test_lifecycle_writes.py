@@ -92,3 +92,34 @@ def test_a_draft_is_submitted_under_its_id_and_removed(sample_change):
     assert result.change_id == draft_id and result.change["title"] == "Half done"
     assert store.keys() == [f"archive/{draft_id}.json", f"customers/hts/{draft_id}.json",
                             f"customers/htsnonprod/{draft_id}.json"]
+
+
+class _TriggersTogether:
+    """Trigger writes wait at a barrier until ``parties`` of them are in flight together (a deadline,
+    not a hang, when they are written one after another); ``fail`` answers SlowDown for one."""
+
+    def __init__(self, base, parties: int, fail: str):
+        import threading
+
+        self.base, self.fail = base, fail
+        self.barrier = threading.Barrier(parties, timeout=10)
+
+    def __getattr__(self, name):
+        return getattr(self.base, name)
+
+    def put(self, key, body, **kw):
+        if key.startswith("customers/"):
+            self.barrier.wait()
+            if key.startswith(f"customers/{self.fail}/"):
+                raise RetryableError("SlowDown: reduce your request rate", operation="s3.PutObject")
+        return self.base.put(key, body, **kw)
+
+
+def test_a_transitions_triggers_are_written_at_once_and_reported_in_order(sample_change):
+    codes = ("c1", "c2", "c3", "c4", "c5")
+    base = MemoryObjectStore()
+    store = _TriggersTogether(base, parties=len(codes), fail="c3")
+    result = Lifecycle(store, codes).submit({**sample_change, "customers": list(codes)}, actor="ann")
+    assert result.triggers_written == ["c1", "c2", "c4", "c5"]
+    assert list(result.triggers_failed) == ["c3"] and "SlowDown" in result.triggers_failed["c3"]
+    assert base.keys("customers/") == sorted(f"customers/{c}/{result.change_id}.json" for c in ("c1", "c2", "c4", "c5"))
