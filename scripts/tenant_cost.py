@@ -6,6 +6,7 @@ against the moto server over HTTP. No 100-tenant run needed, and the machine's l
 
     .venv/bin/python scripts/tenant_cost.py              # 5 constructions, one process each
     .venv/bin/python scripts/tenant_cost.py --profile    # one, under cProfile (top 40, cumulative)
+    .venv/bin/python scripts/tenant_cost.py --first-email  # and its first email: no, a cold, a warm template cache
 
 Steps: a local Ray gives the module list of a trivial actor's worker (Ray's own floor), then Ray
 stops (a worker that has received an argument or returned a result has also loaded pydantic: Ray's
@@ -14,6 +15,13 @@ process that imports that module list, then unpickles what the supervisor ships 
 ``Config.tenant_view(code)``; ``--whole-config``: the whole parsed Config, as before issue 11's
 pydantic-free view) and constructs the tenant (the same as Ray does with the actor's arguments) and
 prints what that took, and whether the configuration models were loaded.
+
+``--first-email``: after the construction, the tenant's first email as its handler makes it for an
+approval request to 3 recipients (one rendering: they share the customer's zone), with the email
+templates' disk cache (``runtime.emails.templating``) off (compiled in memory, as before issue 11),
+cold (compiled and written: a runtime start warms it, so no tenant should pay this) and warm
+(loaded): CPU seconds and USS growth of that first email, imports included. The cache lives in
+a private ``$TTR_CACHE_DIR`` for the run.
 """
 
 from __future__ import annotations
@@ -62,8 +70,37 @@ if profile:
     import pstats
     prof.disable(); pstats.Stats(prof, stream=sys.stderr).sort_stats("cumulative").print_stats(40)
 uss1 = psutil.Process().memory_full_info().uss
-print(json.dumps({"cpu_s": t2 - t0, "config_s": t1 - t0, "constructor_s": t2 - t1, "uss_mb": (uss1 - uss0) / 2**20,
-                  "config_models": "runtime.domain.config" in sys.modules}))
+out = {"cpu_s": t2 - t0, "config_s": t1 - t0, "constructor_s": t2 - t1, "uss_mb": (uss1 - uss0) / 2**20,
+       "config_models": "runtime.domain.config" in sys.modules}
+if sys.argv[7]:  # the first email, as TriggerHandler makes it (runtime/services/handler.py)
+    import os
+    if sys.argv[7] == "off":  # the cache's directory is a file: compiled in memory (one warning)
+        os.environ["TTR_CACHE_DIR"] = os.path.join(os.environ["TTR_CACHE_DIR"], "off")
+    change = json.loads(open(sys.argv[8]).read())
+    h = worker.handler
+    recipients = [f"user{j}@{sys.argv[4]}.example.com" for j in range(3)]
+    gc.collect()
+    uss2 = psutil.Process().memory_full_info().uss
+    t3 = time.process_time()
+    from runtime.emails import render_email
+    from runtime.emails.ics import render_calendar  # noqa: F401 - the handler imports it with the first email
+    t4 = time.process_time()
+    by_zone = {}
+    for address in recipients:  # no contact has a zone of its own: the customer's
+        by_zone.setdefault(h.customer.timezone, []).append(address)
+    for zone, addresses in by_zone.items():
+        email = render_email("approval_request", change, customer_code=h.code, customer_name=h.customer.name,
+                             portal_base_url=h.cfg.email.portal_base_url, transition=change["modifications"][0],
+                             first_request=True, zone=zone, meeting=None,
+                             show_customers=h.cfg.email.show_affected_customers)
+    t5 = time.process_time()
+    gc.collect()
+    uss3 = psutil.Process().memory_full_info().uss
+    from runtime.emails import _ENV
+    out.update({"email_cpu_s": t5 - t3, "email_import_s": t4 - t3, "email_render_s": t5 - t4,
+                "email_uss_mb": (uss3 - uss2) / 2**20, "renders": len(by_zone),
+                "templates_loaded": _ENV.bytecode_cache.hits, "templates_stored": _ENV.bytecode_cache.stored})
+print(json.dumps(out))
 """
 
 
@@ -82,12 +119,38 @@ def worker_modules() -> list[str]:
         ray.shutdown()
 
 
+def first_change(customers: list[str]) -> dict:
+    """The archive of a submitted change for ``customers`` (configs/examples/change.yaml, a week ahead)."""
+    from datetime import datetime, timezone
+
+    from runtime.services.documents import example_change
+    from runtime.services.lifecycle import new_archive
+
+    now = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return new_archive({**example_change(7), "customers": customers}, change_id="CHG-TENANT-COST", actor="bench",
+                       now=now, known_customers=customers)
+
+
+def prepare_template_cache(mode: str) -> None:
+    """cold: no compiled template in the cache; warm: every one (as after a runtime's start)."""
+    import shutil
+
+    from runtime.emails.templating import template_cache_path, warm_template_cache
+
+    shutil.rmtree(template_cache_path(), ignore_errors=True)
+    if mode == "warm":
+        warm_template_cache()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--profile", action="store_true", help="one construction under cProfile")
     ap.add_argument("--whole-config", action="store_true",
                     help="ship the whole parsed Config (pydantic) instead of the tenant's view")
+    ap.add_argument("--first-email", action="store_true",
+                    help="also the tenant's first email (an approval request to 3 recipients) with the email "
+                         "templates' cache off, cold and warm")
     ap.add_argument("--no-ray-pydantic", action="store_true",
                     help="leave pydantic out of the floor (a Ray worker loads it with its serialization "
                          "context, at its first argument or result: a tenant always has)")
@@ -101,30 +164,53 @@ def main() -> int:
     cached = bytecode_cached()
     print("bytecode cached: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in cached.items()), file=sys.stderr)
     tmp = Path(tempfile.mkdtemp(prefix="ttr-tenant-cost-"))
+    if args.first_email:  # a private cache: the trimmed botocore data generated once, the templates per mode
+        os.environ["TTR_CACHE_DIR"] = str(tmp / "cache")
+        (tmp / "cache").mkdir()
+        (tmp / "cache" / "off").write_text("")  # mode off: the templates' cache directory is under a file
+        from runtime.adapters.aws_models import tenant_data_path
+
+        tenant_data_path()
     (tmp / "modules.json").write_text(json.dumps(worker_modules()))
     cfg = parse_config(bench_config(1, 3), "<tenant-cost>")
+    modes = ("off", "cold", "warm") if args.first_email else ("",)
     with LocalStack(cfg, aws_port=0, graph_port=0) as stack:
         code = stack.cfg.customer_codes[0]
         shipped = stack.cfg if args.whole_config else stack.cfg.tenant_view(code)
         (tmp / "config.pkl").write_bytes(pickle.dumps(shipped))
-        results = []
-        for _ in range(1 if args.profile else args.runs):
-            out = subprocess.run([sys.executable, "-c", CHILD, str(ROOT), str(tmp / "modules.json"),
-                                  str(tmp / "config.pkl"), code, "1" if args.profile else "0",
-                                  "0" if args.no_ray_pydantic else "1"],
-                                 capture_output=True, text=True, timeout=300)
-            if out.returncode:
-                print(out.stderr[-3000:], file=sys.stderr)
-                return 1
-            if args.profile:
-                print(out.stderr)
-            results.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    med = {k: statistics.median(r[k] for r in results) for k in results[0] if k != "config_models"}
-    print(f"one tenant's construction, median of {len(results)}: {med['cpu_s']:.3f} s CPU "
+        if args.first_email:
+            (tmp / "change.json").write_text(json.dumps(first_change(list(stack.cfg.customer_codes))))
+        results: dict[str, list[dict]] = {}
+        for mode in modes:
+            for _ in range(1 if args.profile else args.runs):
+                if mode:
+                    prepare_template_cache(mode)
+                out = subprocess.run([sys.executable, "-c", CHILD, str(ROOT), str(tmp / "modules.json"),
+                                      str(tmp / "config.pkl"), code, "1" if args.profile else "0",
+                                      "0" if args.no_ray_pydantic else "1", mode, str(tmp / "change.json")],
+                                     capture_output=True, text=True, timeout=300)
+                if out.returncode:
+                    print(out.stderr[-3000:], file=sys.stderr)
+                    return 1
+                if args.profile:
+                    print(out.stderr)
+                results.setdefault(mode, []).append(json.loads(out.stdout.strip().splitlines()[-1]))
+    runs = [r for rs in results.values() for r in rs]
+    med = {k: statistics.median(r[k] for r in runs) for k in ("cpu_s", "config_s", "constructor_s", "uss_mb")}
+    print(f"one tenant's construction, median of {len(runs)}: {med['cpu_s']:.3f} s CPU "
           f"(Config unpickled {med['config_s']:.3f} s, constructor {med['constructor_s']:.3f} s), "
           f"USS +{med['uss_mb']:.1f} MB above a trivial Ray worker's modules; shipped "
           f"{'the whole Config' if args.whole_config else 'its TenantConfig view'}, configuration models "
-          f"loaded: {'yes' if any(r['config_models'] for r in results) else 'no'}")
+          f"loaded: {'yes' if any(r['config_models'] for r in runs) else 'no'}")
+    for mode in modes if args.first_email else ():
+        rs = results[mode]
+        m = {k: statistics.median(r[k] for r in rs) for k in ("email_cpu_s", "email_import_s", "email_render_s",
+                                                              "email_uss_mb")}
+        print(f"first email (approval request, 3 recipients, {rs[0]['renders']} rendering), template cache "
+              f"{mode:>4}, median of {len(rs)}: {m['email_cpu_s'] * 1000:.1f} ms CPU (imports "
+              f"{m['email_import_s'] * 1000:.1f} ms, rendering {m['email_render_s'] * 1000:.1f} ms), USS "
+              f"+{m['email_uss_mb']:.2f} MB; templates loaded from the cache {rs[0]['templates_loaded']}, "
+              f"compiled and written {rs[0]['templates_stored']}")
     return 0
 
 

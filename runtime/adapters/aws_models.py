@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tempfile
 from pathlib import Path
+
+from runtime.domain.cache_dir import cache_dir
 
 # service -> operations (botocore's names). What a CustomerActor's adapters call (s3.py, sqs.py,
 # ses.py, aws.py), plus what botocore itself may call on a tenant's behalf: S3's region
@@ -91,7 +92,7 @@ def trim_endpoints(endpoints: dict, prefixes: set[str]) -> dict:
 def _directory(operations: dict[str, tuple[str, ...]]) -> Path:
     import botocore
 
-    base = Path(os.environ.get("TTR_CACHE_DIR") or Path.home() / ".cache" / "ttr")
+    base = cache_dir()
     # keyed by the operations and by this module's code: a change to either is a new directory
     digest = hashlib.sha256(json.dumps(operations, sort_keys=True).encode() + Path(__file__).read_bytes()).hexdigest()[:12]
     return base / f"botocore-{botocore.__version__}-{digest}"

@@ -11,20 +11,17 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from markupsafe import Markup, escape
-
 __all__ = ["CALENDAR_KINDS", "KIND_FOR_TRANSITION", "KINDS", "RenderedEmail", "UNSUBSCRIBE_PLACEHOLDER",
            "format_duration", "format_schedule", "format_time", "format_utc", "format_window", "instant", "portal_url",
-           "render_email", "zone_info"]
+           "render_email", "warm_template_cache", "zone_info"]
 
 from runtime.domain.kinds import CHANGE, ROUTES  # noqa: E402 - the table of what each transition sends
 from runtime.emails.announcement import ANNOUNCEMENT_KINDS, announcement_context  # noqa: E402
+from runtime.emails.templating import TemplateCache, template_environment, warm_template_cache  # noqa: E402
 
 KIND_FOR_TRANSITION = {t: before.email for t, (before, _) in ROUTES[CHANGE].items()}
 # SES substitutes this in messages sent with ListManagementOptions; it must reach SES verbatim.
@@ -85,19 +82,8 @@ class RenderedEmail:
     text: str
 
 
-def _nl2br(value: str) -> Markup:
-    """Escape, then keep the author's line breaks (pre-wrap is ignored by some mail clients)."""
-    return Markup("<br>\n").join(escape(line) for line in str(value).splitlines())
-
-
-_ENV = Environment(
-    loader=FileSystemLoader(Path(__file__).parent / "templates"),
-    # Only the .html template is escaped; the text part must show "<" as "<", not "&lt;".
-    autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
-    undefined=StrictUndefined,  # a typo in a template fails the tests instead of rendering blank
-    trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-)
-_ENV.filters["nl2br"] = _nl2br
+# Compiled templates come from the disk cache the driver warms (runtime.emails.templating).
+_ENV = template_environment(TemplateCache())
 
 
 # ---------------------------------------------------------------------------------------------
