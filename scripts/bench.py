@@ -8,7 +8,9 @@ figure beside its reference:
 - USS per CustomerActor and for the runtime's actors vs a trivial actor's USS;
 - idle CPU per tenant (over --idle-seconds) vs a trivial actor's;
 - a broadcast change (every tenant, with a meeting, submitted then approved): time until every
-  customer processed both transitions, and the number of Teams meetings (must be 1);
+  customer processed both transitions, and the number of Teams meetings (must be 1), beside its
+  bare call sequence: the AWS and Graph calls the runtime made for it, replayed right after on the
+  same emulators by a separate process with plain clients (runtime/local/replay.py);
 - then N changes: throughput, latency p50/p99, S3+SQS calls per (change, customer).
 Several runs give medians; the machine is shared and noisy, so compare ratios to the reference.
 

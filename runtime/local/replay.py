@@ -161,6 +161,7 @@ class _Replay:
         self.receipts: dict[str, list[str]] = {c: [] for c in self.codes}
         self.ses: dict[str, object] = {}
         self.lock = threading.Lock()
+        self.archive_lock = threading.Lock()
         self.archive = b"{" + b" " * max(0, plan["archive_bytes"] - 2) + b"}"
         self.trigger = b"{" + b" " * max(0, plan["trigger_bytes"] - 2) + b"}"
         self.graph_event_id: str | None = None
@@ -217,7 +218,11 @@ class _Replay:
             if owner == "submitter" and n >= self.plan["submitter_archive_puts"]:
                 key, body = f"customers/{code}/replay-{n}.json", self.trigger
             elif owner in ("submitter", "services"):
-                key, body = "archive/replay.json", self.archive
+                # one writer at a time, as the ArchiveActor's compare-and-swap writes are (moto also
+                # fails a put that races another on the same key: 500, "I/O operation on closed file")
+                with self.archive_lock:
+                    s3.put_object(Bucket=self.bucket, Key="archive/replay.json", Body=self.archive)
+                return
             else:
                 key, body = f"ledger/{owner}/replay-{n}.json", self.archive
             s3.put_object(Bucket=self.bucket, Key=key, Body=body)
