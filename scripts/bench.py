@@ -248,6 +248,8 @@ def bare_call_sequence(stack, cfg, before: dict, after: dict, broadcast_info: di
         raise SystemExit(f"bench: the bare call sequence failed ({proc.returncode}): {proc.stderr[-2000:]}")
     result = json.loads(proc.stdout)
     result["runtime_calls"] = aws_calls_of(plan)
+    # tenants whose SendEmail calls resent the broadcast's own emails (the others send a short one)
+    result["tenants_with_their_emails"] = sum(1 for c in tenants if emails.get(c))
     return result
 
 
@@ -421,6 +423,9 @@ def main() -> int:
     print(f"  bare call sequence   the broadcast's {b0['aws_calls']} AWS calls and {b0['graph_calls']} Graph "
           f"call(s) replayed on the same emulators by a separate process, {b0['width']} threads (last run): "
           + ", ".join(f"{k} {v}" for k, v in b0["by_operation"].items()))
+    if b0["tenants_with_their_emails"] < args.tenants:
+        print(f"                       only {b0['tenants_with_their_emails']} tenant(s) resent the broadcast's own "
+              "emails; the others sent a short one")
     if b0["not_replayed"] or b0["errors"]:
         print(f"                       not replayed: {b0['not_replayed'] or 'none'}; failed: {b0['errors'] or 'none'}")
     if not args.changes:
