@@ -10,7 +10,7 @@ emulator's process and GIL. The time it takes is the reference for the broadcast
 the emulator alone needs to serve the same calls on this machine at this moment.
 
 The replay works on its own bucket and queues on the same server (created before the clock
-starts), never on the runtime's: the bucket notifies one queue per tenant as the runtime's does,
+starts, removed after it stops), never on the runtime's: the bucket notifies one queue per tenant as the runtime's does,
 so each trigger write fans out into a queue message that the tenant's receives then get and its
 deletes remove. Payloads are the broadcast's own: S3 reads and writes are of an object the size
 of its archive object, triggers the size of a trigger, and each tenant sends the emails it sent
@@ -196,6 +196,21 @@ class _Replay:
             creds = assume_customer_role(self.clients, _Customer(c), f"ttr-replay-{code}")
             self.ses[code] = self.clients.client_with("sesv2", creds, c["region"])
 
+    def triggers_left(self) -> int:
+        """Trigger objects the replayed deletes did not remove (0 when the counts match)."""
+        got = self.clients.client("s3").list_objects_v2(Bucket=self.bucket, Prefix="customers/")
+        return int(got.get("KeyCount", 0))
+
+    def tear_down(self) -> None:
+        """After the clock: the replay's queues and bucket go (the bench's emulator keeps running)."""
+        s3, sqs = self.clients.client("s3"), self.clients.client("sqs")
+        for url in self.queues.values():
+            sqs.delete_queue(QueueUrl=url)
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
+            for o in page.get("Contents", []):
+                s3.delete_object(Bucket=self.bucket, Key=o["Key"])
+        s3.delete_bucket(Bucket=self.bucket)
+
     # one call -------------------------------------------------------------------------------
     def call(self, task: Task) -> None:
         try:
@@ -216,7 +231,9 @@ class _Replay:
             s3.get_object(Bucket=self.bucket, Key="archive/replay.json")["Body"].read()
         elif op == "s3.PutObject":
             if owner == "submitter" and n >= self.plan["submitter_archive_puts"]:
-                key, body = f"customers/{code}/replay-{n}.json", self.trigger
+                k = n - self.plan["submitter_archive_puts"]   # the k-th trigger: tenant k % N, its (k // N)-th
+                code = self.codes[k % len(self.codes)]
+                key, body = f"customers/{code}/replay-{k // len(self.codes)}.json", self.trigger
             elif owner in ("submitter", "services"):
                 # one writer at a time, as the ArchiveActor's compare-and-swap writes are (moto also
                 # fails a put that races another on the same key: 500, "I/O operation on closed file")
@@ -230,7 +247,7 @@ class _Replay:
             s3.head_object(Bucket=self.bucket, Key="archive/replay.json")
         elif op == "s3.ListObjectsV2":
             s3.list_objects_v2(Bucket=self.bucket, Prefix=f"customers/{code}/")
-        elif op == "s3.DeleteObject":
+        elif op == "s3.DeleteObject":   # the tenant's n-th trigger, as the runtime deletes a trigger it handled
             s3.delete_object(Bucket=self.bucket, Key=f"customers/{code}/replay-{n}.json")
         elif op == "sqs.ReceiveMessage":
             got = sqs.receive_message(QueueUrl=self.queues[code], MaxNumberOfMessages=10,
@@ -343,22 +360,23 @@ class _Replay:
                 "messages_received": self.received, "errors": dict(self.errors)}
 
 
-@dataclass(frozen=True)
 class _Customer:
     """What ``assume_customer_role`` reads of a customer."""
 
-    ses_role_arn: str
-    external_id: str | None
-
     def __init__(self, data: Mapping):
-        object.__setattr__(self, "ses_role_arn", data["role_arn"])
-        object.__setattr__(self, "external_id", data.get("external_id"))
+        self.ses_role_arn: str = data["role_arn"]
+        self.external_id: str | None = data.get("external_id")
 
 
 def run_plan(plan: Mapping) -> dict:
     replay = _Replay(plan)
     replay.set_up()
-    return replay.run()
+    try:
+        result = replay.run()
+        result["triggers_left"] = replay.triggers_left()
+        return result
+    finally:
+        replay.tear_down()
 
 
 def main() -> int:

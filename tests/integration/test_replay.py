@@ -67,6 +67,7 @@ def test_the_replay_makes_every_call_on_its_own_resources(stack, graph_emulator)
     assert result["aws_calls"] == 3 + 2 * len(codes) + 3 + len(codes) * sum(TENANT.values())
     assert result["graph_calls"] == 1
     assert result["messages_received"] == 2 * len(codes)   # each trigger write notified its tenant's queue
+    assert result["triggers_left"] == 0                    # and each tenant deleted the triggers it was sent
     assert len(result["stage_s"]) == 4 and result["bare_s"] >= sum(result["stage_s"]) * 0.99
     # the list is kept per account: compare what each sender sent, not the list's tail
     sent = Counter(m.source for m in AwsEmulator.sent_emails()) - sent_before
@@ -75,6 +76,9 @@ def test_the_replay_makes_every_call_on_its_own_resources(stack, graph_emulator)
     # the runtime's own bucket and queues are not touched
     assert stack.snapshot() == objects_before
     assert queue_depths(stack) == depths_before
+    # and the replay's own bucket and queues are gone once it has answered
+    assert not [b for b in stack.s3.list_buckets()["Buckets"] if b["Name"].startswith("ttr-replay-")]
+    assert not stack.sqs.list_queues(QueueNamePrefix="ttr-replay-").get("QueueUrls")
 
 
 def test_the_replay_refuses_an_endpoint_off_this_machine(stack, graph_emulator):
