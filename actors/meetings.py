@@ -78,7 +78,12 @@ class MeetingsWorker:
         return True
 
     async def health(self) -> MeetingsHealth:
-        return MeetingsHealth(calls=self.calls, errors=self.errors, pid=os.getpid())
+        calls = {}
+        if self.service is not None:   # its AWS client exists (and botocore is loaded) once it has worked
+            from runtime.adapters.aws import call_counts
+
+            calls = call_counts()
+        return MeetingsHealth(calls=self.calls, errors=self.errors, pid=os.getpid(), aws_calls=calls)
 
 
 MeetingCoordinator = ray.remote(**MEETINGS_ACTOR_OPTIONS)(MeetingsWorker)

@@ -140,6 +140,7 @@ class MeetingsHealth:
     errors: int
     pid: int = 0
     ok: bool = True
+    aws_calls: dict = field(default_factory=dict)   # by "service.Operation" (its archive reads)
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -8,7 +8,9 @@ figure beside its reference:
 - USS per CustomerActor and for the runtime's actors vs a trivial actor's USS;
 - idle CPU per tenant (over --idle-seconds) vs a trivial actor's;
 - a broadcast change (every tenant, with a meeting, submitted then approved): time until every
-  customer processed both transitions, and the number of Teams meetings (must be 1);
+  customer processed both transitions, and the number of Teams meetings (must be 1), beside its
+  bare call sequence: the AWS and Graph calls the runtime made for it, replayed right after on the
+  same emulators by a separate process with plain clients (runtime/local/replay.py);
 - then N changes: throughput, latency p50/p99, S3+SQS calls per (change, customer).
 Several runs give medians; the machine is shared and noisy, so compare ratios to the reference.
 
@@ -52,6 +54,18 @@ def bench_config(tenants: int, recipients: int) -> dict:
             "email": {"sender": "notifications@example.com", "portal_base_url": "http://127.0.0.1:8080"},
             "graph": {"organizer": "calendar@example.com"},
             "customers": customers, "local": {"contacts": contacts}}
+
+
+def call_delta(before: dict, after: dict) -> dict:
+    from runtime.local.replay import call_delta as delta
+
+    return delta(before, after)
+
+
+def aws_calls_of(plan: dict) -> dict:
+    from runtime.local.replay import aws_calls_of as calls
+
+    return calls(plan)
 
 
 def ts(value: str) -> float:
@@ -159,9 +173,15 @@ def broadcast(stack, lc, codes: list[str], timeout: float) -> dict:
     title = f"Broadcast {uuid.uuid4().hex[:6]}"
     content = {"title": title, "customers": codes, "meeting": {"required": True},
                "schedule": window_from_today(8, hours=1, tz="UTC")}   # never a stale date
+    from runtime.adapters.aws import call_counts
+
+    graph_before = len(stack.graph.calls())
+    calls_before = call_counts()
     t0 = time.monotonic()
-    cid = lc.submit(content, actor="bench").change_id
-    lc.transition(cid, "approve", actor="bench-approver")
+    submitted = lc.submit(content, actor="bench")
+    cid = submitted.change_id
+    approved = lc.transition(cid, "approve", actor="bench-approver")
+    submitter = call_delta(calls_before, call_counts())   # this process's calls: archive and triggers
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         ch = lc.show(cid)
@@ -172,7 +192,65 @@ def broadcast(stack, lc, codes: list[str], timeout: float) -> dict:
         raise SystemExit(f"bench: the broadcast change was not processed within {timeout}s")
     elapsed = time.monotonic() - t0
     meetings = [e for e in stack.graph.events() if title in (e.get("subject") or "")]
-    return {"broadcast_s": elapsed, "broadcast_meetings": len(meetings)}
+    return {"broadcast_s": elapsed, "broadcast_meetings": len(meetings),
+            "_broadcast": {"change_id": cid, "title": title, "submitter": submitter, "meeting": meetings[:1],
+                           "triggers": len(submitted.triggers_written) + len(approved.triggers_written),
+                           "graph_calls": stack.graph.calls()[graph_before:]}}
+
+
+def runtime_calls(rt) -> dict:
+    """Every runtime process's ``aws_calls`` now: each tenant, the ArchiveActor, the MeetingCoordinator."""
+    import ray
+
+    return {"tenants": {c: dict(h["aws_calls"]) for c, h in rt.health().items() if h.get("ok")},
+            "services": [dict(ray.get(a.health.remote()).aws_calls) for a in (rt.archive, rt.meetings)]}
+
+
+def bare_call_sequence(stack, cfg, before: dict, after: dict, broadcast_info: dict, concurrency: int) -> dict:
+    """The broadcast's calls replayed on the same emulators by a separate process (runtime.local.replay)."""
+    import subprocess
+
+    from runtime.adapters.aws import AwsClients
+    from runtime.domain.model import Trigger, archive_key
+    from runtime.local.replay import build_plan, replay_width
+
+    tenants = {c: call_delta(before["tenants"].get(c, {}), calls) for c, calls in after["tenants"].items()}
+    services: Counter[str] = Counter()
+    for b, a in zip(before["services"], after["services"]):
+        services.update(call_delta(b, a))
+    cid = broadcast_info["change_id"]
+    s3 = AwsClients(cfg.region, cfg.aws_endpoint_url).client("s3")
+    archive_bytes = s3.head_object(Bucket=cfg.bucket, Key=archive_key(cid))["ContentLength"]
+    code0 = cfg.customer_codes[0]
+    trigger_bytes = len(json.dumps(Trigger(cid, code0, 2, "approve", "2026-11-30T00:00:00Z").to_json(),
+                                   indent=2).encode())
+    by_account = {c.ses_role_arn.split(":")[4]: c.code for c in cfg.customers}
+    emails: dict[str, list[dict]] = {}
+    for m in stack.aws.sent_emails():
+        if broadcast_info["title"] in m.subject and m.account in by_account:
+            emails.setdefault(by_account[m.account], []).append(
+                {"to": m.to[0] if m.to else "", "subject": m.subject, "html": m.body, "raw": m.raw})
+    customers = {c.code: {"role_arn": c.ses_role_arn, "external_id": c.external_id, "sender": c.sender,
+                          "region": cfg.region_of(c), "contact_list": c.contact_list} for c in cfg.customers}
+    meeting = broadcast_info["meeting"]
+    graph = None
+    if meeting:
+        graph = {"base_url": cfg.graph.base_url, "event": meeting[0],
+                 "calls": [c for c in broadcast_info["graph_calls"] if 200 <= int(c.get("status") or 0) < 300]}
+    plan = build_plan(endpoint=cfg.aws_endpoint_url, region=cfg.region,
+                      width=replay_width(len(tenants), concurrency), archive_bytes=archive_bytes,
+                      trigger_bytes=trigger_bytes, submitter=broadcast_info["submitter"],
+                      triggers=broadcast_info["triggers"], tenants=tenants, services=services,
+                      customers=customers, emails=emails, graph=graph)
+    proc = subprocess.run([sys.executable, "-m", "runtime.local.replay"], input=json.dumps(plan), text=True,
+                          capture_output=True, cwd=ROOT, timeout=900)
+    if proc.returncode != 0:
+        raise SystemExit(f"bench: the bare call sequence failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    result = json.loads(proc.stdout)
+    result["runtime_calls"] = aws_calls_of(plan)
+    # tenants whose SendEmail calls resent the broadcast's own emails (the others send a short one)
+    result["tenants_with_their_emails"] = sum(1 for c in tenants if emails.get(c))
+    return result
 
 
 def run_once(args) -> dict:
@@ -229,6 +307,7 @@ def run_once(args) -> dict:
                      "not_ready": scale_pending, "startup_phases": phases}
             lc = Lifecycle(S3ObjectStore(AwsClients(cfg.region, cfg.aws_endpoint_url), cfg.bucket),
                            cfg.customer_codes)
+            calls_before = runtime_calls(rt)
             scale.update(broadcast(stack, lc, list(cfg.customer_codes), args.timeout))
             print(f"  broadcast: {scale['broadcast_s']:.1f}s, {scale['broadcast_meetings']} meeting(s)",
                   file=sys.stderr, flush=True)
@@ -236,6 +315,12 @@ def run_once(args) -> dict:
             tenant_uss = [_uss(p) for p in tenant_pids]
             scale.update(tenant_uss_mb=statistics.median(tenant_uss) / 2**20,
                          stack_uss_mb=(sum(tenant_uss) + sum(_uss(p) for p in service_pids)) / 2**20)
+            time.sleep(1.0)   # the broadcast's batched SQS deletes land before the counters are read
+            bare = bare_call_sequence(stack, cfg, calls_before, runtime_calls(rt), scale.pop("_broadcast"),
+                                      args.concurrency)
+            scale.update(broadcast_bare_s=bare["bare_s"], broadcast_bare=bare)
+            print(f"  bare call sequence of the broadcast: {bare['bare_s']:.1f}s ({bare['aws_calls']} AWS calls, "
+                  f"{bare['graph_calls']} Graph, {bare['width']} threads)", file=sys.stderr, flush=True)
             health0 = rt.health()
             before = {c: h["aws_calls"] for c, h in health0.items()}
             emails_before = sum(h["emails_sent"] for h in health0.values())
@@ -330,8 +415,19 @@ def main() -> int:
     print(f"  USS / tenant actor   {med('tenant_uss_mb'):.1f} MB {ratio('tenant_uss_mb', 'uss_mb')}")
     print(f"  USS, runtime actors  {med('stack_uss_mb'):.0f} MB ({args.tenants} tenants + archive, meetings, orphans)")
     print(f"  idle CPU / tenant    {med('idle_cpu_pct'):.3f} % of a core {ratio('idle_cpu_pct', 'idle_cpu_pct')}")
+    bare = med("broadcast_bare_s")
     print(f"  broadcast change     {med('broadcast_s'):.1f} s for {args.tenants} customers, submitted + approved, "
-          f"meetings: {[r['broadcast_meetings'] for r in results]} (must be 1)")
+          f"meetings: {[r['broadcast_meetings'] for r in results]} (must be 1) "
+          f"(bare call sequence: {bare:.1f} s; ratio {med('broadcast_s') / bare:.2f})")
+    b0 = r0["broadcast_bare"]
+    print(f"  bare call sequence   the broadcast's {b0['aws_calls']} AWS calls and {b0['graph_calls']} Graph "
+          f"call(s) replayed on the same emulators by a separate process, {b0['width']} threads (last run): "
+          + ", ".join(f"{k} {v}" for k, v in b0["by_operation"].items()))
+    if b0["tenants_with_their_emails"] < args.tenants:
+        print(f"                       only {b0['tenants_with_their_emails']} tenant(s) resent the broadcast's own "
+              "emails; the others sent a short one")
+    if b0["not_replayed"] or b0["errors"]:
+        print(f"                       not replayed: {b0['not_replayed'] or 'none'}; failed: {b0['errors'] or 'none'}")
     if not args.changes:
         return 0
     print(f"\n{args.changes} changes x {args.tenants} tenants ({r0['units']} change-customer units, "

@@ -8,6 +8,7 @@ process can also look at what moto keeps but does not serve over HTTP, such as t
 from __future__ import annotations
 
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -63,8 +64,41 @@ def require_moto() -> None:
         raise TtrError(LOCAL_EXTRA) from None
 
 
+# moto's dispatcher looks up the backend for a request's host on every request, under one lock:
+# ``get_backend_for_host`` lists moto's package folder (``os.listdir`` and an ``isdir`` per entry)
+# and then tries every service's URL pattern, ~0.6 ms each time, about a quarter of moto's CPU
+# per call here. The answer depends on the host alone (the folder and the patterns do not change
+# while it runs), so the embedded emulator remembers it per host. tests/integration/
+# test_emulator_dispatch.py holds moto to that: the remembered answer equals moto's own, and every
+# service ttr uses is routed over HTTP.
+HOSTS_REMEMBERED = 256   # hosts are "<service>.<region>.amazonaws.com": a handful in practice
+
+
+def dispatcher_app():
+    """moto's ``DomainDispatcherApplication``, with the host -> backend lookup remembered."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    class RememberingDispatcher(DomainDispatcherApplication):
+        def __init__(self, create_app):
+            super().__init__(create_app)
+            self.backend_for_host: dict = {}
+
+        def get_backend_for_host(self, host):
+            # moto calls this with self.lock held: the dict needs no lock of its own
+            try:
+                return self.backend_for_host[host]
+            except KeyError:
+                backend = super().get_backend_for_host(host)
+                if len(self.backend_for_host) < HOSTS_REMEMBERED:
+                    self.backend_for_host[host] = backend
+                return backend
+
+    return RememberingDispatcher(create_backend_app)
+
+
 class AwsEmulator:
-    """moto's ThreadedMotoServer bound to loopback."""
+    """moto's server (as its ThreadedMotoServer runs it: werkzeug, threaded, moto's request
+    handler) bound to loopback, with the dispatcher above."""
 
     def __init__(self, port: int = 0, host: str = LOOPBACK):
         if host not in (LOOPBACK, "localhost", "::1"):
@@ -72,6 +106,8 @@ class AwsEmulator:
         self.host = host
         self.port = port or free_port()
         self._server = None
+        self._thread: threading.Thread | None = None
+        self.dispatcher = None   # moto's WSGI application, once started
 
     @property
     def endpoint_url(self) -> str:
@@ -80,7 +116,8 @@ class AwsEmulator:
     def start(self) -> "AwsEmulator":
         import logging
 
-        from moto.server import ThreadedMotoServer
+        from moto.moto_server.werkzeug_app import MotoRequestHandler
+        from werkzeug.serving import make_server
 
         # One line per request on stderr drowns everything else; keep warnings and errors.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -91,14 +128,19 @@ class AwsEmulator:
         except OSError as exc:
             raise OSError(f"cannot start the AWS emulator on {self.host}:{self.port}: {exc} "
                           "(is another `ttr local up` running? change local.aws_port)") from None
-        self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
-        self._server.start()
+        self.dispatcher = dispatcher_app()
+        self._server = make_server(self.host, self.port, self.dispatcher, threaded=True,
+                                   request_handler=MotoRequestHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="aws-emulator", daemon=True)
+        self._thread.start()
         wait_http(self.endpoint_url + "/moto-api/data.json")
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.stop()
+            self._server.shutdown()
+            self._thread.join()
+            self._server.server_close()
             self._server = None
 
     def __enter__(self) -> "AwsEmulator":

@@ -6,6 +6,7 @@ import json
 import uuid
 
 import pytest
+import ray
 
 from runtime.adapters.s3 import S3ObjectStore
 from runtime.local.aws_emulator import AwsEmulator
@@ -146,6 +147,8 @@ def test_one_meeting_for_a_change_of_two_customers_through_the_actors(runtime, l
         "alice@example.com", "carol@example.com", "dana@example.com"}
     assert ch["meetingMetadata"]["meetingId"] == events[0]["id"] and ch["meetingMetadata"]["joinUrl"]
     assert len([m for m in ch["modifications"] if m["type"] == "meeting_scheduled"]) == 1
+    # the coordinator reads the archive itself, and says so in its health (bench.py replays its calls)
+    assert ray.get(runtime.meetings.health.remote()).aws_calls.get("s3.GetObject", 0) >= 1
 
 
 def test_status_shows_every_tenant_healthy_and_exits_0(runtime, module_stack, run_cli):
