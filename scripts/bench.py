@@ -389,7 +389,9 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--idle-seconds", type=float, default=30.0, help="window of the idle CPU measurement")
-    ap.add_argument("--json", action="store_true", help="print the raw results as JSON")
+    ap.add_argument("--json", action="store_true", help="print the raw results as JSON (Ray's own warnings may "
+                    "share stdout: --json-file keeps the JSON apart)")
+    ap.add_argument("--json-file", metavar="PATH", help="also write the raw results as JSON to PATH")
     args = ap.parse_args()
     cached = bytecode_cached()
     print("bytecode cached: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in cached.items())
@@ -400,6 +402,8 @@ def main() -> int:
         print(f"run {i + 1}/{args.runs}: {args.changes} changes x {args.tenants} tenants ...",
               file=sys.stderr, flush=True)
         results.append(run_once(args))
+    if args.json_file:
+        Path(args.json_file).write_text(json.dumps(results, indent=2) + "\n")
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
