@@ -52,6 +52,15 @@ class FeedbackWorker:
                 self.tasks[c.code] = asyncio.get_running_loop().create_task(self._loop(c.code))
         return True
 
+    async def stop(self) -> bool:
+        """End the polling loops (before the supervisor stops the actor; see actors.periodic). A
+        poll already handed to a thread finishes there; what it did not delete comes back."""
+        from actors.periodic import cancel_tasks
+
+        tasks, self.tasks = list(self.tasks.values()), {}
+        await cancel_tasks(tasks)
+        return True
+
     async def _loop(self, code: str) -> None:
         while True:
             try:

@@ -234,6 +234,11 @@ class Runtime:
                 log.info("tenant %s drained: %s", code, result)
             except RayError as exc:
                 log.warning("tenant %s: drain failed: %s", code, type(exc).__name__)
+        loops = [a for a in (self.reconciler, self.alerter, self.feedback) if a is not None]
+        try:   # their loops end before they do (a task pending at exit is logged as an error)
+            ray.get([a.stop.remote() for a in loops], timeout=10)
+        except RayError as exc:
+            log.warning("stopping the periodic loops failed: %s", type(exc).__name__)
         actors = [a for a in [*self.customers.values(), self.meetings, self.reconciler, self.alerter, self.feedback,
                                 self.archive]
                   if a is not None]
