@@ -3,7 +3,8 @@
 Every transition bumps ``version`` and appends one lifecycle modification whose ``seq`` is the
 version it created. The writer stores the archive first (create-only for a submit, compare-and-swap
 for the rest), then writes one trigger per customer (up to ``TRIGGER_WRITERS`` at once). A trigger
-write that fails is reported, not hidden: the archive already holds the transition, so ``retrigger`` finishes the job safely.
+write that fails is reported, not hidden: the archive already holds the transition, so
+``retrigger`` finishes the job safely.
 """
 
 from __future__ import annotations
