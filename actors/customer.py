@@ -90,7 +90,6 @@ class CustomerWorker:
                  poll_wait: int = 20, base_backoff: float | None = None):
         self.init_started_at = time.time()
         self.cpu_at_init = time.process_time()
-        self.cpu_at_started = 0.0
         from actors.proxies import ActorArchiveWriter, ActorMeetings
         from runtime.adapters.aws import AwsClients
         from runtime.adapters.aws_models import tenant_data_path
@@ -130,7 +129,6 @@ class CustomerWorker:
         if not self.pump.running:
             self.pump.start()
             log.info("tenant %s: polling %s (concurrency %d)", self.code, self.queue.name, self.pump.s.concurrency)
-            self.cpu_at_started = time.process_time()
         return self.incarnation
 
     async def probe(self) -> Probe:
@@ -166,7 +164,7 @@ class CustomerWorker:
             window=p.window.snapshot(), deletes=self.handler.deletes.snapshot(), durations=tuple(p.durations[-500:]),
             aws_calls=call_counts(), node=_node_stats(), spawned_at=_spawned_at(),
             init_started_at=self.init_started_at, cpu_at_init=self.cpu_at_init,
-            cpu_at_constructed=self.cpu_at_constructed, cpu_at_started=self.cpu_at_started)
+            cpu_at_constructed=self.cpu_at_constructed)
 
     async def suppression_changed(self, request: SuppressionChanged) -> bool:
         """A bounce or complaint was just recorded for this tenant (the FeedbackActor says so):

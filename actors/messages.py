@@ -210,10 +210,9 @@ class TenantHealth:
     node: dict = field(default_factory=dict)
     spawned_at: float = 0.0       # the process's start (where start-up time goes: bench.py)
     init_started_at: float = 0.0  # the constructor's start; started_at is its end
-    # the process's CPU seconds at the constructor's start, its end, and the end of start()
+    # the process's CPU seconds at the constructor's start and at its end (bench.py)
     cpu_at_init: float = 0.0
     cpu_at_constructed: float = 0.0
-    cpu_at_started: float = 0.0
 
     def to_json(self) -> dict:
         """The dict ``ttr status``, the portal and the alert rules read."""

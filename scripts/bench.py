@@ -56,18 +56,6 @@ def bench_config(tenants: int, recipients: int) -> dict:
             "customers": customers, "local": {"contacts": contacts}}
 
 
-def call_delta(before: dict, after: dict) -> dict:
-    from runtime.local.replay import call_delta as delta
-
-    return delta(before, after)
-
-
-def aws_calls_of(plan: dict) -> dict:
-    from runtime.local.replay import aws_calls_of as calls
-
-    return calls(plan)
-
-
 def ts(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
@@ -174,6 +162,7 @@ def broadcast(stack, lc, codes: list[str], timeout: float) -> dict:
     content = {"title": title, "customers": codes, "meeting": {"required": True},
                "schedule": window_from_today(8, hours=1, tz="UTC")}   # never a stale date
     from runtime.adapters.aws import call_counts
+    from runtime.local.replay import call_delta
 
     graph_before = len(stack.graph.calls())
     calls_before = call_counts()
@@ -212,7 +201,7 @@ def bare_call_sequence(stack, cfg, before: dict, after: dict, broadcast_info: di
 
     from runtime.adapters.aws import AwsClients
     from runtime.domain.model import Trigger, archive_key
-    from runtime.local.replay import build_plan, replay_width
+    from runtime.local.replay import aws_calls_of, build_plan, call_delta, replay_width
 
     tenants = {c: call_delta(before["tenants"].get(c, {}), calls) for c, calls in after["tenants"].items()}
     services: Counter[str] = Counter()
