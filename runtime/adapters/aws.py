@@ -80,8 +80,10 @@ class AwsClients:
         self.endpoint_url = endpoint_url
         self.config = config or client_config()
         core = botocore.session.get_session()
-        if data_path:  # botocore's documented data_path (AWS_DATA_PATH): searched before its own
-            core.set_config_variable("data_path", data_path)
+        if data_path:  # a tenant's trimmed, compact data (aws_models), searched before botocore's own
+            from runtime.adapters.aws_models import compact_loader
+
+            core.register_component("data_loader", compact_loader(data_path))
         default = self._default_credentials()
         if default:
             core.set_credentials(*default)

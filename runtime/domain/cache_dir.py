@@ -14,3 +14,15 @@ CACHE_DIR_ENV = "TTR_CACHE_DIR"
 def cache_dir() -> Path:
     """The base directory, read from the environment at each call (it is not created here)."""
     return Path(os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "ttr")
+
+
+def check_private(path: Path) -> None:
+    """Raise OSError unless ``path`` is a directory this user owns and no one else can write to:
+    what is read from it runs here (compiled templates) or is loaded unchecked (marshal data)."""
+    import stat
+
+    st = path.stat()
+    if not stat.S_ISDIR(st.st_mode):
+        raise NotADirectoryError(f"{path} is not a directory")
+    if st.st_uid != os.getuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise PermissionError(f"{path} is writable by other users or not owned by this one")

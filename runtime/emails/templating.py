@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import stat
 import sys
 from pathlib import Path
 
@@ -36,7 +34,7 @@ from jinja2 import Environment, FileSystemBytecodeCache, FileSystemLoader, Stric
 from jinja2.bccache import Bucket
 from markupsafe import Markup, escape
 
-from runtime.domain.cache_dir import cache_dir
+from runtime.domain.cache_dir import cache_dir, check_private
 
 TEMPLATES = Path(__file__).parent / "templates"
 log = logging.getLogger("ttr.emails")
@@ -75,11 +73,7 @@ class TemplateCache(FileSystemBytecodeCache):
             self.directory = str(path)
             try:
                 path.mkdir(mode=0o700, parents=True, exist_ok=True)
-                st = path.stat()
-                if not stat.S_ISDIR(st.st_mode):
-                    raise NotADirectoryError(f"{path} is not a directory")
-                if st.st_uid != os.getuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-                    raise PermissionError(f"{path} is writable by other users or not owned by this one")
+                check_private(path)
                 self._state = True
             except OSError as exc:
                 self._off(exc)
