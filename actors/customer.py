@@ -90,7 +90,7 @@ class CustomerWorker:
                  poll_wait: int = 20, base_backoff: float | None = None):
         self.init_started_at = time.time()
         self.cpu_at_init = time.process_time()
-        from actors.proxies import ActorArchiveWriter, ActorMeetings
+        from actors.proxies import ActorArchiveWriter, ActorMeetings, ActorRenderer
         from runtime.adapters.aws import AwsClients
         from runtime.adapters.aws_models import tenant_data_path
         from runtime.adapters.s3 import S3ObjectStore
@@ -111,7 +111,8 @@ class CustomerWorker:
         self.ses = TenantSes(clients, self.cfg, self.customer)
         self.handler = TriggerHandler(cfg=self.cfg, customer=self.customer, store=self.store, mailer=self.ses,
                                       archive=ActorArchiveWriter(namespace),
-                                      meetings=ActorMeetings(namespace), base_backoff=base_backoff)
+                                      meetings=ActorMeetings(namespace), renderer=ActorRenderer(namespace),
+                                      base_backoff=base_backoff)
         self.pump = MessagePump(self.queue, self.handler.handle, tenant=code,
                                 dlq=SqsQueue(clients, self.customer.dlq_name, resolve=False),
                                 settings=PumpSettings(concurrency=max(1, concurrency), poll_wait=poll_wait))

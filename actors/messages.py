@@ -13,8 +13,12 @@ No Ray import here: ``ttr status`` and tests read these types without starting a
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from runtime.domain.errors import ExternalError, PermanentError, RetryableError, TtrError
+
+if TYPE_CHECKING:
+    from runtime.emails import DeliveryRequest
 
 
 def config_of(cfg_or_data):
@@ -86,6 +90,27 @@ def unwrap(result):
     if isinstance(result, ErrorData):
         raise decode_error(result)
     return result
+
+
+# -- Renderer --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RenderCall:
+    """Render what one transition sends to one customer (``runtime.emails.render_delivery``); the
+    answer is a ``runtime.emails.RenderedDelivery``."""
+
+    request: DeliveryRequest
+    trace: dict | None = None     # the caller's W3C trace context
+
+
+@dataclass(frozen=True)
+class RendererHealth:
+    calls: int
+    errors: int
+    pid: int = 0
+    ok: bool = True
+
+    def to_json(self) -> dict:
+        return asdict(self)
 
 
 # -- ArchiveActor ----------------------------------------------------------------------------------

@@ -33,12 +33,13 @@ def cluster_view(tenants: dict[str, TenantStatus], namespace: str) -> ClusterVie
         FEEDBACK_ACTOR_NAME,
         MEETINGS_ACTOR_NAME,
         RECONCILER_ACTOR_NAME,
+        RENDERER_ACTOR_NAME,
         customer_actor_name,
         health_by_name,
     )
 
     names = {"archive": ARCHIVE_ACTOR_NAME, "meetings": MEETINGS_ACTOR_NAME, "alerts": ALERT_ACTOR_NAME,
-             "feedback": FEEDBACK_ACTOR_NAME, "reconciler": RECONCILER_ACTOR_NAME}
+             "feedback": FEEDBACK_ACTOR_NAME, "reconciler": RECONCILER_ACTOR_NAME, "renderer": RENDERER_ACTOR_NAME}
     return fill_health(tenants, lambda code: health_by_name(customer_actor_name(code), namespace),
                        lambda role: health_by_name(names[role], namespace), namespace)
 

@@ -30,7 +30,7 @@ from runtime.domain.errors import PermanentError
 _EPS = 1e-9
 MB = 2 ** 20
 DEFAULT_WAIT = 30.0   # seconds; $TTR_CLUSTER_WAIT overrides it
-SERVICE_ACTORS = 5    # archive, meetings, reconciler, alerts, feedback
+SERVICE_ACTORS = 6    # archive, meetings, reconciler, alerts, feedback, renderer
 
 
 class ClusterTooSmall(PermanentError):

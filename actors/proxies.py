@@ -21,6 +21,7 @@ from actors.messages import (
     MeetingResult,
     RecordRequest,
     RecordResult,
+    RenderCall,
     SuppressionChanged,
     unwrap,
 )
@@ -36,6 +37,7 @@ MEETINGS_ACTOR_NAME = "meetings"
 ALERT_ACTOR_NAME = "alerts"
 FEEDBACK_ACTOR_NAME = "feedback"
 RECONCILER_ACTOR_NAME = "reconciler"
+RENDERER_ACTOR_NAME = "renderer"
 
 
 def customer_actor_name(code: str) -> str:
@@ -134,6 +136,17 @@ class ActorArchiveWriter:
         result: RecordResult = call(self.name, self.namespace, "record",
                                     RecordRequest(change_id, tuple(records), set_fields, inject()))
         return result.appended
+
+
+class ActorRenderer:
+    """The handler's ``Renderer`` port, backed by the renderer actor (from a worker thread): the
+    tenant's process never loads jinja2 and the templates."""
+
+    def __init__(self, namespace: str, name: str = RENDERER_ACTOR_NAME):
+        self.namespace, self.name = namespace, name
+
+    def render(self, request):
+        return call(self.name, self.namespace, "render", RenderCall(request, inject()))
 
 
 class AsyncArchiveWriter:

@@ -21,8 +21,9 @@ from actors.customer import CustomerActor, customer_actor_name
 from actors.feedback import FEEDBACK_ACTOR_NAME, FeedbackActor
 from actors.meetings import MEETINGS_ACTOR_NAME, MeetingCoordinator
 from actors.placement import Demand, check_fit, service_options, tenant_options
-from actors.proxies import health_of
+from actors.proxies import RENDERER_ACTOR_NAME, health_of
 from actors.reconciler import RECONCILER_ACTOR_NAME, ReconcilerActor
+from actors.renderer import RendererActor
 from runtime.domain.config import Config
 from runtime.services.orphans import DEFAULT_THRESHOLD_S
 from runtime.telemetry import metrics, observe, setup_telemetry
@@ -100,6 +101,7 @@ class Runtime:
         self.reconciler = None
         self.alerter = None
         self.feedback = None
+        self.renderer = None
         self.alert_interval_s = alert_interval_s
         self.orphan_opts = {"threshold_s": orphan_threshold_s, "interval_s": orphan_interval_s,
                             "max_wakeups": max_wakeups}
@@ -154,13 +156,14 @@ class Runtime:
             self.cfg_data, self.namespace, interval_s=self.alert_interval_s)
         self.feedback = FeedbackActor.options(**self._opts(FEEDBACK_ACTOR_NAME), **svc).remote(
             self.cfg_data, self.namespace, poll_wait=self.poll_wait)
+        self.renderer = RendererActor.options(**self._opts(RENDERER_ACTOR_NAME), **svc).remote()
         for c in self.cfg.customers:
             self.customers[c.code] = self._create_customer(c.code)
         self.restarts = {code: 0 for code in self.customers}
         timeout = self.cfg.runtime.start_timeout_s
         services = {self.archive.health.remote(): ARCHIVE_ACTOR_NAME, self.meetings.health.remote(): MEETINGS_ACTOR_NAME,
                     self.reconciler.start.remote(): RECONCILER_ACTOR_NAME,
-                    self.feedback.start.remote(): FEEDBACK_ACTOR_NAME}
+                    self.feedback.start.remote(): FEEDBACK_ACTOR_NAME, self.renderer.health.remote(): RENDERER_ACTOR_NAME}
         starts = {a.start.remote(): code for code, a in self.customers.items()}
         done, _ = _wait_all([*services, *starts], timeout)
         failed_services = [name for ref, name in services.items() if ref not in done or _failed(ref)]
@@ -263,7 +266,7 @@ class Runtime:
         except RayError as exc:
             log.warning("stopping the periodic loops failed: %s", type(exc).__name__)
         actors = [a for a in [*self.customers.values(), self.meetings, self.reconciler, self.alerter, self.feedback,
-                                self.archive]
+                                self.renderer, self.archive]
                   if a is not None]
         try:
             ray.get([a.flush.remote() for a in actors], timeout=15)
@@ -276,7 +279,7 @@ class Runtime:
                 except RayError:
                     pass
         self.customers.clear()
-        self.archive = self.meetings = self.reconciler = self.alerter = self.feedback = None
+        self.archive = self.meetings = self.reconciler = self.alerter = self.feedback = self.renderer = None
 
 
 def _wait_all(refs: list, timeout: float) -> tuple[set, set]:

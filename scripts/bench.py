@@ -290,7 +290,8 @@ def run_once(args) -> dict:
                   "in it {cpu_constructor_s:.2f}s".format(**phases), file=sys.stderr, flush=True)
             scale_pending = len(rt.pending)
             idle = _idle_cpu_pct(tenant_pids, args.idle_seconds)
-            service_pids = [ray.get(a.health.remote()).pid for a in (rt.archive, rt.meetings, rt.reconciler)]
+            service_pids = [ray.get(a.health.remote()).pid for a in (rt.archive, rt.meetings, rt.reconciler,
+                                                                      rt.renderer)]
             scale = {"ready_s": ready_s, "ref": ref, "idle_cpu_pct": statistics.median(idle),
                      "start_cpu_s": statistics.median(start_cpu.values()),
                      "not_ready": scale_pending, "startup_phases": phases}
@@ -406,7 +407,7 @@ def main() -> int:
     print(f"  ready                {med('ready_s'):.1f} s {ratio('ready_s', 'ready_s')}")
     print(f"  CPU to start         {med('start_cpu_s'):.2f} s per tenant process {ratio('start_cpu_s', 'start_cpu_s')}")
     print(f"  USS / tenant actor   {med('tenant_uss_mb'):.1f} MB {ratio('tenant_uss_mb', 'uss_mb')}")
-    print(f"  USS, runtime actors  {med('stack_uss_mb'):.0f} MB ({args.tenants} tenants + archive, meetings, orphans)")
+    print(f"  USS, runtime actors  {med('stack_uss_mb'):.0f} MB ({args.tenants} tenants + archive, meetings, orphans, renderer)")
     print(f"  idle CPU / tenant    {med('idle_cpu_pct'):.3f} % of a core {ratio('idle_cpu_pct', 'idle_cpu_pct')}")
     bare = med("broadcast_bare_s")
     print(f"  broadcast change     {med('broadcast_s'):.1f} s for {args.tenants} customers, submitted + approved, "

@@ -6,7 +6,7 @@ against the moto server over HTTP. No 100-tenant run needed, and the machine's l
 
     .venv/bin/python scripts/tenant_cost.py              # 5 constructions, one process each
     .venv/bin/python scripts/tenant_cost.py --profile    # one, under cProfile (top 40, cumulative)
-    .venv/bin/python scripts/tenant_cost.py --first-email  # and its first email: no, a cold, a warm template cache
+    .venv/bin/python scripts/tenant_cost.py --first-email  # and a first rendering: no, a cold, a warm template cache
 
 Steps: a local Ray gives the module list of a trivial actor's worker (Ray's own floor), then Ray
 stops (a worker that has received an argument or returned a result has also loaded pydantic: Ray's
@@ -16,8 +16,9 @@ process that imports that module list, then unpickles what the supervisor ships 
 pydantic-free view) and constructs the tenant (the same as Ray does with the actor's arguments) and
 prints what that took, and whether the configuration models were loaded.
 
-``--first-email``: after the construction, the tenant's first email as its handler makes it for an
-approval request to 3 recipients (one rendering: they share the customer's zone), with the email
+``--first-email``: after the construction, the first rendering of an email for an approval request
+to 3 recipients (one rendering: they share the customer's zone), as the renderer actor makes it
+(``actors/renderer.py``; a tenant itself no longer renders, since issue 11), with the email
 templates' disk cache (``runtime.emails.templating``) off (compiled in memory, as before issue 11),
 cold (compiled and written: a runtime start warms it, so no tenant should pay this) and warm
 (loaded): CPU seconds and USS growth of that first email, imports included. The cache lives in
@@ -72,7 +73,7 @@ if profile:
 uss1 = psutil.Process().memory_full_info().uss
 out = {"cpu_s": t2 - t0, "config_s": t1 - t0, "constructor_s": t2 - t1, "uss_mb": (uss1 - uss0) / 2**20,
        "config_models": "runtime.domain.config" in sys.modules}
-if sys.argv[7]:  # the first email, as TriggerHandler makes it (runtime/services/handler.py)
+if sys.argv[7]:  # the first rendering, as the renderer actor makes it (runtime.emails.render_delivery)
     import os
     if sys.argv[7] == "off":  # the cache's directory is a file: compiled in memory (one warning)
         os.environ["TTR_CACHE_DIR"] = os.path.join(os.environ["TTR_CACHE_DIR"], "off")
@@ -83,7 +84,7 @@ if sys.argv[7]:  # the first email, as TriggerHandler makes it (runtime/services
     uss2 = psutil.Process().memory_full_info().uss
     t3 = time.process_time()
     from runtime.emails import render_email
-    from runtime.emails.ics import render_calendar  # noqa: F401 - the handler imports it with the first email
+    from runtime.emails.ics import render_calendar  # noqa: F401 - render_delivery imports it with the first email
     t4 = time.process_time()
     by_zone = {}
     for address in recipients:  # no contact has a zone of its own: the customer's
@@ -96,10 +97,10 @@ if sys.argv[7]:  # the first email, as TriggerHandler makes it (runtime/services
     t5 = time.process_time()
     gc.collect()
     uss3 = psutil.Process().memory_full_info().uss
-    from runtime.emails import _ENV
+    from runtime.emails import _env
     out.update({"email_cpu_s": t5 - t3, "email_import_s": t4 - t3, "email_render_s": t5 - t4,
                 "email_uss_mb": (uss3 - uss2) / 2**20, "renders": len(by_zone),
-                "templates_loaded": _ENV.bytecode_cache.hits, "templates_stored": _ENV.bytecode_cache.stored})
+                "templates_loaded": _env().bytecode_cache.hits, "templates_stored": _env().bytecode_cache.stored})
 print(json.dumps(out))
 """
 

@@ -3,6 +3,13 @@
 Pure: the caller passes the archive object and the lifecycle modification being notified. Every
 value taken from the change is user free text, so the HTML template autoescapes and this module
 hands it plain strings (never ``None``: a missing optional field is simply left out).
+
+``render_delivery`` renders what one transition sends to one customer (an email per reader's
+zone, and the calendar file) from a ``DeliveryRequest``. The tenants do not call it themselves:
+they ask the renderer actor (``actors.renderer``), so that jinja2 and the templates are loaded in
+one process, not in every tenant's (about 2.7 MB each, measured). jinja2 is therefore imported at
+the first rendering, not with this package: a tenant imports it for ``DeliveryRequest`` and
+``runtime.emails.mime`` only.
 """
 
 from __future__ import annotations
@@ -15,13 +22,13 @@ from typing import Any, Mapping
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["CALENDAR_KINDS", "KIND_FOR_TRANSITION", "KINDS", "RenderedEmail", "UNSUBSCRIBE_PLACEHOLDER",
-           "format_duration", "format_schedule", "format_time", "format_utc", "format_window", "instant", "portal_url",
-           "render_email", "warm_template_cache", "zone_info"]
+__all__ = ["CALENDAR_KINDS", "KIND_FOR_TRANSITION", "KINDS", "DeliveryRequest", "LocalRenderer", "RenderedDelivery",
+           "RenderedEmail", "UNSUBSCRIBE_PLACEHOLDER", "format_duration", "format_schedule", "format_time",
+           "format_utc", "format_window", "instant", "portal_url", "render_delivery", "render_email",
+           "warm_template_cache", "zone_info"]
 
 from runtime.domain.kinds import CHANGE, ROUTES  # noqa: E402 - the table of what each transition sends
 from runtime.emails.announcement import ANNOUNCEMENT_KINDS, announcement_context  # noqa: E402
-from runtime.emails.templating import TemplateCache, template_environment, warm_template_cache  # noqa: E402
 
 KIND_FOR_TRANSITION = {t: before.email for t, (before, _) in ROUTES[CHANGE].items()}
 # SES substitutes this in messages sent with ListManagementOptions; it must reach SES verbatim.
@@ -82,8 +89,71 @@ class RenderedEmail:
     text: str
 
 
-# Compiled templates come from the disk cache the driver warms (runtime.emails.templating).
-_ENV = template_environment(TemplateCache())
+@dataclass(frozen=True)
+class DeliveryRequest:
+    """What one transition sends to one customer: the arguments of ``render_email`` but one zone
+    per group of readers (``zones``), and whether the calendar file goes with it."""
+    kind: str
+    change: Mapping
+    customer_code: str
+    customer_name: str
+    portal_base_url: str
+    transition: Mapping
+    zones: tuple[str | None, ...]
+    first_request: bool = True
+    meeting: Mapping | None = None
+    show_customers: bool = False
+
+
+@dataclass(frozen=True)
+class RenderedDelivery:
+    emails: Mapping[str | None, RenderedEmail]   # by zone, one per zone of the request
+    calendar: str | None = None                  # the ICS text, for CALENDAR_KINDS with a readable window
+
+
+def render_delivery(request: DeliveryRequest) -> RenderedDelivery:
+    """Every email and the calendar file of ``request`` (pure)."""
+    from runtime.emails.ics import render_calendar
+
+    calendar = None
+    if request.kind in CALENDAR_KINDS:
+        calendar = render_calendar(request.change, request.transition, cancelled=request.kind == "cancelled",
+                                   portal_link=portal_url(request.portal_base_url, request.change["changeId"]),
+                                   join_url=(request.meeting or {}).get("joinUrl"))
+    emails = {zone: render_email(request.kind, request.change, customer_code=request.customer_code,
+                                 customer_name=request.customer_name, portal_base_url=request.portal_base_url,
+                                 transition=request.transition, first_request=request.first_request, zone=zone,
+                                 meeting=request.meeting, show_customers=request.show_customers)
+              for zone in dict.fromkeys(request.zones)}
+    return RenderedDelivery(emails, calendar)
+
+
+class LocalRenderer:
+    """The ``Renderer`` port in this process (tests, tools); a tenant uses ``actors.proxies.ActorRenderer``."""
+
+    def render(self, request: DeliveryRequest) -> RenderedDelivery:
+        return render_delivery(request)
+
+
+_ENV = None
+
+
+def _env():
+    """The Jinja environment, built at the first rendering (compiled templates come from the disk
+    cache the driver warms: ``runtime.emails.templating``)."""
+    global _ENV
+    if _ENV is None:
+        from runtime.emails.templating import TemplateCache, template_environment
+
+        _ENV = template_environment(TemplateCache())
+    return _ENV
+
+
+def warm_template_cache() -> int:
+    """``runtime.emails.templating.warm_template_cache``: compile what the disk cache lacks."""
+    from runtime.emails.templating import warm_template_cache as warm
+
+    return warm()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -278,8 +348,8 @@ def render_email(kind: str, change: Mapping, *, customer_code: str, customer_nam
         subject, ctx = announcement_context(
             kind, change, customer=_text(customer_name) or _text(customer_code), portal_base_url=portal_base_url,
             transition=transition, zone=zone, meeting=meeting, show_customers=show_customers)
-        return RenderedEmail(subject=subject, html=_ENV.get_template("announcement.html").render(ctx),
-                             text=_ENV.get_template("announcement.txt").render(ctx))
+        return RenderedEmail(subject=subject, html=_env().get_template("announcement.html").render(ctx),
+                             text=_env().get_template("announcement.txt").render(ctx))
     if kind not in KINDS:
         raise ValueError(f"unknown email kind {kind!r}; known: {', '.join((*KINDS, *ANNOUNCEMENT_KINDS))}")
     updated = kind == "approval_request" and not first_request
@@ -339,5 +409,5 @@ def render_email(kind: str, change: Mapping, *, customer_code: str, customer_nam
         "unsubscribe_url": UNSUBSCRIBE_PLACEHOLDER,
     }
     return RenderedEmail(subject=subject_line(kind, title, first_request=first_request, day=_start_day(schedule, zone)),
-                         html=_ENV.get_template("change.html").render(ctx),
-                         text=_ENV.get_template("change.txt").render(ctx))
+                         html=_env().get_template("change.html").render(ctx),
+                         text=_env().get_template("change.txt").render(ctx))

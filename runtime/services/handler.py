@@ -38,6 +38,7 @@ from runtime.telemetry import add_event, metrics, span
 if TYPE_CHECKING:  # a tenant's process is given a TenantConfig and imports no pydantic
     from runtime.domain.config import Config, CustomerConfig
     from runtime.domain.tenant import TenantConfig, TenantCustomer
+    from runtime.emails import DeliveryRequest, RenderedDelivery
 
 log = logging.getLogger("ttr.handler")
 
@@ -60,6 +61,14 @@ class ArchiveWriter(Protocol):
 
 class Meetings(Protocol):
     def handle(self, change_id: str, step: processing.Step) -> None: ...
+
+
+class Renderer(Protocol):
+    """Renders a transition's emails and calendar file (``runtime.emails.render_delivery``): in
+    this process (``runtime.emails.LocalRenderer``), or in the renderer actor for a tenant
+    (``actors.proxies.ActorRenderer``), which then never loads jinja2 and the templates."""
+
+    def render(self, request: DeliveryRequest) -> RenderedDelivery: ...
 
 
 @dataclass
@@ -103,7 +112,8 @@ class TriggerHandler:
     def __init__(self, *, cfg: Config | TenantConfig, customer: CustomerConfig | TenantCustomer, store: ObjectStore, mailer: Mailer,
                  archive: ArchiveWriter, limiter: RateLimiter | None = None,
                  meetings: Meetings | None = None, clock: Callable[[], str] = now_iso,
-                 base_backoff: float | None = None, attribute_budget: float = ATTRIBUTE_BUDGET):
+                 base_backoff: float | None = None, attribute_budget: float = ATTRIBUTE_BUDGET,
+                 renderer: Renderer | None = None):
         self.cfg = cfg
         self.customer = customer
         self.code = customer.code
@@ -113,6 +123,11 @@ class TriggerHandler:
         self.archive = archive
         self.limiter = limiter or RateLimiter(customer.max_send_rate)
         self.meetings = meetings
+        if renderer is None:
+            from runtime.emails import LocalRenderer
+
+            renderer = LocalRenderer()
+        self.renderer = renderer
         self.clock = clock
         self.base_backoff = BASE_BACKOFF if base_backoff is None else base_backoff
         self._change_locks = KeyedLock()
@@ -363,27 +378,13 @@ class TriggerHandler:
                 continue
             zone = self._zone_of(d.email, by_address.get(d.email.lower()), deadline)
             by_zone.setdefault(zone, []).append(d.email)
-        # Email rendering (jinja2, the templates, the calendar file) is loaded by the first email a
-        # tenant sends, not by its start: about 15 ms of CPU and 2 MB that an idle tenant never needs.
-        from runtime.emails import CALENDAR_KINDS, portal_url, render_email
-        from runtime.emails.ics import render_calendar
-
         sender = self.cfg.sender_of(self.customer)
-        meeting = meeting_for_email(change, step)
-        calendar = None
-        if step.kind in CALENDAR_KINDS:
-            calendar = render_calendar(change, step.transition, cancelled=step.kind == "cancelled",
-                                       portal_link=portal_url(self.cfg.email.portal_base_url, change["changeId"]),
-                                       join_url=(meeting or {}).get("joinUrl"))
         ref = {REF_HEADER: ref_value(change["changeId"], self.code, step.seq)}  # comes back in SES feedback
         sent = failed = 0
         try:
+            rendered = self._render(change, step, tuple(by_zone)) if by_zone else None
             for zone, addresses in by_zone.items():
-                # One rendering per zone: the body differs only by the reader's time zone.
-                email = render_email(step.kind, change, customer_code=self.code, customer_name=self.customer.name,
-                                     portal_base_url=self.cfg.email.portal_base_url, transition=step.transition,
-                                     first_request=step.first_request, zone=zone, meeting=meeting,
-                                     show_customers=self.cfg.email.show_affected_customers)
+                email, calendar = rendered.emails[zone], rendered.calendar
                 for address in addresses:
                     self.limiter.acquire()
                     with span("ses.send", {"ttr.tenant": self.code, "ttr.topic": step.topic}) as sp:
@@ -409,6 +410,18 @@ class TriggerHandler:
             except TtrError:
                 log.warning("tenant %s: ledger flush failed for %s", self.code, ledger.key)
         return sent, failed, skipped, len(skips)
+
+    def _render(self, change: Mapping, step: processing.Step, zones: tuple[str | None, ...]) -> RenderedDelivery:
+        """The step's email once per readers' zone (the body differs only by the zone), and its
+        calendar file: rendered by ``self.renderer`` (for a tenant, the renderer actor)."""
+        from runtime.emails import DeliveryRequest
+
+        with span("emails.render", {"ttr.tenant": self.code, "ttr.zones": len(zones)}):
+            return self.renderer.render(DeliveryRequest(
+                step.kind, change, customer_code=self.code, customer_name=self.customer.name,
+                portal_base_url=self.cfg.email.portal_base_url, transition=step.transition, zones=zones,
+                first_request=step.first_request, meeting=meeting_for_email(change, step),
+                show_customers=self.cfg.email.show_affected_customers))
 
     # -----------------------------------------------------------------------------------------
     def _reject(self, what: str, why: str, msg: QueueMessage, out: Outcome, change_id: str | None = None) -> None:

@@ -50,7 +50,7 @@ class Status:
     meetings: dict | None = None
     alerts: list[Firing] = field(default_factory=list)
     window_minutes: float = 15
-    loops: dict = field(default_factory=dict)   # the alert and SES feedback actors' health
+    loops: dict = field(default_factory=dict)   # the alert, SES feedback and renderer actors' health
 
     @property
     def critical(self) -> bool:
@@ -96,12 +96,12 @@ def tenant_statuses(cfg: Config, store: ObjectStore, queue: Callable[[str], Queu
 def fill_health(tenants: dict[str, TenantStatus], customer: Callable[[str], dict | None],
                 service: Callable[[str], dict | None], namespace: str) -> ClusterView:
     """The actors' health into the tenants, and what the cluster said besides: ``customer(code)``
-    is a tenant's actor's health, ``service(role)`` that of the archive, meetings, alerts, feedback
-    or reconciler actor (None: no such actor)."""
+    is a tenant's actor's health, ``service(role)`` that of the archive, meetings, alerts, feedback,
+    renderer or reconciler actor (None: no such actor)."""
     for code, t in tenants.items():
         t.actor = customer(code)
     archive, meetings = service("archive"), service("meetings")
-    loops = {role: service(role) for role in ("alerts", "feedback")}
+    loops = {role: service(role) for role in ("alerts", "feedback", "renderer")}
     reconciler = service("reconciler")
     if reconciler and reconciler.get("ok"):
         for t in tenants.values():
@@ -192,7 +192,8 @@ def to_json(st: Status) -> dict:
     return {
         "generated_at": datetime.now(timezone.utc).isoformat(),
         "runtime": {"reachable": st.runtime_reachable, "error": st.runtime_error,
-                    "archive": actor(st.archive), "meetings": st.meetings and {"ok": st.meetings.get("ok")}},
+                    "archive": actor(st.archive), "meetings": st.meetings and {"ok": st.meetings.get("ok")},
+                    "renderer": st.loops.get("renderer")},
         "tenants": {code: {"healthy": t.healthy, "queue_depth": t.queue_depth, "in_flight": t.in_flight,
                            "dlq_depth": t.dlq_depth, "triggers": t.triggers,
                            "oldest_trigger_minutes": t.oldest_trigger_minutes, "orphans": t.orphans,
@@ -238,6 +239,9 @@ def render(st: Status) -> str:
         lines += [f"  {f.describe()}" for f in st.alerts]
     else:
         lines.append("alerts: none firing")
+    renderer = st.loops.get("renderer") or {}
+    if st.runtime_reachable and not renderer.get("ok"):
+        lines.append("renderer: down (the tenants' emails wait for it: their messages are retried)")
     alerting = st.loops.get("alerts") or {}
     if alerting.get("ok") and alerting.get("last_error"):
         lines.append(f"alert delivery failing: {alerting['last_error']}")

@@ -290,7 +290,7 @@ class ChaosRun:
             pass
 
     def _kill_one(self) -> None:
-        target = self.chaos_rng.choice(["customer", "customer", "archive", "meetings"])
+        target = self.chaos_rng.choice(["customer", "customer", "archive", "meetings", "renderer"])
         try:
             if target == "customer":
                 code = self.chaos_rng.choice(list(self.cfg.customer_codes))
@@ -305,7 +305,7 @@ class ChaosRun:
         """Kill every actor without draining (as a node loss would), then start a new runtime."""
         self.log("chaos: hard-killing the whole runtime")
         self.rt._stop.set()
-        for a in [*self.rt.customers.values(), self.rt.archive, self.rt.meetings, self.rt.reconciler]:
+        for a in [*self.rt.customers.values(), self.rt.archive, self.rt.meetings, self.rt.reconciler, self.rt.renderer]:
             try:
                 ray.kill(a, no_restart=True)
             except Exception:  # already dead

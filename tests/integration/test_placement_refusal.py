@@ -39,7 +39,7 @@ def test_ttr_run_refuses_too_many_tenants_for_the_node_within_seconds(tmp_path):
     errors = [line for line in r.stderr.splitlines() if line.startswith("ttr: error:")]
     assert len(errors) == 1, r.stderr[-3000:]
     msg = errors[0]
-    assert "it needs 30 tenant actor(s) of 0.1 CPU + 50 MB and 5 service actor(s)" in msg, msg
+    assert "it needs 30 tenant actor(s) of 0.1 CPU + 50 MB and 6 service actor(s)" in msg, msg
     assert "1 alive node(s) with 1 CPU" in msg and "runtime.tenant_cpus" in msg, msg
     assert "Traceback" not in r.stderr and "GetTimeoutError" not in r.stderr
     assert "ready" not in r.stdout

@@ -118,10 +118,10 @@ def test_the_reservation_comes_from_the_runtime_section():
 
     cfg = _cfg(tenant_cpus=0.02, tenant_memory_mb=80, service_cpus=0.1, service_memory_mb=300)
     d = Demand.of(cfg)
-    # the services: archive, meetings, reconciler, alerts, feedback
-    assert (d.tenants, d.services, d.actors) == (len(cfg.customers), 5, len(cfg.customers) + 5)
-    assert d.cpus == pytest.approx(len(cfg.customers) * 0.02 + 0.5)
-    assert d.memory_mb == len(cfg.customers) * 80 + 1500
+    # the services: archive, meetings, reconciler, alerts, feedback, renderer
+    assert (d.tenants, d.services, d.actors) == (len(cfg.customers), 6, len(cfg.customers) + 6)
+    assert d.cpus == pytest.approx(len(cfg.customers) * 0.02 + 0.6)
+    assert d.memory_mb == len(cfg.customers) * 80 + 1800
     assert tenant_options(cfg) == {"scheduling_strategy": "SPREAD", "num_cpus": 0.02, "memory": 80 * 2**20}
     assert service_options(cfg) == {"num_cpus": 0.1, "memory": 300 * 2**20}
 

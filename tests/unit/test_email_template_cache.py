@@ -26,12 +26,12 @@ from runtime.emails.templating import (
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_NAMES = sorted(p.name for p in TEMPLATES.iterdir() if p.is_file())
 
-# Every email a tenant sends, rendered through the module's own environment (runtime.emails._ENV,
+# Every email a tenant sends, rendered through the module's own environment (runtime.emails._env(),
 # whose cache directory is read from $TTR_CACHE_DIR at its first template), printed as JSON with
 # what the cache did.
 RENDER_ALL = r"""
 import json, sys
-from runtime.emails import ANNOUNCEMENT_KINDS, KINDS, _ENV, render_email
+from runtime.emails import ANNOUNCEMENT_KINDS, KINDS, _env, render_email
 from tests.unit.test_announcements import submitted
 from tests.unit.test_emails import change, transition
 
@@ -53,7 +53,7 @@ ann = submitted(title="Cost <review>", content="line 1\n<i>line 2</i>",
                 links=[{"title": "Report", "url": "https://r.example.com/?a=1&b=2"}])
 for kind in ANNOUNCEMENT_KINDS:
     out[kind] = one(kind, ann, {"type": "approved", "actor": "bob"}, meeting={"pending": True})
-cache = _ENV.bytecode_cache
+cache = _env().bytecode_cache
 print(json.dumps({"emails": out, "hits": cache.hits, "stored": cache.stored}))
 """
 

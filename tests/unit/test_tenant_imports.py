@@ -1,5 +1,7 @@
-"""What a tenant's start imports: email rendering (jinja2, the templates, MIME) is loaded by the
-first email, not by every CustomerActor's construction (issue 11: start-up CPU per tenant)."""
+"""What a tenant's process imports. Email rendering (jinja2, the templates) is never loaded
+there: the renderer actor renders (actors/renderer.py), and a tenant only builds the request and,
+for an email with a calendar file, the MIME message (issue 11: a tenant's start-up CPU and memory).
+"""
 
 from __future__ import annotations
 
@@ -29,8 +31,33 @@ def test_a_tenant_starts_without_email_rendering():
     assert out == "", f"imported at a tenant's start: {out}"
 
 
-def test_the_first_email_loads_it():
-    code = TENANT_IMPORTS.replace("loaded =", "from runtime.emails import render_email  # noqa\nloaded =")
+# What a tenant does for an email besides sending it: the request to the renderer, and the MIME
+# message of an email that carries a calendar file.
+EMAIL_PATH = """
+from runtime.emails import DeliveryRequest
+from runtime.emails.mime import build_mime
+DeliveryRequest("approved", {"changeId": "CHG-1"}, customer_code="t00", customer_name="T", portal_base_url="http://x",
+                transition={}, zones=(None,))
+build_mime(sender="a@example.com", to="b@example.com", subject="s", text="t", html="<p>h</p>",
+           calendar="BEGIN:VCALENDAR\\r\\nEND:VCALENDAR\\r\\n")
+"""
+
+
+def test_a_tenants_email_path_never_loads_jinja2():
+    code = TENANT_IMPORTS.replace("loaded =", EMAIL_PATH + "loaded =")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60, check=True).stdout.strip()
+    assert "runtime.emails.mime" in out.split(",")  # the email path ran
+    assert not [m for m in out.split(",") if m.split(".")[0] == "jinja2"], f"imported by a tenant: {out}"
+
+
+def test_rendering_loads_jinja2():
+    code = TENANT_IMPORTS.replace("loaded =", EMAIL_PATH + """
+from runtime.emails import LocalRenderer
+from tests.unit.test_emails import change, transition
+LocalRenderer().render(DeliveryRequest("approval_request", change(), customer_code="t00", customer_name="T",
+                                       portal_base_url="http://x", transition=transition("submitted"), zones=(None,)))
+loaded =""")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          timeout=60, check=True).stdout.strip()
     assert "jinja2" in out.split(",")  # the check above can fail: this is what it looks for
@@ -47,8 +74,7 @@ from runtime.adapters.ses import TenantSes
 from runtime.adapters.s3 import S3ObjectStore
 from runtime.services.handler import TriggerHandler
 from runtime.domain.model import parse_trigger_key
-from runtime.emails import render_email  # noqa: F401 - what the first email loads
-from runtime.emails.ics import render_calendar  # noqa: F401
+from runtime.emails import DeliveryRequest  # noqa: F401 - what the first email loads
 from runtime.emails.mime import build_mime  # noqa: F401
 customer = view.customer(sys.argv[2])
 clients = AwsClients(view.region, "http://127.0.0.1:9")
