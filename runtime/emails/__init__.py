@@ -91,8 +91,9 @@ class RenderedEmail:
 
 @dataclass(frozen=True)
 class DeliveryRequest:
-    """What one transition sends to one customer: the arguments of ``render_email`` but one zone
-    per group of readers (``zones``), and whether the calendar file goes with it."""
+    """What one transition sends to one customer: the arguments of ``render_email``, with the
+    readers' zones (``zones``: one email per zone). The kind says whether a calendar file goes
+    with it (``CALENDAR_KINDS``)."""
     kind: str
     change: Mapping
     customer_code: str
