@@ -145,7 +145,7 @@ class Runtime:
         tenant_data_path()  # the tenants' trimmed botocore data: generated once here, not by each tenant
         from runtime.emails import warm_template_cache
 
-        warm_template_cache()  # the email templates: compiled once here, loaded by each tenant's first email
+        warm_template_cache()  # the email templates: compiled once here, loaded by the renderer actor
         svc = service_options(self.cfg)
         self.archive = self.archive_cls.options(**self._opts(ARCHIVE_ACTOR_NAME), **svc).remote(self.cfg_data)
         self.meetings = self.meetings_cls.options(**self._opts(MEETINGS_ACTOR_NAME), **svc).remote(

@@ -1,9 +1,9 @@
 """The email templates' Jinja environment, with the compiled templates kept on disk.
 
-Compiling the six templates (lexer, parser, code generator) is most of the CPU of a tenant's
-first email, and a hundred tenant processes on a node would each compile the same files. So the
-environment uses Jinja's own bytecode cache (``FileSystemBytecodeCache``): the driver compiles
-every template once per runtime start (``warm_template_cache``) and each tenant loads the code.
+Compiling the six templates (lexer, parser, code generator) is most of the CPU of a first
+rendering. So the environment uses Jinja's own bytecode cache (``FileSystemBytecodeCache``): the
+driver compiles every template once per runtime start (``warm_template_cache``) and the process
+that renders (the renderer actor, ``actors/renderer.py``; before it, every tenant) loads the code.
 
 What invalidates a compiled template, and what keys it:
 
